@@ -1,0 +1,5 @@
+"""Entry point for ``python -m vieter_lite``."""
+
+from vieter_lite.cli import main
+
+raise SystemExit(main())

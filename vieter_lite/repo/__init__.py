@@ -1,0 +1,1 @@
+"""Pacman repositories: package reading, desc/files formats, db archives, on-disk store."""
