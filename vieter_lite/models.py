@@ -1,0 +1,70 @@
+"""Records passed between modules: frozen dataclasses, no behaviour beyond small helpers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class PkgInfo:
+    """The fields of a package's .PKGINFO that a repository needs (names as in desc)."""
+
+    name: str
+    version: str
+    arch: str
+    base: str = ""
+    desc: str = ""
+    url: str = ""
+    builddate: str = ""
+    packager: str = ""
+    isize: str = ""
+    licenses: tuple[str, ...] = ()
+    replaces: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()
+    conflicts: tuple[str, ...] = ()
+    provides: tuple[str, ...] = ()
+    backup: tuple[str, ...] = ()
+    depends: tuple[str, ...] = ()
+    optdepends: tuple[str, ...] = ()
+    makedepends: tuple[str, ...] = ()
+    checkdepends: tuple[str, ...] = ()
+    xdata: tuple[str, ...] = ()
+
+    @property
+    def entry(self) -> str:
+        """The package's directory name in a repo db: '<name>-<version>'."""
+        return f"{self.name}-{self.version}"
+
+
+@dataclass(frozen=True)
+class Package:
+    """A readable package file: its metadata, file list and checksum."""
+
+    info: PkgInfo
+    extension: str          # ".pkg.tar.zst", ".pkg.tar.gz", ...
+    csize: int
+    sha256: str
+    files: tuple[str, ...] = ()
+    pgpsig: str = ""        # base64 detached signature, when one was uploaded
+
+    @property
+    def filename(self) -> str:
+        return f"{self.info.name}-{self.info.version}-{self.info.arch}{self.extension}"
+
+
+@dataclass(frozen=True)
+class RepoPackage:
+    """One package as recorded in one arch-repo."""
+
+    repo: str
+    arch: str
+    name: str
+    version: str
+    filename: str
+    pkg_arch: str
+    desc: str = field(repr=False, default="")
+    files: str = field(repr=False, default="")
+
+    @property
+    def entry(self) -> str:
+        return f"{self.name}-{self.version}"
