@@ -1,0 +1,226 @@
+"""Configuration as data: defaults < TOML file < VIETER_* environment (or VIETER_*_FILE)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import platform
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from vieter_lite.errors import ConfigError
+
+SYSTEM_CONFIG = Path("/etc/vieter-lite/vieter-lite.toml")
+USER_CONFIG = Path("~/.vieterrc")
+
+LOG_LEVELS = ("FATAL", "ERROR", "WARN", "WARNING", "INFO", "DEBUG")
+
+# Keys other vieter-lite commands read from the same files (~/.vieterrc is shared, as
+# in Vieter); the server accepts them in a file without complaint but ignores them.
+FOREIGN_KEYS = frozenset({
+    "address", "arch", "max_concurrent_builds", "polling_frequency",
+    "image_rebuild_frequency", "podman_url", "aur_url", "prepare_script",
+})
+
+
+def _machine_arch() -> str:
+    machine = platform.machine() or "x86_64"
+    return {"armv7l": "armv7h", "armv6l": "armv6h", "arm64": "aarch64", "amd64": "x86_64"}.get(
+        machine.lower(), machine.lower())
+
+
+def _check_port(value: int) -> None:
+    if not 0 <= value <= 65535:
+        raise ValueError("must be between 0 and 65535")
+
+
+def _check_positive(value: int) -> None:
+    if value <= 0:
+        raise ValueError("must be greater than 0")
+
+
+def _check_not_negative(value: int) -> None:
+    if value < 0:
+        raise ValueError("must not be negative")
+
+
+def _check_arch(value: str) -> None:
+    from vieter_lite.names import check_arch
+    check_arch(value)
+    if value == "any":
+        raise ValueError("'any' cannot be the default architecture")
+
+
+def _check_log_level(value: str) -> None:
+    if value.upper() not in LOG_LEVELS:
+        raise ValueError("must be one of " + ", ".join(LOG_LEVELS))
+
+
+def _check_schedule(value: str) -> None:
+    from vieter_lite import cron
+    cron.parse(value)
+
+
+def _check_not_empty(value: str) -> None:
+    if not value.strip():
+        raise ValueError("must not be empty")
+
+
+@dataclass(frozen=True)
+class Key:
+    """One configuration key: its type, default and check."""
+
+    name: str
+    type: type
+    default: Any
+    check: Callable[[Any], None] | None = None
+    doc: str = ""
+
+
+SERVER_KEYS: tuple[Key, ...] = (
+    Key("api_key", str, None, _check_not_empty, "secret expected in the X-Api-Key header (required)"),
+    Key("data_dir", str, "data", _check_not_empty, "where the database, repos and logs live"),
+    Key("pkg_dir", str, "", None, "where package files live (default: <data_dir>/pkgs)"),
+    Key("host", str, "0.0.0.0", _check_not_empty, "address to listen on"),
+    Key("port", int, 8000, _check_port, "port to listen on"),
+    Key("default_arch", str, _machine_arch(), _check_arch,
+        "arch-repo that receives 'any' packages, and targets without an arch"),
+    Key("log_level", str, "WARN", _check_log_level, "FATAL, ERROR, WARN, INFO or DEBUG"),
+    Key("max_upload_size", int, 2 * 1024 ** 3, _check_positive, "largest package upload in bytes"),
+    Key("threads", int, 8, _check_positive, "HTTP worker threads"),
+    Key("global_schedule", str, "0 3", _check_schedule, "cron schedule for targets without one"),
+    Key("base_image", str, "archlinux:base-devel", _check_not_empty, "image builds start from"),
+    Key("max_log_age", int, 0, _check_not_negative, "days to keep build logs (0 = keep)"),
+    Key("log_removal_schedule", str, "0 0", _check_schedule, "cron schedule of log removal"),
+    Key("collect_metrics", bool, False, None, "serve Prometheus metrics"),
+    Key("default_build_timeout", int, 3600, _check_positive, "build timeout in seconds"),
+)
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    api_key: str
+    data_dir: Path
+    pkg_dir: Path
+    host: str
+    port: int
+    default_arch: str
+    log_level: str
+    max_upload_size: int
+    threads: int
+    global_schedule: str
+    base_image: str
+    max_log_age: int
+    log_removal_schedule: str
+    collect_metrics: bool
+    default_build_timeout: int
+
+    def replace(self, **changes: Any) -> "ServerConfig":
+        return dataclasses.replace(self, **changes)
+
+
+def _coerce(key: Key, raw: Any, source: str) -> Any:
+    """Turn a TOML or environment value into the key's type, or raise ConfigError."""
+    try:
+        if key.type is bool:
+            if isinstance(raw, bool):
+                value = raw
+            elif isinstance(raw, str) and raw.strip().lower() in ("true", "false"):
+                value = raw.strip().lower() == "true"
+            else:
+                raise ValueError("must be true or false")
+        elif key.type is int:
+            if isinstance(raw, bool):
+                raise ValueError("must be an integer")
+            if isinstance(raw, int):
+                value = raw
+            elif isinstance(raw, str) and raw.strip().lstrip("-").isdecimal():
+                value = int(raw.strip())
+            else:
+                raise ValueError("must be an integer")
+        else:
+            if not isinstance(raw, str):
+                raise ValueError("must be a string")
+            value = raw
+        if key.check is not None:
+            key.check(value)
+    except ValueError as exc:
+        raise ConfigError(f"config key '{key.name}' ({source}): {exc}") from None
+    return value
+
+
+def read_file_values(path: Path, known: frozenset[str]) -> dict[str, Any]:
+    """Read one TOML file; a key no vieter-lite command knows stops start-up."""
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    for name in data:
+        if name not in known and name not in FOREIGN_KEYS:
+            raise ConfigError(f"unknown config key '{name}' in {path}")
+    return data
+
+
+def env_values(keys: tuple[Key, ...], environ: Mapping[str, str]) -> dict[str, tuple[str, str]]:
+    """VIETER_<KEY> and VIETER_<KEY>_FILE values as {name: (value, source)}."""
+    values: dict[str, tuple[str, str]] = {}
+    for key in keys:
+        var = "VIETER_" + key.name.upper()
+        direct, file_var = environ.get(var), environ.get(var + "_FILE")
+        if direct is not None and file_var is not None:
+            raise ConfigError(f"config key '{key.name}': set {var} or {var}_FILE, not both")
+        if file_var is not None:
+            try:
+                text = Path(file_var).read_text()
+            except OSError as exc:
+                raise ConfigError(f"config key '{key.name}': cannot read {var}_FILE "
+                                  f"{file_var}: {exc.strerror}") from None
+            values[key.name] = (text[:-1] if text.endswith("\n") else text, f"{var}_FILE")
+        elif direct is not None:
+            values[key.name] = (direct, var)
+    return values
+
+
+def config_files(explicit: str | None) -> list[Path]:
+    """The files to read: the one given with -f, else the system and user files present."""
+    if explicit:
+        path = Path(explicit).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist")
+        return [path]
+    return [p for p in (SYSTEM_CONFIG, USER_CONFIG.expanduser()) if p.is_file()]
+
+
+def load_values(keys: tuple[Key, ...], config_file: str | None,
+                environ: Mapping[str, str]) -> dict[str, Any]:
+    """Merge defaults, files and environment for a key table; check every value."""
+    known = frozenset(k.name for k in keys)
+    raw: dict[str, tuple[Any, str]] = {}
+    for path in config_files(config_file):
+        raw.update({n: (v, str(path)) for n, v in read_file_values(path, known).items() if n in known})
+    raw.update(env_values(keys, environ))
+    values: dict[str, Any] = {}
+    for key in keys:
+        if key.name in raw:
+            values[key.name] = _coerce(key, *raw[key.name])
+        elif key.default is None:
+            raise ConfigError(f"config key '{key.name}' is required: set it in the config "
+                              f"file or as VIETER_{key.name.upper()}")
+        else:
+            values[key.name] = key.default
+    return values
+
+
+def load_server(config_file: str | None = None,
+                environ: Mapping[str, str] | None = None) -> ServerConfig:
+    values = load_values(SERVER_KEYS, config_file, os.environ if environ is None else environ)
+    data_dir = Path(values["data_dir"]).expanduser()
+    values["data_dir"] = data_dir
+    values["pkg_dir"] = Path(values["pkg_dir"]).expanduser() if values["pkg_dir"] else data_dir / "pkgs"
+    values["log_level"] = values["log_level"].upper()
+    return ServerConfig(**values)
