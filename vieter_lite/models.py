@@ -63,7 +63,7 @@ class RepoPackage:
     filename: str
     pkg_arch: str
     desc: str = field(repr=False, default="")
-    files: str = field(repr=False, default="")
+    published_at: int = 0
 
     @property
     def entry(self) -> str:

@@ -1,0 +1,316 @@
+"""The on-disk repositories: publish and remove under locks, db archives by atomic rename.
+
+sqlite is the source of truth for what each arch-repo holds; the .db/.files archives are
+derived from it. Every change bumps the arch-repo's generation; a writer rewrites the
+archives for the newest generation, so a burst of publishes shares one rewrite, and
+start-up rewrites whatever a crash left unwritten.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import logging
+import os
+import shutil
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from vieter_lite import names
+from vieter_lite.db import Database
+from vieter_lite.errors import BadRequest, Conflict, NotFound, PayloadTooLarge
+from vieter_lite.models import Package, RepoPackage
+from vieter_lite.repo import database, desc
+from vieter_lite.repo.package import read_package
+from vieter_lite.repo.vercmp import vercmp
+
+log = logging.getLogger(__name__)
+
+CHUNK = 256 * 1024
+DB_KINDS = {"db": "db", "files": "files"}
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    name: str
+    version: str
+    archs: tuple[str, ...]
+
+
+def checked(repo: str, arch: str | None = None) -> None:
+    """Raise BadRequest for an unsafe repo or arch name."""
+    try:
+        names.check_repo(repo)
+        if arch is not None:
+            names.check_arch(arch)
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class RepoStore:
+    """Publishes, removes and locates packages and db archives under data_dir/pkg_dir."""
+
+    def __init__(self, db: Database, data_dir: Path, pkg_dir: Path, default_arch: str,
+                 max_upload_size: int = 2 * 1024 ** 3, clock: Callable[[], float] = time.time):
+        self.db = db
+        self.repos_dir = Path(data_dir) / "repos"
+        self.tmp_dir = Path(data_dir) / "tmp"
+        self.pkg_dir = Path(pkg_dir)
+        self.default_arch = default_arch
+        self.max_upload_size = max_upload_size
+        self.clock = clock
+        self._locks: dict[object, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+        for path in (self.repos_dir, self.tmp_dir, self.pkg_dir):
+            path.mkdir(parents=True, exist_ok=True)
+
+    def _lock(self, key: object) -> threading.Lock:
+        with self._locks_guard:
+            return self._locks.setdefault(key, threading.Lock())
+
+    # -- uploads ----------------------------------------------------------------------
+
+    def receive_upload(self, read: Callable[[int], bytes], length: int) -> tuple[Path, str]:
+        """Stream `length` bytes into a temp file; returns (path, sha256). Caller removes it."""
+        if length > self.max_upload_size:
+            raise PayloadTooLarge(f"package is larger than the limit of {self.max_upload_size} bytes")
+        path = self.tmp_dir / f"upload-{uuid.uuid4().hex}"
+        digest = hashlib.sha256()
+        try:
+            with open(path, "wb") as out:
+                remaining = length
+                while remaining:
+                    chunk = read(min(CHUNK, remaining))
+                    if not chunk:
+                        raise BadRequest(f"upload ended after {length - remaining} of "
+                                         f"{length} bytes")
+                    digest.update(chunk)
+                    out.write(chunk)
+                    remaining -= len(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+        return path, digest.hexdigest()
+
+    # -- publishing -------------------------------------------------------------------
+
+    def publish(self, repo: str, upload: Path, sha256: str | None = None,
+                force: bool = False) -> PublishResult:
+        checked(repo)
+        pkg = read_package(upload, sha256)
+        info = pkg.info
+        desc_text = desc.render_desc(pkg)
+        members = database.entry_members(database.Entry(
+            info.entry, desc_text, desc.render_files(pkg.files), int(info.builddate or 0)))
+        with self._lock(repo):
+            existing = [arch for _, arch in self.db.arch_repos(repo)]
+            targets = sorted(set(existing) | {self.default_arch}) if info.arch == "any" \
+                else [info.arch]
+            current = {a: self.db.package(repo, a, info.name) for a in targets}
+            for arch, cur in current.items():
+                if cur and not force and vercmp(info.version, cur.version) < 0:
+                    raise Conflict(f"{info.name} {info.version} is older than {cur.version} "
+                                   f"in {repo}/{arch}; add ?force=true to downgrade")
+            new_archs = [a for a in targets if a not in existing]
+            backfill = self._any_packages(repo, existing) if new_archs else []
+            for arch in targets:
+                self._link(upload, self.pkg_dir / repo / arch / pkg.filename)
+            for arch in new_archs:
+                for other in backfill:
+                    if other.name != info.name:
+                        self._link(self.pkg_dir / repo / other.arch / other.filename,
+                                   self.pkg_dir / repo / arch / other.filename)
+            now = int(self.clock())
+            with self.db.transaction():
+                for arch in new_archs:
+                    self.db.add_arch_repo(repo, arch)
+                    for other in backfill:
+                        if other.name != info.name:
+                            self.db.copy_package(other, arch)
+                for arch in targets:
+                    self.db.put_package(self._record(repo, arch, pkg, desc_text, now), *members)
+                    self.db.bump_generation(repo, arch)
+        for arch in targets:
+            self.write_archives(repo, arch)
+        for arch, cur in current.items():
+            if cur and cur.filename != pkg.filename:
+                self._unlink_unreferenced(repo, arch, cur.filename)
+        log.info("published %s %s to %s/%s", info.name, info.version, repo, ",".join(targets))
+        return PublishResult(info.name, info.version, tuple(targets))
+
+    @staticmethod
+    def _record(repo: str, arch: str, pkg: Package, desc_text: str, now: int) -> RepoPackage:
+        return RepoPackage(repo=repo, arch=arch, name=pkg.info.name, version=pkg.info.version,
+                           filename=pkg.filename, pkg_arch=pkg.info.arch, desc=desc_text,
+                           published_at=now)
+
+    def _any_packages(self, repo: str, existing: list[str]) -> list[RepoPackage]:
+        """The repo's 'any' packages, read from one existing arch-repo (they are alike)."""
+        if not existing:
+            return []
+        source = self.default_arch if self.default_arch in existing else existing[0]
+        return self.db.packages(repo, source, pkg_arch="any")
+
+    def _link(self, source: Path, dest: Path) -> None:
+        """Put `source` at `dest` as a hard link (a copy across filesystems), atomically."""
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.parent / f".tmp.{uuid.uuid4().hex}"
+        try:
+            os.link(source, tmp)
+        except OSError as exc:
+            if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK):
+                raise
+            shutil.copyfile(source, tmp)
+        os.replace(tmp, dest)
+
+    def _unlink_unreferenced(self, repo: str, arch: str, filename: str) -> None:
+        if not self.db.file_referenced(repo, arch, filename):
+            (self.pkg_dir / repo / arch / filename).unlink(missing_ok=True)
+
+    # -- db archives ------------------------------------------------------------------
+
+    def archive_path(self, repo: str, arch: str, kind: str) -> Path:
+        return self.repos_dir / repo / arch / f"{repo}.{kind}.tar.gz"
+
+    def write_archives(self, repo: str, arch: str) -> None:
+        """Bring the arch-repo's archives up to its newest generation (no-op when current)."""
+        with self._lock(("archives", repo, arch)):
+            written = self.db.written_generation(repo, arch)
+            snapshot = self.db.snapshot_members(repo, arch) if written is not None else None
+            if snapshot is None:
+                return
+            generation, members = snapshot
+            if written >= generation and self.archive_path(repo, arch, "db").exists():
+                return
+            directory = self.repos_dir / repo / arch
+            directory.mkdir(parents=True, exist_ok=True)
+            db_path, files_path = (self.archive_path(repo, arch, k) for k in ("db", "files"))
+            db_tmp, files_tmp = (p.with_name(".tmp." + p.name) for p in (db_path, files_path))
+            with open(db_tmp, "wb") as db_out, open(files_tmp, "wb") as files_out:
+                database.write_archives(members, db_out, files_out)
+                for out in (db_out, files_out):
+                    out.flush()
+                    os.fsync(out.fileno())
+            mtime = self._next_mtime(db_path)
+            for tmp, final in ((db_tmp, db_path), (files_tmp, files_path)):
+                os.utime(tmp, (mtime, mtime))
+                os.replace(tmp, final)
+                link = final.with_name(final.name[:-len(".tar.gz")])
+                if not link.is_symlink():
+                    link.unlink(missing_ok=True)
+                    link.symlink_to(final.name)
+            _fsync_dir(directory)
+            self.db.mark_written(repo, arch, generation)
+            log.debug("wrote %s/%s db (generation %d, %d packages)", repo, arch, generation,
+                      len(members))
+
+    def _next_mtime(self, current: Path) -> float:
+        """Now, but always a later second than the archive it replaces, so clients'
+        If-Modified-Since (1 s resolution) never mistakes a new db for the old one."""
+        now = self.clock()
+        try:
+            previous = int(current.stat().st_mtime)
+        except FileNotFoundError:
+            return now
+        return max(now, previous + 1)
+
+    # -- removal ----------------------------------------------------------------------
+
+    def remove_package(self, repo: str, arch: str, name: str) -> None:
+        checked(repo, arch)
+        with self._lock(repo):
+            pkg = self.db.package(repo, arch, name)
+            if pkg is None:
+                raise NotFound(f"package '{name}' not found in {repo}/{arch}")
+            with self.db.transaction():
+                self.db.remove_package(repo, arch, name)
+                self.db.bump_generation(repo, arch)
+        self.write_archives(repo, arch)
+        self._unlink_unreferenced(repo, arch, pkg.filename)
+
+    def remove_arch_repo(self, repo: str, arch: str) -> None:
+        checked(repo, arch)
+        with self._lock(repo), self._lock(("archives", repo, arch)):
+            if not self.db.remove_arch_repo(repo, arch):
+                raise NotFound(f"arch-repo {repo}/{arch} not found")
+            shutil.rmtree(self.repos_dir / repo / arch, ignore_errors=True)
+            shutil.rmtree(self.pkg_dir / repo / arch, ignore_errors=True)
+        log.info("removed arch-repo %s/%s", repo, arch)
+
+    def remove_repo(self, repo: str) -> None:
+        checked(repo)
+        archs = [arch for _, arch in self.db.arch_repos(repo)]
+        if not archs:
+            raise NotFound(f"repository '{repo}' not found")
+        for arch in archs:
+            try:
+                self.remove_arch_repo(repo, arch)
+            except NotFound:
+                pass
+        shutil.rmtree(self.repos_dir / repo, ignore_errors=True)
+        shutil.rmtree(self.pkg_dir / repo, ignore_errors=True)
+
+    # -- lookups for serving ----------------------------------------------------------
+
+    def db_file(self, repo: str, arch: str, filename: str) -> Path | None:
+        """The archive for '<repo>.db', '<repo>.files' or their '.tar.gz' names, else None."""
+        base = filename[:-len(".tar.gz")] if filename.endswith(".tar.gz") else filename
+        for kind in DB_KINDS:
+            if base == f"{repo}.{kind}":
+                return self.archive_path(repo, arch, kind)
+        return None
+
+    def package_file(self, repo: str, arch: str, filename: str) -> Path:
+        if "/" in filename or filename.startswith("."):
+            raise BadRequest(f"invalid file name '{filename}'")
+        return self.pkg_dir / repo / arch / filename
+
+    def desc_entry(self, repo: str, arch: str, entry: str) -> RepoPackage | None:
+        """The package whose db entry is '<name>-<version>', if published in that arch-repo."""
+        try:
+            name, version = names.split_entry(entry)
+        except ValueError:
+            return None
+        pkg = self.db.package(repo, arch, name)
+        return pkg if pkg is not None and pkg.version == version else None
+
+    # -- start-up ---------------------------------------------------------------------
+
+    def recover(self) -> None:
+        """Finish what a crash interrupted: temp files, unwritten archives, orphan files."""
+        for leftover in self.tmp_dir.iterdir():
+            leftover.unlink(missing_ok=True)
+        known = set(self.db.arch_repos())
+        for repo, arch in known:
+            self.write_archives(repo, arch)
+        for root in (self.pkg_dir, self.repos_dir):
+            for repo_dir in [p for p in root.iterdir() if p.is_dir()]:
+                for arch_dir in [p for p in repo_dir.iterdir() if p.is_dir()]:
+                    if (repo_dir.name, arch_dir.name) not in known:
+                        log.warning("removing leftover %s", arch_dir)
+                        shutil.rmtree(arch_dir, ignore_errors=True)
+                    elif root == self.pkg_dir:
+                        self._remove_orphans(repo_dir.name, arch_dir)
+                if not any(repo_dir.iterdir()):
+                    repo_dir.rmdir()
+
+    def _remove_orphans(self, repo: str, arch_dir: Path) -> None:
+        wanted = self.db.filenames(repo, arch_dir.name)
+        for path in arch_dir.iterdir():
+            if path.name not in wanted:
+                log.warning("removing unreferenced %s", path)
+                path.unlink(missing_ok=True)

@@ -1,0 +1,76 @@
+"""Owns every thread of the server: one stop Event, signals only set it, clean shutdown."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import tempfile
+import threading
+from typing import Callable
+
+from vieter_lite.config import ServerConfig
+from vieter_lite.db import Database
+from vieter_lite.repo.store import RepoStore
+from vieter_lite.web.app import Services, make_app
+from vieter_lite.web.server import HttpServer
+
+log = logging.getLogger(__name__)
+
+
+def build_services(config: ServerConfig) -> Services:
+    """Open the data dir: sqlite, the repo store; finish what a crash left behind."""
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(config.data_dir / "vieter.sqlite")
+    store = RepoStore(db, config.data_dir, config.pkg_dir, config.default_arch,
+                      max_upload_size=config.max_upload_size)
+    store.recover()
+    return Services(config=config, db=db, store=store)
+
+
+class Supervisor:
+    """Starts the services' threads, waits for stop, and stops them in order."""
+
+    def __init__(self, config: ServerConfig):
+        self.config = config
+        self.stop_event = threading.Event()
+        self.failed: list[str] = []
+        self.services = build_services(config)
+        # waitress buffers request bodies in temp files: keep them on the data disk
+        # (a Pi's /tmp is often a small tmpfs).
+        tempfile.tempdir = str(self.services.store.tmp_dir)
+        self.http = HttpServer(make_app(self.services), config.host, config.port,
+                               config.threads, config.max_upload_size)
+        self._threads: list[threading.Thread] = []
+
+    def _spawn(self, name: str, target: Callable[[], None]) -> None:
+        def guarded() -> None:
+            try:
+                target()
+                if not self.stop_event.is_set():
+                    log.error("thread %s ended unexpectedly; stopping", name)
+                    self.failed.append(name)
+            except BaseException:
+                log.exception("thread %s crashed; stopping", name)
+                self.failed.append(name)
+            finally:
+                self.stop_event.set()
+
+        thread = threading.Thread(target=guarded, name=name, daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    def install_signal_handlers(self) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: self.stop_event.set())
+
+    def run(self) -> int:
+        """Serve until a signal or a crashed thread; 0 on a clean stop, 1 after a crash."""
+        self._spawn("http", self.http.run)
+        log.warning("vieter-lite serving on http://%s:%d", self.http.host, self.http.port)
+        self.stop_event.wait()
+        log.warning("stopping")
+        self.http.stop()
+        for thread in self._threads:
+            thread.join(timeout=5)
+        self.services.db.close()
+        return 1 if self.failed else 0

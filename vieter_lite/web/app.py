@@ -1,0 +1,115 @@
+"""make_app(): the bottle app, auth, and the one place errors become {message, data} responses."""
+
+from __future__ import annotations
+
+import functools
+import hmac
+import json
+import logging
+import re
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import bottle
+from bottle import HTTPError, HTTPResponse, request
+
+from vieter_lite.config import ServerConfig
+from vieter_lite.db import Database
+from vieter_lite.errors import BadRequest, Unauthorized, VieterError
+from vieter_lite.repo.store import RepoStore
+
+log = logging.getLogger(__name__)
+
+JSON = "application/json"
+
+
+@dataclass
+class Services:
+    """What the routes work with; built once by the supervisor (or a test)."""
+
+    config: ServerConfig
+    db: Database
+    store: RepoStore
+
+
+def envelope(data: Any = "", message: str = "", status: int = 200) -> HTTPResponse:
+    """Vieter's {"message", "data"} JSON body."""
+    body = json.dumps({"message": message, "data": data}, separators=(",", ":"))
+    return HTTPResponse(body=body, status=status, headers={"Content-Type": JSON})
+
+
+def require_api_key(config: ServerConfig) -> None:
+    given = request.environ.get("HTTP_X_API_KEY", "")
+    if not hmac.compare_digest(given.encode(), config.api_key.encode()):
+        raise Unauthorized("Unauthorized.")
+
+
+def query_flag(name: str) -> bool:
+    """?name, ?name=true -> True; absent, ?name=false -> False; anything else -> 400."""
+    if name not in request.query:
+        return False
+    value = request.query.getunicode(name, default="") or ""
+    if value.lower() in ("", "true", "1"):
+        return True
+    if value.lower() in ("false", "0"):
+        return False
+    raise BadRequest(f"invalid value for '{name}': expected true or false")
+
+
+def _error_plugin(callback: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn domain errors and crashes into enveloped responses (never an HTML page)."""
+
+    @functools.wraps(callback)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return callback(*args, **kwargs)
+        except (HTTPResponse, HTTPError):
+            raise
+        except VieterError as exc:
+            return envelope(message=exc.message, status=exc.status)
+        except Exception:
+            log.exception("error handling %s %s", request.method, request.path)
+            return envelope(message="Internal server error.", status=500)
+
+    return wrapper
+
+
+def _default_error(res: HTTPError) -> str:
+    """bottle's own errors (no route, wrong method) in the same envelope."""
+    bottle.response.content_type = JSON
+    message = {404: "Not found.", 405: "Method not allowed."}.get(res.status_code)
+    return json.dumps({"message": message or str(res.body or res.status_line), "data": ""},
+                      separators=(",", ":"))
+
+
+class _NormalisePath:
+    """WSGI middleware: '//a///b/' is '/a/b', as in Vieter (pacman URLs may carry '//')."""
+
+    _SLASHES = re.compile("/{2,}")
+
+    def __init__(self, app: Callable[..., Any]):
+        self.app = app
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        path = self._SLASHES.sub("/", environ.get("PATH_INFO", "/"))
+        if len(path) > 1:
+            path = path.rstrip("/")
+        environ["PATH_INFO"] = path
+        return self.app(environ, start_response)
+
+
+def make_app(services: Services) -> Callable[..., Any]:
+    """The WSGI application: every route, wrapped once for errors."""
+    from vieter_lite.web import repo  # routes import this module for helpers
+
+    app = bottle.Bottle(catchall=True)
+    app.default_error_handler = _default_error  # type: ignore[method-assign]
+    app.install(_error_plugin)
+
+    @app.get("/health")
+    def health() -> HTTPResponse:
+        return envelope(message="Healthy.")
+
+    repo.register(app, services)
+    app.services = services  # type: ignore[attr-defined]
+    return _NormalisePath(app)

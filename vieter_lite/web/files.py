@@ -1,0 +1,112 @@
+"""Serving files and small bodies: Last-Modified/If-Modified-Since, single Range (RFC 9110)."""
+
+from __future__ import annotations
+
+import email.utils
+import os
+import re
+import stat
+from pathlib import Path
+from typing import BinaryIO, Iterator
+
+from bottle import HTTPResponse, request
+
+from vieter_lite.errors import NotFound
+
+OCTET = "application/octet-stream"
+TEXT = "text/plain; charset=utf-8"
+CHUNK = 64 * 1024
+_RANGE_SPEC = re.compile(r"([0-9]*)-([0-9]*)", re.ASCII)
+
+
+def parse_range(header: str, size: int) -> tuple[int, int] | None | bool:
+    """A single 'bytes=' range -> (start, end inclusive); None to ignore the header
+    (other units, several ranges, malformed); False when it cannot be satisfied."""
+    unit, sep, spec = header.partition("=")
+    if not sep or unit.strip().lower() != "bytes" or "," in spec:
+        return None
+    match = _RANGE_SPEC.fullmatch(spec.strip())
+    if not match or not any(match.groups()):
+        return None
+    first, last = match.groups()
+    if not first:  # suffix: the last N bytes
+        length = int(last)
+        if length == 0 or size == 0:
+            return False
+        return max(0, size - length), size - 1
+    start = int(first)
+    end = size - 1 if not last else min(int(last), size - 1)
+    if last and int(last) < start:
+        return None
+    if start >= size:
+        return False
+    return start, end
+
+
+def _not_modified_since(mtime: int) -> bool:
+    header = request.environ.get("HTTP_IF_MODIFIED_SINCE")
+    if not header:
+        return False
+    try:
+        since = email.utils.parsedate_to_datetime(header)
+    except (TypeError, ValueError):
+        return False
+    return since is not None and mtime <= since.timestamp()
+
+
+def _read_range(fh: BinaryIO, start: int, length: int) -> Iterator[bytes]:
+    try:
+        fh.seek(start)
+        while length > 0:
+            chunk = fh.read(min(CHUNK, length))
+            if not chunk:
+                break
+            length -= len(chunk)
+            yield chunk
+    finally:
+        fh.close()
+
+
+def send(body: bytes | BinaryIO, size: int, mtime: int, content_type: str) -> HTTPResponse:
+    """A 200/206/304/416 response for a body of `size` bytes last changed at `mtime`."""
+    headers = {"Content-Type": content_type, "Accept-Ranges": "bytes",
+               "Last-Modified": email.utils.formatdate(mtime, usegmt=True)}
+    if _not_modified_since(mtime):
+        _close(body)
+        return HTTPResponse(status=304, headers={"Last-Modified": headers["Last-Modified"]})
+    status, start, length = 200, 0, size
+    header = request.environ.get("HTTP_RANGE")
+    if header and request.method != "HEAD":
+        wanted = parse_range(header, size)
+        if wanted is False:
+            _close(body)
+            headers["Content-Range"] = f"bytes */{size}"
+            return HTTPResponse(status=416, headers=headers, body=b"")
+        if wanted:
+            status, start, length = 206, wanted[0], wanted[1] - wanted[0] + 1
+            headers["Content-Range"] = f"bytes {wanted[0]}-{wanted[1]}/{size}"
+    headers["Content-Length"] = str(length)
+    if request.method == "HEAD":
+        _close(body)
+        return HTTPResponse(status=status, headers=headers, body=b"")
+    if isinstance(body, bytes):
+        return HTTPResponse(status=status, headers=headers, body=body[start:start + length])
+    return HTTPResponse(status=status, headers=headers, body=_read_range(body, start, length))
+
+
+def _close(body: bytes | BinaryIO) -> None:
+    if not isinstance(body, bytes):
+        body.close()
+
+
+def send_file(path: Path, content_type: str = OCTET) -> HTTPResponse:
+    """Serve a regular file (symlinks followed); NotFound if there is none."""
+    try:
+        fh = open(path, "rb")
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        raise NotFound("Not found.") from None
+    info = os.fstat(fh.fileno())
+    if not stat.S_ISREG(info.st_mode):
+        fh.close()
+        raise NotFound("Not found.")
+    return send(fh, info.st_size, int(info.st_mtime), content_type)

@@ -1,0 +1,75 @@
+"""Repository routes: GET|HEAD /:repo/:arch/:filename, POST /:repo/publish, DELETEs."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import bottle
+from bottle import HTTPResponse, request
+
+from vieter_lite.errors import BadRequest, LengthRequired, NotFound
+from vieter_lite.repo.store import checked
+from vieter_lite.web import files
+from vieter_lite.web.app import envelope, query_flag, require_api_key
+
+if TYPE_CHECKING:
+    from vieter_lite.web.app import Services
+
+
+def register(app: bottle.Bottle, services: "Services") -> None:
+    store, config = services.store, services.config
+
+    @app.route("/<repo>/<arch>/<filename>", method=["GET", "HEAD"])
+    def get_file(repo: str, arch: str, filename: str) -> HTTPResponse:
+        if repo.lower() == "api":
+            raise NotFound("Not found.")
+        checked(repo, arch)
+        db_file = store.db_file(repo, arch, filename)
+        if db_file is not None:
+            return files.send_file(db_file)
+        if filename.endswith(".sig"):  # signatures are not stored: answer at once
+            raise NotFound("Not found.")
+        if ".pkg" in filename:
+            return files.send_file(store.package_file(repo, arch, filename))
+        pkg = store.desc_entry(repo, arch, filename)
+        if pkg is None:
+            raise NotFound("Not found.")
+        return files.send(pkg.desc.encode(), len(pkg.desc.encode()), pkg.published_at,
+                          files.TEXT)
+
+    @app.post("/<repo>/publish")
+    def publish(repo: str) -> HTTPResponse:
+        require_api_key(config)
+        checked(repo)
+        force = query_flag("force")
+        if request.content_type.startswith("multipart/"):
+            raise BadRequest("send the package file itself as the request body "
+                             "(curl -T FILE or --data-binary @FILE), not a form")
+        if "CONTENT_LENGTH" not in request.environ or request.content_length < 0:
+            raise LengthRequired("Content-Length is required.")
+        upload, sha256 = store.receive_upload(request.environ["wsgi.input"].read,
+                                              request.content_length)
+        try:
+            result = store.publish(repo, upload, sha256, force=force)
+        finally:
+            upload.unlink(missing_ok=True)
+        return envelope({"name": result.name, "version": result.version,
+                         "archs": list(result.archs)})
+
+    @app.delete("/<repo>/<arch>/<pkg>")
+    def delete_package(repo: str, arch: str, pkg: str) -> HTTPResponse:
+        require_api_key(config)
+        store.remove_package(repo, arch, pkg)
+        return envelope(message=f"Package '{pkg}' removed from {repo}/{arch}.")
+
+    @app.delete("/<repo>/<arch>")
+    def delete_arch_repo(repo: str, arch: str) -> HTTPResponse:
+        require_api_key(config)
+        store.remove_arch_repo(repo, arch)
+        return envelope(message=f"Arch-repo {repo}/{arch} removed.")
+
+    @app.delete("/<repo>")
+    def delete_repo(repo: str) -> HTTPResponse:
+        require_api_key(config)
+        store.remove_repo(repo)
+        return envelope(message=f"Repository '{repo}' removed.")
