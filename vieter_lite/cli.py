@@ -22,7 +22,7 @@ def _setup_logging(level: str) -> None:
 def cmd_server(args: argparse.Namespace) -> int:
     from vieter_lite.supervisor import Supervisor
 
-    cfg = config.load_server(args.config_file)
+    cfg = config.load_server(getattr(args, "config_file", None))
     _setup_logging(cfg.log_level)
     supervisor = Supervisor(cfg)
     supervisor.install_signal_handlers()
@@ -38,13 +38,15 @@ def cmd_schedule(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="vieter-lite",
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-f", "--config-file", default=argparse.SUPPRESS,
+                        help=f"TOML config file (default: {config.SYSTEM_CONFIG} and "
+                        "~/.vieterrc when present)")
+    parser = argparse.ArgumentParser(prog="vieter-lite", parents=[common],
                                      description="A small Arch Linux repository and build server.")
     parser.add_argument("--version", action="version", version=f"vieter-lite {__version__}")
-    parser.add_argument("-f", "--config-file", help="TOML config file (default: "
-                        f"{config.SYSTEM_CONFIG} and ~/.vieterrc when present)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    server = commands.add_parser("server", help="run the repository server")
+    server = commands.add_parser("server", parents=[common], help="run the repository server")
     server.set_defaults(func=cmd_server)
     schedule = commands.add_parser("schedule", help="print the next run times of a cron expression")
     schedule.add_argument("expression", nargs="+", help="e.g. '0 3' or '*/15 * * *'")
