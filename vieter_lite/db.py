@@ -38,6 +38,7 @@ MIGRATIONS: tuple[str, ...] = (
     """,
 )
 
+Snapshot = tuple[int, Iterator[tuple[bytes, bytes]]]
 _PKG_COLUMNS = "repo, arch, name, version, filename, pkg_arch, desc, published_at"
 
 
@@ -133,17 +134,25 @@ class Database:
         rows = self._all("SELECT repo, arch FROM arch_repos WHERE written < generation")
         return [(r["repo"], r["arch"]) for r in rows]
 
-    def snapshot_members(self, repo: str, arch: str) -> tuple[int, list[tuple[bytes, bytes]]] | None:
-        """(generation, tar members in entry order) read together; None if no such arch-repo."""
-        with self.transaction():
-            row = self._one("SELECT generation FROM arch_repos WHERE repo = ? AND arch = ?",
-                            repo, arch)
+    @contextmanager
+    def members_snapshot(self, repo: str, arch: str) -> Iterator[Snapshot | None]:
+        """(generation, tar members in entry order) from one consistent read, streamed
+        through a separate connection so writers are not held up; None if no such arch-repo."""
+        conn = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+        try:
+            conn.execute("BEGIN")
+            row = conn.execute("SELECT generation FROM arch_repos WHERE repo = ? AND arch = ?",
+                               (repo, arch)).fetchone()
             if row is None:
-                return None
-            members = self._conn.execute(
-                "SELECT db_member, files_member FROM packages WHERE repo = ? AND arch = ? "
-                "ORDER BY name || '-' || version", (repo, arch)).fetchall()
-            return row["generation"], [(m[0], m[1]) for m in members]
+                yield None
+            else:
+                cursor = conn.execute(
+                    "SELECT db_member, files_member FROM packages WHERE repo = ? AND arch = ? "
+                    "ORDER BY name || '-' || version", (repo, arch))
+                yield row[0], iter(cursor)
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
 
     def written_generation(self, repo: str, arch: str) -> int | None:
         row = self._one("SELECT written FROM arch_repos WHERE repo = ? AND arch = ?", repo, arch)

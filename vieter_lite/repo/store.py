@@ -41,12 +41,14 @@ class PublishResult:
     archs: tuple[str, ...]
 
 
-def checked(repo: str, arch: str | None = None) -> None:
-    """Raise BadRequest for an unsafe repo or arch name."""
+def checked(repo: str, arch: str | None = None, pkgname: str | None = None) -> None:
+    """Raise BadRequest for an unsafe repo, arch or package name."""
     try:
         names.check_repo(repo)
         if arch is not None:
             names.check_arch(arch)
+        if pkgname is not None:
+            names.check_pkgname(pkgname)
     except ValueError as exc:
         raise BadRequest(str(exc)) from None
 
@@ -188,10 +190,10 @@ class RepoStore:
 
     def write_archives(self, repo: str, arch: str) -> None:
         """Bring the arch-repo's archives up to its newest generation (no-op when current)."""
-        with self._lock(("archives", repo, arch)):
+        with self._lock(("archives", repo, arch)), \
+                self.db.members_snapshot(repo, arch) as snapshot:
             written = self.db.written_generation(repo, arch)
-            snapshot = self.db.snapshot_members(repo, arch) if written is not None else None
-            if snapshot is None:
+            if snapshot is None or written is None:
                 return
             generation, members = snapshot
             if written >= generation and self.archive_path(repo, arch, "db").exists():
@@ -201,7 +203,7 @@ class RepoStore:
             db_path, files_path = (self.archive_path(repo, arch, k) for k in ("db", "files"))
             db_tmp, files_tmp = (p.with_name(".tmp." + p.name) for p in (db_path, files_path))
             with open(db_tmp, "wb") as db_out, open(files_tmp, "wb") as files_out:
-                database.write_archives(members, db_out, files_out)
+                count = database.write_archives(members, db_out, files_out)
                 for out in (db_out, files_out):
                     out.flush()
                     os.fsync(out.fileno())
@@ -215,8 +217,7 @@ class RepoStore:
                     link.symlink_to(final.name)
             _fsync_dir(directory)
             self.db.mark_written(repo, arch, generation)
-            log.debug("wrote %s/%s db (generation %d, %d packages)", repo, arch, generation,
-                      len(members))
+            log.debug("wrote %s/%s db (generation %d, %d packages)", repo, arch, generation, count)
 
     def _next_mtime(self, current: Path) -> float:
         """Now, but always a later second than the archive it replaces, so clients'
@@ -231,7 +232,7 @@ class RepoStore:
     # -- removal ----------------------------------------------------------------------
 
     def remove_package(self, repo: str, arch: str, name: str) -> None:
-        checked(repo, arch)
+        checked(repo, arch, name)
         with self._lock(repo):
             pkg = self.db.package(repo, arch, name)
             if pkg is None:
