@@ -60,7 +60,7 @@ def parse_desc(text: str) -> dict[str, list[str]]:
     result: dict[str, list[str]] = {}
     current: list[str] | None = None
     for line in text.split("\n"):
-        if len(line) > 2 and line.startswith("%") and line.endswith("%"):
+        if current is None and len(line) > 2 and line.startswith("%") and line.endswith("%"):
             current = result.setdefault(line[1:-1], [])
         elif line == "":
             current = None

@@ -62,7 +62,7 @@ PKGINFO_KEYS: dict[str, tuple[str, bool]] = {
     "checkdepend": ("checkdepends", True),
     "xdata": ("xdata", True),
 }
-_SPACES = re.compile(r"\s+")
+_SPACES = re.compile(r"[ \t\n\r\f\v]+")  # bash [[:space:]] as repo-add uses it
 DOTFILES_SKIPPED = (".PKGINFO", ".BUILDINFO", ".MTREE", ".INSTALL", ".CHANGELOG")
 
 
@@ -74,13 +74,13 @@ def parse_pkginfo(text: str) -> PkgInfo:
     """.PKGINFO text -> PkgInfo; unknown keys ignored, whitespace normalised like repo-add."""
     single: dict[str, str] = {}
     multi: dict[str, list[str]] = {}
-    for lineno, line in enumerate(text.splitlines(), 1):
-        if not line.strip() or line.lstrip().startswith("#"):
+    for lineno, line in enumerate(text.split("\n"), 1):  # bash read splits on \n only
+        if not line.strip(" \t\r") or line.lstrip().startswith("#"):
             continue
         key, sep, value = line.partition("=")
         if not sep:
             raise InvalidPackage(f"invalid line {lineno} in .PKGINFO: no '='")
-        key, value = key.strip(), _SPACES.sub(" ", value).strip()
+        key, value = key.strip(), _SPACES.sub(" ", value).strip(" ")
         if key not in PKGINFO_KEYS:
             continue
         attr, is_multi = PKGINFO_KEYS[key]
@@ -104,7 +104,7 @@ def parse_pkginfo(text: str) -> PkgInfo:
         raise InvalidPackage(f".PKGINFO: {exc}") from None
     for attr, key in (("isize", "size"), ("builddate", "builddate")):
         value = single.get(attr, "")
-        if value and not (value.isdecimal() and int(value) < MAX_INT_FIELD):
+        if value and not (value.isascii() and value.isdecimal() and int(value) < MAX_INT_FIELD):
             raise InvalidPackage(f".PKGINFO: {key} '{value[:40]}' is not a sane number")
     return PkgInfo(**single, **{k: tuple(v) for k, v in multi.items()})
 
