@@ -14,7 +14,8 @@ import pytest
 from oracles import repo_add_entries, strip_md5
 from pacman_client import PacmanClient, pacman_available
 from pkgfactory import make_synthetic_package
-from vieter_lite.repo.database import Entry, entry_members, write_archives
+from vieter_lite.repo.database import (Entry, compress_segment, entry_members, write_archives,
+                                       write_segments)
 from vieter_lite.repo.desc import render_desc, render_files
 from vieter_lite.repo.package import read_package
 
@@ -291,3 +292,21 @@ def test_pacman_accepts_empty_database(tmp_path):
     client.sync_db()
     client.files_sync()
     assert client.search_sync("empty") == {}
+
+
+@needs_bsdtar
+def test_segments_concatenate_into_one_valid_gzip_stream(tmp_path):
+    """Separately deflated segments give the same tar stream as one segment, with a correct
+    gzip CRC and length (checked by gzip.decompress and by bsdtar)."""
+    members = [entry_members(e) for e in ENTRIES]
+    whole_db, whole_files, _ = archives(ENTRIES)
+    db, files = io.BytesIO(), io.BytesIO()
+    segments = [compress_segment(members[:1]), compress_segment([]), compress_segment(members[1:])]
+    assert write_segments(segments, db, files) == len(ENTRIES)
+    assert gzip.decompress(db.getvalue()) == gzip.decompress(whole_db)
+    assert gzip.decompress(files.getvalue()) == gzip.decompress(whole_files)
+    path = tmp_path / "seg.files.tar.gz"
+    path.write_bytes(files.getvalue())
+    listed = subprocess.run(["bsdtar", "-tf", str(path)], capture_output=True, text=True,
+                            check=True).stdout.split()
+    assert listed == expected_names(ENTRIES, True)

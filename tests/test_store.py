@@ -179,8 +179,8 @@ def test_recover_keeps_the_data_dir_when_pkg_dir_is_the_data_dir(tmp_path, uploa
 def test_a_burst_of_publishes_shares_one_archive_rewrite(services, store, monkeypatch, upload):
     store.publish("core", upload("first"))
     writes = []
-    real_write = database.write_archives
-    monkeypatch.setattr(database, "write_archives",
+    real_write = database.write_segments
+    monkeypatch.setattr(database, "write_segments",
                         lambda *args: writes.append(1) or real_write(*args))
     uploads = [upload(f"p{i}") for i in range(10)]
 
@@ -326,3 +326,43 @@ def test_any_package_is_one_file_hard_linked_into_each_arch_repo(store, upload):
 
     store.remove_package("core", "armv7h", "common")
     assert not paths[1].exists() and os.stat(paths[0]).st_nlink == 2
+
+
+# -- incremental archives ------------------------------------------------------------------
+
+def test_incremental_archives_equal_a_full_rewrite(services, store, upload):
+    """After publishes, replacements and removals (each recompressing only its bucket), the
+    archives are byte for byte what a fresh store writes from the database alone."""
+    names = [f"pkg{i}" for i in range(40)]
+    for name in names:
+        store.publish("core", upload(name))
+    for name in names[::3]:
+        store.publish("core", upload(name, "2.0-1"))
+    for name in names[1::5]:
+        store.remove_package("core", "x86_64", name)
+    incremental = {kind: store.archive_path("core", "x86_64", kind).read_bytes()
+                   for kind in ("db", "files")}
+
+    fresh = restarted(services)
+    for kind in ("db", "files"):
+        fresh.archive_path("core", "x86_64", kind).unlink()
+    fresh.write_archives("core", "x86_64")
+    for kind in ("db", "files"):
+        assert fresh.archive_path("core", "x86_64", kind).read_bytes() == incremental[kind]
+
+    expected = {f"{p.name}-{p.version}" for p in services.db.packages("core", "x86_64")}
+    assert entries(store) == expected
+    assert len(expected) == 40 - len(names[1::5])
+    assert "pkg0-2.0-1" in expected and "pkg1-1.0-1" not in expected
+
+
+def test_only_the_changed_bucket_is_recompressed(store, upload, monkeypatch):
+    for i in range(30):
+        store.publish("core", upload(f"pkg{i}"))
+    compressed = []
+    real = database.compress_segment
+    monkeypatch.setattr(database, "compress_segment",
+                        lambda members: compressed.append(1) or real(members))
+    store.publish("core", upload("pkg7", "1.1-1"))
+    assert len(compressed) == 1
+    assert "pkg7-1.1-1" in entries(store)

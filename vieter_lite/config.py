@@ -216,11 +216,22 @@ def load_values(keys: tuple[Key, ...], config_file: str | None,
     return values
 
 
+def _check_pkg_dir(data_dir: Path, pkg_dir: Path) -> None:
+    """pkg_dir may sit inside data_dir, but must not overlap what the server keeps there."""
+    data, pkgs = data_dir.resolve(), pkg_dir.resolve()
+    reserved = [data / "repos", data / "tmp", data / "logs"]
+    if pkgs == data or data.is_relative_to(pkgs) \
+            or any(pkgs.is_relative_to(r) or r.is_relative_to(pkgs) for r in reserved):
+        raise ConfigError(f"config key 'pkg_dir': {pkg_dir} overlaps data_dir {data_dir}; "
+                          "use a directory of its own (default: <data_dir>/pkgs)")
+
+
 def load_server(config_file: str | None = None,
                 environ: Mapping[str, str] | None = None) -> ServerConfig:
     values = load_values(SERVER_KEYS, config_file, os.environ if environ is None else environ)
     data_dir = Path(values["data_dir"]).expanduser()
     values["data_dir"] = data_dir
     values["pkg_dir"] = Path(values["pkg_dir"]).expanduser() if values["pkg_dir"] else data_dir / "pkgs"
+    _check_pkg_dir(data_dir, values["pkg_dir"])
     values["log_level"] = values["log_level"].upper()
     return ServerConfig(**values)

@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import zlib
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
 from vieter_lite.models import RepoPackage
+
+BUCKETS = 64  # packages of an arch-repo are grouped by name hash; a change rewrites one group
+
+
+def bucket_of(name: str) -> int:
+    return zlib.crc32(name.encode()) % BUCKETS
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: repositories
@@ -31,14 +38,23 @@ MIGRATIONS: tuple[str, ...] = (
         desc TEXT NOT NULL,
         db_member BLOB NOT NULL,
         files_member BLOB NOT NULL,
+        bucket INTEGER NOT NULL,
         PRIMARY KEY (repo, arch, name),
         FOREIGN KEY (repo, arch) REFERENCES arch_repos (repo, arch) ON DELETE CASCADE
     );
     CREATE INDEX packages_by_file ON packages (repo, arch, filename);
+    CREATE INDEX packages_by_bucket ON packages (repo, arch, bucket);
+    CREATE TABLE buckets (
+        repo TEXT NOT NULL,
+        arch TEXT NOT NULL,
+        bucket INTEGER NOT NULL,
+        generation INTEGER NOT NULL,
+        PRIMARY KEY (repo, arch, bucket),
+        FOREIGN KEY (repo, arch) REFERENCES arch_repos (repo, arch) ON DELETE CASCADE
+    );
     """,
 )
 
-Snapshot = tuple[int, Iterator[tuple[bytes, bytes]]]
 _PKG_COLUMNS = "repo, arch, name, version, filename, pkg_arch, desc, published_at"
 
 
@@ -126,18 +142,23 @@ class Database:
     def remove_arch_repo(self, repo: str, arch: str) -> bool:
         return self._run("DELETE FROM arch_repos WHERE repo = ? AND arch = ?", repo, arch) == 1
 
-    def bump_generation(self, repo: str, arch: str) -> None:
+    def bump_generation(self, repo: str, arch: str, name: str | None = None) -> None:
+        """Mark an arch-repo (and the bucket holding `name`) as changed."""
         self._run("UPDATE arch_repos SET generation = generation + 1 WHERE repo = ? AND arch = ?",
                   repo, arch)
+        if name is not None:
+            self._run("INSERT INTO buckets (repo, arch, bucket, generation) VALUES (?, ?, ?, 1) "
+                      "ON CONFLICT (repo, arch, bucket) DO UPDATE SET generation = generation + 1",
+                      repo, arch, bucket_of(name))
 
     def unwritten_arch_repos(self) -> list[tuple[str, str]]:
         rows = self._all("SELECT repo, arch FROM arch_repos WHERE written < generation")
         return [(r["repo"], r["arch"]) for r in rows]
 
     @contextmanager
-    def members_snapshot(self, repo: str, arch: str) -> Iterator[Snapshot | None]:
-        """(generation, tar members in entry order) from one consistent read, streamed
-        through a separate connection so writers are not held up; None if no such arch-repo."""
+    def archive_snapshot(self, repo: str, arch: str) -> Iterator["ArchiveSnapshot | None"]:
+        """One consistent read of an arch-repo for writing its archives, through a separate
+        connection (WAL) so writers are not held up; None if there is no such arch-repo."""
         conn = sqlite3.connect(self.path, isolation_level=None, timeout=30)
         try:
             conn.execute("BEGIN")
@@ -146,10 +167,10 @@ class Database:
             if row is None:
                 yield None
             else:
-                cursor = conn.execute(
-                    "SELECT db_member, files_member FROM packages WHERE repo = ? AND arch = ? "
-                    "ORDER BY name || '-' || version", (repo, arch))
-                yield row[0], iter(cursor)
+                buckets = dict(conn.execute(
+                    "SELECT bucket, generation FROM buckets WHERE repo = ? AND arch = ?",
+                    (repo, arch)).fetchall())
+                yield ArchiveSnapshot(conn, repo, arch, row[0], buckets)
             conn.execute("COMMIT")
         finally:
             conn.close()
@@ -178,23 +199,32 @@ class Database:
         return [_package(r) for r in self._all(sql + " ORDER BY name", *args)]
 
     def put_package(self, pkg: RepoPackage, db_member: bytes, files_member: bytes) -> None:
-        self._run("INSERT OR REPLACE INTO packages (repo, arch, name, version, pkg_arch, "
-                  "filename, published_at, desc, db_member, files_member) "
-                  "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                  pkg.repo, pkg.arch, pkg.name, pkg.version, pkg.pkg_arch, pkg.filename,
-                  pkg.published_at, pkg.desc, db_member, files_member)
+        with self.transaction():
+            self._run("INSERT OR REPLACE INTO packages (repo, arch, name, version, pkg_arch, "
+                      "filename, published_at, desc, db_member, files_member, bucket) "
+                      "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                      pkg.repo, pkg.arch, pkg.name, pkg.version, pkg.pkg_arch, pkg.filename,
+                      pkg.published_at, pkg.desc, db_member, files_member, bucket_of(pkg.name))
+            self.bump_generation(pkg.repo, pkg.arch, pkg.name)
 
     def copy_package(self, pkg: RepoPackage, to_arch: str) -> None:
         """Copy a package row into another arch-repo of the same repo (for 'any' packages)."""
-        self._run("INSERT OR REPLACE INTO packages (repo, arch, name, version, pkg_arch, "
-                  "filename, published_at, desc, db_member, files_member) "
-                  "SELECT repo, ?, name, version, pkg_arch, filename, published_at, desc, "
-                  "db_member, files_member FROM packages WHERE repo = ? AND arch = ? AND name = ?",
-                  to_arch, pkg.repo, pkg.arch, pkg.name)
+        with self.transaction():
+            self._run("INSERT OR REPLACE INTO packages (repo, arch, name, version, pkg_arch, "
+                      "filename, published_at, desc, db_member, files_member, bucket) "
+                      "SELECT repo, ?, name, version, pkg_arch, filename, published_at, desc, "
+                      "db_member, files_member, bucket FROM packages "
+                      "WHERE repo = ? AND arch = ? AND name = ?",
+                      to_arch, pkg.repo, pkg.arch, pkg.name)
+            self.bump_generation(pkg.repo, to_arch, pkg.name)
 
     def remove_package(self, repo: str, arch: str, name: str) -> bool:
-        return self._run("DELETE FROM packages WHERE repo = ? AND arch = ? AND name = ?",
-                         repo, arch, name) == 1
+        with self.transaction():
+            removed = self._run("DELETE FROM packages WHERE repo = ? AND arch = ? AND name = ?",
+                                repo, arch, name) == 1
+            if removed:
+                self.bump_generation(repo, arch, name)
+            return removed
 
     def file_referenced(self, repo: str, arch: str, filename: str) -> bool:
         return self._one("SELECT 1 FROM packages WHERE repo = ? AND arch = ? AND filename = ?",
@@ -209,3 +239,19 @@ class Database:
                          "LEFT JOIN packages p ON p.repo = a.repo AND p.arch = a.arch "
                          "GROUP BY a.repo, a.arch")
         return {(r["repo"], r["arch"]): r["n"] for r in rows}
+
+
+class ArchiveSnapshot:
+    """What write_archives needs of one arch-repo, read in one transaction."""
+
+    def __init__(self, conn: sqlite3.Connection, repo: str, arch: str, generation: int,
+                 buckets: dict[int, int]):
+        self._conn, self.repo, self.arch = conn, repo, arch
+        self.generation = generation
+        self.buckets = buckets  # bucket -> its generation
+
+    def members(self, bucket: int) -> Iterator[tuple[bytes, bytes]]:
+        """The bucket's (desc members, files member) in entry order."""
+        return iter(self._conn.execute(
+            "SELECT db_member, files_member FROM packages WHERE repo = ? AND arch = ? "
+            "AND bucket = ? ORDER BY name || '-' || version", (self.repo, self.arch, bucket)))

@@ -57,50 +57,74 @@ def entry_members(entry: Entry) -> tuple[bytes, bytes]:
     return desc, _member(entry.entry + "/files", entry.files.encode(), mtime)
 
 
-class _GzipWriter:
-    """A gzip stream with a fixed header (no name, mtime 0) so equal input gives equal bytes."""
+class Part(NamedTuple):
+    """A stretch of one archive's tar stream, deflated on its own (ends byte-aligned with a
+    full flush, so parts concatenate), with its length and crc32 before compression."""
 
-    FLUSH_AT = 256 * 1024
+    raw_len: int
+    crc: int
+    deflated: bytes
 
-    def __init__(self, out: BinaryIO, level: int = COMPRESS_LEVEL):
-        self.out = out
-        self.compressor = zlib.compressobj(level, zlib.DEFLATED, -zlib.MAX_WBITS)
-        self.crc = 0
-        self.size = 0
-        self.pending: list[bytes] = []
-        self.pending_size = 0
-        out.write(b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff")
 
-    def write(self, data: bytes) -> None:
-        self.pending.append(data)
-        self.pending_size += len(data)
-        if self.pending_size >= self.FLUSH_AT:
-            self._compress()
+class Segment(NamedTuple):
+    """The same packages' stretch of the .db archive and of the .files archive."""
 
-    def _compress(self) -> None:
-        data = b"".join(self.pending)
-        self.pending, self.pending_size = [], 0
-        self.crc = zlib.crc32(data, self.crc)
-        self.size += len(data)
-        self.out.write(self.compressor.compress(data))
+    db: Part
+    files: Part
+    count: int
 
-    def close(self) -> None:
-        self._compress()
-        self.out.write(self.compressor.flush())
-        self.out.write(self.crc.to_bytes(4, "little") + (self.size & 0xFFFFFFFF).to_bytes(4, "little"))
+
+def _deflate(chunks: list[bytes], final: bool = False) -> Part:
+    data = b"".join(chunks)
+    compressor = zlib.compressobj(COMPRESS_LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS)
+    deflated = compressor.compress(data) + compressor.flush(
+        zlib.Z_FINISH if final else zlib.Z_FULL_FLUSH)
+    return Part(len(data), zlib.crc32(data), deflated)
+
+
+def compress_segment(members: Iterable[tuple[bytes, bytes]]) -> Segment:
+    """Deflate the members of some packages (in the order given) for both archives."""
+    db_chunks: list[bytes] = []
+    files_chunks: list[bytes] = []
+    for desc_members, files_member in members:
+        db_chunks.append(desc_members)
+        files_chunks += (desc_members, files_member)
+    return Segment(_deflate(db_chunks), _deflate(files_chunks), len(db_chunks))
+
+
+_END = _deflate([b"\0" * (2 * BLOCK)], final=True)  # tar's end-of-archive blocks
+_GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"  # no name, mtime 0: deterministic
+_zeros = bytes(0)
+
+
+def _crc_shift(crc: int, length: int) -> int:
+    """crc32 of (data || next) from crc32(data), given crc32(next) is XORed in afterwards."""
+    global _zeros
+    if len(_zeros) < length:
+        _zeros = bytes(max(length, 2 * len(_zeros)))
+    zeros = memoryview(_zeros)[:length]
+    return zlib.crc32(zeros, crc) ^ zlib.crc32(zeros)
+
+
+def _write_gzip(parts: Iterable[Part], out: BinaryIO) -> None:
+    out.write(_GZIP_HEADER)
+    crc = size = 0
+    for part in (*parts, _END):
+        if part.raw_len:
+            out.write(part.deflated)
+            crc = _crc_shift(crc, part.raw_len) ^ part.crc
+            size += part.raw_len
+    out.write(crc.to_bytes(4, "little") + (size & 0xFFFFFFFF).to_bytes(4, "little"))
+
+
+def write_segments(segments: list[Segment], db_out: BinaryIO, files_out: BinaryIO) -> int:
+    """Write both archives from segments, in the order given; returns the package count."""
+    _write_gzip((s.db for s in segments), db_out)
+    _write_gzip((s.files for s in segments), files_out)
+    return sum(s.count for s in segments)
 
 
 def write_archives(members: Iterable[tuple[bytes, bytes]], db_out: BinaryIO,
                    files_out: BinaryIO) -> int:
-    """Write both archives from (desc members, files member) pairs, already in entry order."""
-    db, files = _GzipWriter(db_out), _GzipWriter(files_out)
-    count = 0
-    for desc_members, files_member in members:
-        db.write(desc_members)
-        files.write(desc_members)
-        files.write(files_member)
-        count += 1
-    for writer in (db, files):
-        writer.write(b"\0" * (2 * BLOCK))
-        writer.close()
-    return count
+    """Write both archives from (desc members, files member) pairs, in the order given."""
+    return write_segments([compress_segment(members)], db_out, files_out)

@@ -1,9 +1,10 @@
 """The on-disk repositories: publish and remove under locks, db archives by atomic rename.
 
 sqlite is the source of truth for what each arch-repo holds; the .db/.files archives are
-derived from it. Every change bumps the arch-repo's generation; a writer rewrites the
-archives for the newest generation, so a burst of publishes shares one rewrite, and
-start-up rewrites whatever a crash left unwritten.
+derived from it. Every change bumps the arch-repo's generation (and its name-hash
+bucket's); a writer rewrites the archives for the newest generation, so a burst of
+publishes shares one rewrite, and start-up rewrites whatever a crash left unwritten. The
+writer keeps each bucket's compressed bytes and recompresses only changed buckets.
 """
 
 from __future__ import annotations
@@ -74,6 +75,8 @@ class RepoStore:
         self.max_upload_size = max_upload_size
         self.clock = clock
         self._locks: dict[object, threading.Lock] = {}
+        self._segments: dict[tuple[str, str], dict[int, tuple[int, database.Segment]]] = {}
+        self._last_mtime: dict[tuple[str, str], int] = {}
         self._locks_guard = threading.Lock()
         for path in (self.repos_dir, self.tmp_dir, self.pkg_dir):
             path.mkdir(parents=True, exist_ok=True)
@@ -145,12 +148,10 @@ class RepoStore:
                             self.db.copy_package(other, arch)
                 for arch in targets:
                     self.db.put_package(self._record(repo, arch, pkg, desc_text, now), *members)
-                    self.db.bump_generation(repo, arch)
         for arch in targets:
             self.write_archives(repo, arch)
-        for arch, cur in current.items():
-            if cur and cur.filename != pkg.filename:
-                self._unlink_unreferenced(repo, arch, cur.filename)
+        self._unlink_unreferenced(repo, [(arch, cur.filename) for arch, cur in current.items()
+                                         if cur and cur.filename != pkg.filename])
         log.info("published %s %s to %s/%s", info.name, info.version, repo, ",".join(targets))
         return PublishResult(info.name, info.version, tuple(targets))
 
@@ -179,9 +180,12 @@ class RepoStore:
             shutil.copyfile(source, tmp)
         os.replace(tmp, dest)
 
-    def _unlink_unreferenced(self, repo: str, arch: str, filename: str) -> None:
-        if not self.db.file_referenced(repo, arch, filename):
-            (self.pkg_dir / repo / arch / filename).unlink(missing_ok=True)
+    def _unlink_unreferenced(self, repo: str, files: list[tuple[str, str]]) -> None:
+        """Remove package files no db row uses any more (after the new db is out)."""
+        with self._lock(repo):
+            for arch, filename in files:
+                if not self.db.file_referenced(repo, arch, filename):
+                    (self.pkg_dir / repo / arch / filename).unlink(missing_ok=True)
 
     # -- db archives ------------------------------------------------------------------
 
@@ -190,24 +194,32 @@ class RepoStore:
 
     def write_archives(self, repo: str, arch: str) -> None:
         """Bring the arch-repo's archives up to its newest generation (no-op when current)."""
+        key = (repo, arch)
         with self._lock(("archives", repo, arch)), \
-                self.db.members_snapshot(repo, arch) as snapshot:
+                self.db.archive_snapshot(repo, arch) as snapshot:
             written = self.db.written_generation(repo, arch)
             if snapshot is None or written is None:
                 return
-            generation, members = snapshot
-            if written >= generation and self.archive_path(repo, arch, "db").exists():
+            if written >= snapshot.generation and self.archive_path(repo, arch, "db").exists():
                 return
+            cache = self._segments.setdefault(key, {})
+            for bucket in set(cache) - set(snapshot.buckets):
+                del cache[bucket]
+            for bucket, generation in snapshot.buckets.items():
+                if bucket not in cache or cache[bucket][0] != generation:
+                    cache[bucket] = (generation,
+                                     database.compress_segment(snapshot.members(bucket)))
+            segments = [cache[b][1] for b in sorted(cache)]
             directory = self.repos_dir / repo / arch
             directory.mkdir(parents=True, exist_ok=True)
             db_path, files_path = (self.archive_path(repo, arch, k) for k in ("db", "files"))
             db_tmp, files_tmp = (p.with_name(".tmp." + p.name) for p in (db_path, files_path))
             with open(db_tmp, "wb") as db_out, open(files_tmp, "wb") as files_out:
-                count = database.write_archives(members, db_out, files_out)
+                count = database.write_segments(segments, db_out, files_out)
                 for out in (db_out, files_out):
                     out.flush()
                     os.fsync(out.fileno())
-            mtime = self._next_mtime(db_path)
+            mtime = self._next_mtime(key, db_path)
             for tmp, final in ((db_tmp, db_path), (files_tmp, files_path)):
                 os.utime(tmp, (mtime, mtime))
                 os.replace(tmp, final)
@@ -216,18 +228,21 @@ class RepoStore:
                     link.unlink(missing_ok=True)
                     link.symlink_to(final.name)
             _fsync_dir(directory)
-            self.db.mark_written(repo, arch, generation)
-            log.debug("wrote %s/%s db (generation %d, %d packages)", repo, arch, generation, count)
+            self.db.mark_written(repo, arch, snapshot.generation)
+            log.debug("wrote %s/%s db (generation %d, %d packages)", repo, arch,
+                      snapshot.generation, count)
 
-    def _next_mtime(self, current: Path) -> float:
-        """Now, but always a later second than the archive it replaces, so clients'
-        If-Modified-Since (1 s resolution) never mistakes a new db for the old one."""
-        now = self.clock()
+    def _next_mtime(self, key: tuple[str, str], current: Path) -> float:
+        """Now, but always a later second than the archive it replaces (even one deleted
+        since), so clients' If-Modified-Since (1 s resolution) never keeps a stale db."""
+        previous = self._last_mtime.get(key, 0)
         try:
-            previous = int(current.stat().st_mtime)
+            previous = max(previous, int(current.stat().st_mtime))
         except FileNotFoundError:
-            return now
-        return max(now, previous + 1)
+            pass
+        mtime = max(int(self.clock()), previous + 1)
+        self._last_mtime[key] = mtime
+        return mtime
 
     # -- removal ----------------------------------------------------------------------
 
@@ -237,33 +252,36 @@ class RepoStore:
             pkg = self.db.package(repo, arch, name)
             if pkg is None:
                 raise NotFound(f"package '{name}' not found in {repo}/{arch}")
-            with self.db.transaction():
-                self.db.remove_package(repo, arch, name)
-                self.db.bump_generation(repo, arch)
+            self.db.remove_package(repo, arch, name)
         self.write_archives(repo, arch)
-        self._unlink_unreferenced(repo, arch, pkg.filename)
+        self._unlink_unreferenced(repo, [(arch, pkg.filename)])
 
     def remove_arch_repo(self, repo: str, arch: str) -> None:
         checked(repo, arch)
-        with self._lock(repo), self._lock(("archives", repo, arch)):
-            if not self.db.remove_arch_repo(repo, arch):
+        with self._lock(repo):
+            if not self._remove_arch_repo_locked(repo, arch):
                 raise NotFound(f"arch-repo {repo}/{arch} not found")
-            shutil.rmtree(self.repos_dir / repo / arch, ignore_errors=True)
-            shutil.rmtree(self.pkg_dir / repo / arch, ignore_errors=True)
-        log.info("removed arch-repo %s/%s", repo, arch)
 
     def remove_repo(self, repo: str) -> None:
         checked(repo)
-        archs = [arch for _, arch in self.db.arch_repos(repo)]
-        if not archs:
-            raise NotFound(f"repository '{repo}' not found")
-        for arch in archs:
-            try:
-                self.remove_arch_repo(repo, arch)
-            except NotFound:
-                pass
-        shutil.rmtree(self.repos_dir / repo, ignore_errors=True)
-        shutil.rmtree(self.pkg_dir / repo, ignore_errors=True)
+        with self._lock(repo):
+            archs = [arch for _, arch in self.db.arch_repos(repo)]
+            if not archs:
+                raise NotFound(f"repository '{repo}' not found")
+            for arch in archs:
+                self._remove_arch_repo_locked(repo, arch)
+            shutil.rmtree(self.repos_dir / repo, ignore_errors=True)
+            shutil.rmtree(self.pkg_dir / repo, ignore_errors=True)
+
+    def _remove_arch_repo_locked(self, repo: str, arch: str) -> bool:
+        with self._lock(("archives", repo, arch)):
+            if not self.db.remove_arch_repo(repo, arch):
+                return False
+            self._segments.pop((repo, arch), None)
+            shutil.rmtree(self.repos_dir / repo / arch, ignore_errors=True)
+            shutil.rmtree(self.pkg_dir / repo / arch, ignore_errors=True)
+        log.info("removed arch-repo %s/%s", repo, arch)
+        return True
 
     # -- lookups for serving ----------------------------------------------------------
 
@@ -298,8 +316,10 @@ class RepoStore:
         known = set(self.db.arch_repos())
         for repo, arch in known:
             self.write_archives(repo, arch)
+        own = {p.resolve() for p in (self.pkg_dir, self.repos_dir, self.tmp_dir)}
         for root in (self.pkg_dir, self.repos_dir):
-            for repo_dir in [p for p in root.iterdir() if p.is_dir()]:
+            for repo_dir in [p for p in root.iterdir()
+                             if p.is_dir() and p.resolve() not in own]:
                 for arch_dir in [p for p in repo_dir.iterdir() if p.is_dir()]:
                     if (repo_dir.name, arch_dir.name) not in known:
                         log.warning("removing leftover %s", arch_dir)
