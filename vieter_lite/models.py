@@ -68,3 +68,60 @@ class RepoPackage:
     @property
     def entry(self) -> str:
         return f"{self.name}-{self.version}"
+
+
+@dataclass(frozen=True)
+class TargetArch:
+    id: int
+    target_id: int
+    value: str
+    next_run: int | None = None
+
+
+@dataclass(frozen=True)
+class Target:
+    """A build definition: a git repository or a PKGBUILD URL, built for some archs."""
+
+    id: int
+    kind: str
+    url: str
+    branch: str
+    path: str
+    repo: str
+    schedule: str
+    arch: tuple[TargetArch, ...] = ()
+
+
+TASK_NAMES = ("setup", "source", "build", "publish")
+BUILD_STATES = ("pending", "queued", "running", "success", "failed", "cancelled")
+TASK_STATES = ("pending", "running", "success", "failed", "skipped")
+ACTIVE_STATES = ("queued", "running")
+FINAL_STATES = ("success", "failed", "cancelled")
+
+
+@dataclass(frozen=True)
+class Build:
+    """One build of one target on one arch: a queued job, a running build, or a finished
+    build (which /api/v1 shows as a build log)."""
+
+    id: int
+    target_id: int
+    arch: str
+    status: str
+    force: bool
+    created_at: int
+    repo: str = ""
+    kind: str = ""
+    url: str = ""
+    branch: str = ""
+    path: str = ""
+    base_image: str = ""
+    timeout: int = 0
+    started_at: int | None = None
+    ended_at: int | None = None
+    exit_code: int | None = None
+    runner: str = ""
+    lease_expires: int | None = None
+    expiries: int = 0
+    log_done: bool = False
+    tasks: tuple[tuple[str, str], ...] = ()

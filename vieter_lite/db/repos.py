@@ -1,14 +1,13 @@
-"""The only module with SQL: one sqlite connection (WAL) behind one lock, migrations by user_version."""
+"""SQL for repositories: arch-repos, their packages and the generations of their archives."""
 
 from __future__ import annotations
 
 import sqlite3
-import threading
 import zlib
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Iterator
 
+from vieter_lite.db.base import Base
 from vieter_lite.models import RepoPackage
 
 BUCKETS = 64  # packages of an arch-repo are grouped by name hash; a change rewrites one group
@@ -17,43 +16,6 @@ BUCKETS = 64  # packages of an arch-repo are grouped by name hash; a change rewr
 def bucket_of(name: str) -> int:
     return zlib.crc32(name.encode()) % BUCKETS
 
-MIGRATIONS: tuple[str, ...] = (
-    # 1: repositories
-    """
-    CREATE TABLE arch_repos (
-        repo TEXT NOT NULL,
-        arch TEXT NOT NULL,
-        generation INTEGER NOT NULL DEFAULT 1,
-        written INTEGER NOT NULL DEFAULT 0,
-        PRIMARY KEY (repo, arch)
-    );
-    CREATE TABLE packages (
-        repo TEXT NOT NULL,
-        arch TEXT NOT NULL,
-        name TEXT NOT NULL,
-        version TEXT NOT NULL,
-        pkg_arch TEXT NOT NULL,
-        filename TEXT NOT NULL,
-        published_at INTEGER NOT NULL,
-        desc TEXT NOT NULL,
-        db_member BLOB NOT NULL,
-        files_member BLOB NOT NULL,
-        bucket INTEGER NOT NULL,
-        PRIMARY KEY (repo, arch, name),
-        FOREIGN KEY (repo, arch) REFERENCES arch_repos (repo, arch) ON DELETE CASCADE
-    );
-    CREATE INDEX packages_by_file ON packages (repo, arch, filename);
-    CREATE INDEX packages_by_bucket ON packages (repo, arch, bucket);
-    CREATE TABLE buckets (
-        repo TEXT NOT NULL,
-        arch TEXT NOT NULL,
-        bucket INTEGER NOT NULL,
-        generation INTEGER NOT NULL,
-        PRIMARY KEY (repo, arch, bucket),
-        FOREIGN KEY (repo, arch) REFERENCES arch_repos (repo, arch) ON DELETE CASCADE
-    );
-    """,
-)
 
 _PKG_COLUMNS = "repo, arch, name, version, filename, pkg_arch, desc, published_at"
 
@@ -65,66 +27,7 @@ def _package(row: sqlite3.Row) -> RepoPackage:
                        published_at=row["published_at"])
 
 
-class Database:
-    """All SQL of vieter_lite. Methods are atomic; `transaction()` groups several."""
-
-    def __init__(self, path: Path | str):
-        self.path = str(path)
-        self._lock = threading.RLock()
-        self._conn = sqlite3.connect(self.path, check_same_thread=False,
-                                     isolation_level=None, timeout=30)
-        self._conn.row_factory = sqlite3.Row
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=FULL")
-        self._conn.execute("PRAGMA foreign_keys=ON")
-        self._migrate()
-
-    def close(self) -> None:
-        with self._lock:
-            self._conn.close()
-
-    def _migrate(self) -> None:
-        with self._lock:
-            version = self._conn.execute("PRAGMA user_version").fetchone()[0]
-            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-                self._conn.execute("BEGIN IMMEDIATE")
-                try:
-                    for statement in script.split(";"):
-                        if statement.strip():
-                            self._conn.execute(statement)
-                    self._conn.execute(f"PRAGMA user_version = {number}")
-                    self._conn.execute("COMMIT")
-                except BaseException:
-                    self._conn.execute("ROLLBACK")
-                    raise
-
-    @contextmanager
-    def transaction(self) -> Iterator["Database"]:
-        """Run several calls as one sqlite transaction (re-entrant within a thread)."""
-        with self._lock:
-            if self._conn.in_transaction:
-                yield self
-                return
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
-
-    def _all(self, sql: str, *args: object) -> list[sqlite3.Row]:
-        with self._lock:
-            return self._conn.execute(sql, args).fetchall()
-
-    def _one(self, sql: str, *args: object) -> sqlite3.Row | None:
-        with self._lock:
-            return self._conn.execute(sql, args).fetchone()
-
-    def _run(self, sql: str, *args: object) -> int:
-        with self._lock:
-            return self._conn.execute(sql, args).rowcount
-
+class RepoQueries(Base):
     # -- arch-repos -------------------------------------------------------------------
 
     def arch_repos(self, repo: str | None = None) -> list[tuple[str, str]]:

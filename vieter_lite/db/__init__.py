@@ -1,0 +1,13 @@
+"""The only place with SQL: the Database class, one sqlite connection (WAL) behind one lock."""
+
+from __future__ import annotations
+
+from vieter_lite.db.builds import BuildQueries
+from vieter_lite.db.repos import BUCKETS, ArchiveSnapshot, RepoQueries, bucket_of
+
+
+class Database(RepoQueries, BuildQueries):
+    """All of vieter_lite's SQL. Methods are atomic; `transaction()` groups several."""
+
+
+__all__ = ["BUCKETS", "ArchiveSnapshot", "Database", "bucket_of"]
