@@ -19,6 +19,10 @@ class Unauthorized(VieterError):
     status = 401
 
 
+class Forbidden(VieterError):
+    status = 403
+
+
 class NotFound(VieterError):
     status = 404
 

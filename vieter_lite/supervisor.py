@@ -10,7 +10,10 @@ from typing import Callable
 
 from vieter_lite.config import ServerConfig
 from vieter_lite.db import Database
+from vieter_lite.logs import BuildLogs
+from vieter_lite.queue import BuildQueue
 from vieter_lite.repo.store import RepoStore
+from vieter_lite.scheduler import Scheduler
 from vieter_lite.web.app import Services, make_app
 from vieter_lite.web.server import HttpServer
 
@@ -24,7 +27,13 @@ def build_services(config: ServerConfig) -> Services:
     store = RepoStore(db, config.data_dir, config.pkg_dir, config.default_arch,
                       max_upload_size=config.max_upload_size)
     store.recover()
-    return Services(config=config, db=db, store=store)
+    logs = BuildLogs(config.data_dir / "logs")
+    logs.remove_temp_files()
+    queue = BuildQueue(db, logs, config.base_image, config.default_build_timeout)
+    scheduler = Scheduler(db, queue, logs, config.global_schedule, config.max_log_age,
+                          config.log_removal_schedule)
+    return Services(config=config, db=db, store=store, logs=logs, queue=queue,
+                    scheduler=scheduler)
 
 
 class Supervisor:
@@ -66,6 +75,7 @@ class Supervisor:
     def run(self) -> int:
         """Serve until a signal or a crashed thread; 0 on a clean stop, 1 after a crash."""
         self._spawn("http", self.http.run)
+        self._spawn("scheduler", lambda: self.services.scheduler.run(self.stop_event))
         log.warning("vieter-lite serving on http://%s:%d", self.http.host, self.http.port)
         self.stop_event.wait()
         log.warning("stopping")

@@ -90,6 +90,17 @@ class BuildQueries(Base):
                 self._set_archs(target_id, archs)
         return True
 
+    def refresh_queued(self, target: Target) -> None:
+        """After an edit: queued builds take the target's new fields; those for archs it
+        no longer has are dropped."""
+        with self.transaction():
+            archs = [a.value for a in target.arch]
+            self._run(f"DELETE FROM builds WHERE target_id = ? AND status = 'queued' "
+                      f"AND arch NOT IN ({', '.join('?' * len(archs))})", target.id, *archs)
+            self._run("UPDATE builds SET repo = ?, kind = ?, url = ?, branch = ?, path = ? "
+                      "WHERE target_id = ? AND status = 'queued'", target.repo, target.kind,
+                      target.url, target.branch, target.path, target.id)
+
     def remove_target(self, target_id: int) -> bool:
         """Delete a target and the builds it has waiting; its finished builds stay."""
         with self.transaction():
@@ -113,6 +124,10 @@ class BuildQueries(Base):
                 result += [(target, a) for a in target.arch
                            if a.next_run is not None and a.next_run <= now]
         return result
+
+    def soonest_next_run(self) -> int | None:
+        row = self._one("SELECT MIN(next_run) AS t FROM target_archs")
+        return None if row is None else row["t"]
 
     def set_next_run(self, target_arch_id: int, next_run: int | None) -> None:
         self._run("UPDATE target_archs SET next_run = ? WHERE id = ?", next_run, target_arch_id)
@@ -185,6 +200,10 @@ class BuildQueries(Base):
                          "AND lease_expires < ?", now)
         return [_build(r) for r in rows]
 
+    def running_builds(self) -> list[Build]:
+        rows = self._all(f"SELECT {_BUILD_COLUMNS} FROM builds WHERE status = 'running'")
+        return [_build(r) for r in rows]
+
     def requeue(self, build_id: int) -> None:
         """A lost lease: back in the queue, counted."""
         with self.transaction():
@@ -205,8 +224,9 @@ class BuildQueries(Base):
             if changed:
                 self._run("UPDATE tasks SET status = 'skipped' WHERE build_id = ? "
                           "AND status = 'pending'", build_id)
-                self._run("UPDATE tasks SET status = 'failed' WHERE build_id = ? "
-                          "AND status = 'running'", build_id)
+                self._run("UPDATE tasks SET status = ? WHERE build_id = ? "
+                          "AND status = 'running'",
+                          "success" if status == "success" else "failed", build_id)
             return changed
 
     def set_task(self, build_id: int, name: str, status: str) -> bool:

@@ -16,7 +16,11 @@ from bottle import HTTPError, HTTPResponse, request
 from vieter_lite.config import ServerConfig
 from vieter_lite.db import Database
 from vieter_lite.errors import BadRequest, Unauthorized, VieterError
+from vieter_lite.logs import BuildLogs
+from vieter_lite.models import Build
+from vieter_lite.queue import BuildQueue
 from vieter_lite.repo.store import RepoStore
+from vieter_lite.scheduler import Scheduler
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +34,9 @@ class Services:
     config: ServerConfig
     db: Database
     store: RepoStore
+    logs: BuildLogs
+    queue: BuildQueue
+    scheduler: Scheduler
 
 
 def envelope(data: Any = "", message: str = "", status: int = 200) -> HTTPResponse:
@@ -38,10 +45,29 @@ def envelope(data: Any = "", message: str = "", status: int = 200) -> HTTPRespon
     return HTTPResponse(body=body, status=status, headers={"Content-Type": JSON})
 
 
-def require_api_key(config: ServerConfig) -> None:
+def _given_key() -> str:
     given = request.environ.get("HTTP_X_API_KEY", "")
-    if not hmac.compare_digest(given.encode(), config.api_key.encode()):
+    auth = request.environ.get("HTTP_AUTHORIZATION", "")
+    if not given and auth[:7].lower() == "bearer ":
+        given = auth[7:].strip()
+    return given
+
+
+def require_api_key(config: ServerConfig) -> None:
+    """Only the configured api_key (X-Api-Key, or Authorization: Bearer) passes."""
+    if not hmac.compare_digest(_given_key().encode(), config.api_key.encode()):
         raise Unauthorized("Unauthorized.")
+
+
+def caller(services: "Services") -> Build | None:
+    """None for the api_key (admin); the build for a valid build token; else 401."""
+    given = _given_key()
+    if hmac.compare_digest(given.encode(), services.config.api_key.encode()):
+        return None
+    build = services.queue.token_build(given) if given else None
+    if build is None:
+        raise Unauthorized("Unauthorized.")
+    return build
 
 
 def query_flag(name: str) -> bool:
@@ -100,7 +126,7 @@ class _NormalisePath:
 
 def make_app(services: Services) -> Callable[..., Any]:
     """The WSGI application: every route, wrapped once for errors."""
-    from vieter_lite.web import repo  # routes import this module for helpers
+    from vieter_lite.web import repo, v1  # routes import this module for helpers
 
     app = bottle.Bottle(catchall=True)
     app.default_error_handler = _default_error  # type: ignore[method-assign]
@@ -110,6 +136,7 @@ def make_app(services: Services) -> Callable[..., Any]:
     def health() -> HTTPResponse:
         return envelope(message="Healthy.")
 
+    v1.register(app, services)
     repo.register(app, services)
     app.services = services  # type: ignore[attr-defined]
     return _NormalisePath(app)

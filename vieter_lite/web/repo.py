@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING
 import bottle
 from bottle import HTTPResponse, request
 
-from vieter_lite.errors import BadRequest, LengthRequired, NotFound
+from vieter_lite.errors import BadRequest, Forbidden, LengthRequired, NotFound
 from vieter_lite.repo.store import checked
 from vieter_lite.web import files
-from vieter_lite.web.app import envelope, query_flag, require_api_key
+from vieter_lite.web.app import caller, envelope, query_flag, require_api_key
 
 if TYPE_CHECKING:
     from vieter_lite.web.app import Services
@@ -39,8 +39,10 @@ def register(app: bottle.Bottle, services: "Services") -> None:
 
     @app.post("/<repo>/publish")
     def publish(repo: str) -> HTTPResponse:
-        require_api_key(config)
+        build = caller(services)  # the api_key, or a build token for this repo
         checked(repo)
+        if build is not None and build.repo != repo:
+            raise Forbidden(f"this build token may publish to '{build.repo}' only")
         force = query_flag("force")
         if request.content_type.startswith("multipart/"):
             raise BadRequest("send the package file itself as the request body "

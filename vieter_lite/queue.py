@@ -1,0 +1,146 @@
+"""The persistent build queue: queue, claim with a lease and a build token, renew, reap, finish."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+import time
+from typing import Any, Callable
+
+from vieter_lite import names
+from vieter_lite.db import Database
+from vieter_lite.errors import BadRequest, Conflict, NotFound
+from vieter_lite.logs import BuildLogs
+from vieter_lite.models import TASK_NAMES, TASK_STATES, Build
+
+log = logging.getLogger(__name__)
+
+LEASE_SECONDS = 120      # an agent renews well before this; a silent agent loses the build
+MAX_EXPIRIES = 3         # the build fails after this many lost leases
+MAX_POLL = 100           # builds handed out by one poll at most
+TIMEOUT_GRACE = 60       # past its timeout (+ grace) a running build is failed by the server
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def job_json(build: Build, token: str | None = None) -> dict[str, Any]:
+    """The seed's BuildConfig fields, plus build_id and the build token (additive)."""
+    job: dict[str, Any] = {"target_id": build.target_id, "kind": build.kind, "url": build.url,
+                           "branch": build.branch, "path": build.path, "repo": build.repo,
+                           "base_image": build.base_image, "force": build.force,
+                           "timeout": build.timeout, "build_id": build.id, "arch": build.arch}
+    if token is not None:
+        job["token"] = token
+    return job
+
+
+class BuildQueue:
+    """Builds from queued to finished; the only writer of build states."""
+
+    def __init__(self, db: Database, logs: BuildLogs, base_image: str, default_timeout: int,
+                 clock: Callable[[], float] = time.time):
+        self.db = db
+        self.logs = logs
+        self.base_image = base_image
+        self.default_timeout = default_timeout
+        self.clock = clock
+
+    def now(self) -> int:
+        return int(self.clock())
+
+    def queue(self, target_id: int, arch: str, force: bool = False) -> int:
+        """Queue a build of a target now (one queued build per target/arch at a time)."""
+        try:
+            names.check_arch(arch)
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from None
+        target = self.db.target(target_id)
+        if target is None:
+            raise NotFound("Unknown target id.")
+        build_id, _ = self.db.queue_build(target, arch, force, self.now(), self.base_image,
+                                          self.default_timeout)
+        return build_id
+
+    def poll(self, arch: str, limit: int, runner: str = "") -> list[dict[str, Any]]:
+        """Claim up to `limit` due builds of `arch`, each with a lease and a fresh token."""
+        if limit <= 0:
+            return []
+        limit = min(limit, MAX_POLL)
+        tokens = [secrets.token_urlsafe(32) for _ in range(limit)]
+        claimed = self.db.claim_builds(arch, limit, runner, self.now(), LEASE_SECONDS,
+                                       (hash_token(t) for t in tokens))
+        return [job_json(build, token) for build, token in zip(claimed, tokens)]
+
+    def get(self, build_id: int) -> Build:
+        build = self.db.build(build_id)
+        if build is None:
+            raise NotFound(f"build {build_id} not found")
+        return build
+
+    def running(self, build_id: int) -> Build:
+        build = self.get(build_id)
+        if build.status != "running":
+            raise Conflict(f"build {build_id} is {build.status}, not running")
+        return build
+
+    def renew(self, build_id: int) -> Build:
+        self.running(build_id)
+        self.db.renew_lease(build_id, self.now(), LEASE_SECONDS)
+        return self.get(build_id)
+
+    def set_task(self, build_id: int, name: str, status: str) -> None:
+        if name not in TASK_NAMES:
+            raise BadRequest(f"unknown task '{name}' (one of {', '.join(TASK_NAMES)})")
+        if status not in TASK_STATES:
+            raise BadRequest(f"unknown task status '{status}' (one of {', '.join(TASK_STATES)})")
+        self.running(build_id)
+        self.db.set_task(build_id, name, status)
+
+    def append_log(self, build_id: int, read: Callable[[int], bytes], length: int) -> int:
+        """Append a chunk to a running build's log; returns the log's size."""
+        self.running(build_id)
+        return self.logs.append(build_id, read, length)
+
+    def finish(self, build_id: int, exit_code: int, started_at: int | None = None,
+               ended_at: int | None = None, status: str | None = None) -> Build:
+        build = self.running(build_id)
+        final = status or ("success" if exit_code == 0 else "failed")
+        self.db.finish_build(build.id, final, exit_code, ended_at or self.now(), started_at)
+        return self.get(build_id)
+
+    def token_build(self, token: str) -> Build | None:
+        """The running build a token belongs to, while it is valid (running, not timed out)."""
+        build = self.db.build_by_token(hash_token(token))
+        if build is None or build.started_at is None:
+            return None
+        if self.now() > build.started_at + build.timeout:
+            return None
+        return build
+
+    def reap(self) -> list[int]:
+        """Requeue builds whose lease expired (failing them after MAX_EXPIRIES), and fail
+        builds past their timeout. Returns the ids touched."""
+        now = self.now()
+        touched = []
+        for build in self.db.expired_leases(now):
+            touched.append(build.id)
+            if build.expiries + 1 >= MAX_EXPIRIES:
+                self.logs.note(build.id, f"vieter-lite: the agent stopped reporting "
+                                         f"({MAX_EXPIRIES} leases lost); build failed")
+                self.db.finish_build(build.id, "failed", -1, now)
+            else:
+                log.warning("build %d lost its lease (runner %s); queued again", build.id,
+                            build.runner)
+                self.db.requeue(build.id)
+        for build in self._timed_out(now):
+            touched.append(build.id)
+            self.logs.note(build.id, f"vieter-lite: build timed out after {build.timeout} s")
+            self.db.finish_build(build.id, "failed", -1, now)
+        return touched
+
+    def _timed_out(self, now: int) -> list[Build]:
+        return [b for b in self.db.running_builds()
+                if b.started_at is not None and now > b.started_at + b.timeout + TIMEOUT_GRACE]
