@@ -7,7 +7,7 @@ import hmac
 import json
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import bottle
@@ -21,6 +21,7 @@ from vieter_lite.models import Build
 from vieter_lite.queue import BuildQueue
 from vieter_lite.repo.store import RepoStore
 from vieter_lite.scheduler import Scheduler
+from vieter_lite.web.metrics import UNMATCHED, Metrics
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,7 @@ class Services:
     logs: BuildLogs
     queue: BuildQueue
     scheduler: Scheduler
+    metrics: Metrics = field(default_factory=Metrics)
 
 
 def envelope(data: Any = "", message: str = "", status: int = 200) -> HTTPResponse:
@@ -103,6 +105,9 @@ def _error_plugin(callback: Callable[..., Any]) -> Callable[..., Any]:
 def _default_error(res: HTTPError) -> str:
     """bottle's own errors (no route, wrong method) in the same envelope."""
     bottle.response.content_type = JSON
+    metrics = getattr(request.app, "metrics", None)
+    if metrics is not None and res.status_code in (404, 405):
+        metrics.observe(request.method, UNMATCHED, res.status_code, 0.0)
     message = {404: "Not found.", 405: "Method not allowed."}.get(res.status_code)
     return json.dumps({"message": message or str(res.body or res.status_line), "data": ""},
                       separators=(",", ":"))
@@ -130,6 +135,8 @@ def make_app(services: Services) -> Callable[..., Any]:
 
     app = bottle.Bottle(catchall=True)
     app.default_error_handler = _default_error  # type: ignore[method-assign]
+    app.metrics = services.metrics  # type: ignore[attr-defined]
+    app.install(services.metrics.plugin)  # first installed = outermost: sees final statuses
     app.install(_error_plugin)
 
     @app.get("/health")

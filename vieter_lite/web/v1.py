@@ -283,6 +283,24 @@ def register(app: bottle.Bottle, services: "Services") -> None:
         runner = text_param("runner") or request.remote_addr or ""
         return envelope(queue.poll(arch, limit or 0, runner[:100]))
 
+    # -- metrics ----------------------------------------------------------------------
+
+    @app.get("/api/v1/metrics")
+    @app.get("/metrics")
+    def metrics() -> HTTPResponse:
+        if not config.collect_metrics:
+            raise NotFound("Metrics are disabled (collect_metrics = false).")
+        packages = {(("repo", r), ("arch", a)): n for (r, a), n in db.package_counts().items()}
+        text = services.metrics.render({
+            "builds": ("Builds by status.",
+                       {(("status", s),): n for s, n in db.build_counts().items()}),
+            "queue_depth": ("Queued builds per arch.",
+                            {(("arch", a),): n for a, n in db.queue_depths().items()}),
+            "packages": ("Packages per arch-repo.", packages),
+        })
+        return HTTPResponse(text, headers={"Content-Type": "text/plain; version=0.0.4; "
+                                                           "charset=utf-8"})
+
     # -- builds: what agents report while they build ---------------------------------
 
     def own_build(build_id: str) -> int:
