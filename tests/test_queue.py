@@ -330,6 +330,21 @@ def test_reap_fails_the_build_after_max_expiries(env: Env) -> None:
     text = env.logs.path(build_id).read_text()
     assert "stopped reporting" in text and f"{MAX_EXPIRIES} leases lost" in text
     assert env.tasks(build_id) == {name: "skipped" for name in TASK_NAMES}
+    assert build.expiries == MAX_EXPIRIES
+
+
+def test_a_lost_lease_is_cancelled_when_a_newer_build_is_queued(env: Env) -> None:
+    target = env.target()
+    running = env.queue.queue(target, "x86_64")
+    env.queue.poll("x86_64", 1)
+    newer = env.queue.queue(target, "x86_64", force=True)
+    assert newer != running
+    env.clock.now += LEASE_SECONDS + 1
+    assert env.queue.reap() == [running]
+    lost = env.db.build(running)
+    assert (lost.status, lost.exit_code, lost.expiries) == ("cancelled", -1, 1)
+    jobs = env.queue.poll("x86_64", 5)
+    assert [(j["build_id"], j["force"]) for j in jobs] == [(newer, True)]
 
 
 def test_reap_fails_a_build_past_its_timeout(tmp_path: Path) -> None:

@@ -62,6 +62,8 @@ class BuildQueue:
             raise NotFound("Unknown target id.")
         build_id, _ = self.db.queue_build(target, arch, force, self.now(), self.base_image,
                                           self.default_timeout)
+        if not build_id:
+            raise NotFound("Unknown target id.")
         return build_id
 
     def poll(self, arch: str, limit: int, runner: str = "") -> list[dict[str, Any]]:
@@ -130,11 +132,12 @@ class BuildQueue:
             if build.expiries + 1 >= MAX_EXPIRIES:
                 self.logs.note(build.id, f"vieter-lite: the agent stopped reporting "
                                          f"({MAX_EXPIRIES} leases lost); build failed")
-                self.db.finish_build(build.id, "failed", -1, now)
+                self.db.lose_lease_for_good(build.id, now)
             else:
-                log.warning("build %d lost its lease (runner %s); queued again", build.id,
-                            build.runner)
-                self.db.requeue(build.id)
+                status = self.db.requeue(build.id, now)
+                log.warning("build %d lost its lease (runner %s); %s", build.id,
+                            build.runner, "queued again" if status == "queued"
+                            else "cancelled, a newer build is queued")
         for build in self._timed_out(now):
             touched.append(build.id)
             self.logs.note(build.id, f"vieter-lite: build timed out after {build.timeout} s")

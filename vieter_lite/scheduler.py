@@ -10,6 +10,7 @@ from typing import Callable
 
 from vieter_lite import cron
 from vieter_lite.db import Database
+from vieter_lite.errors import VieterError
 from vieter_lite.logs import BuildLogs
 from vieter_lite.models import Target
 from vieter_lite.queue import BuildQueue
@@ -60,7 +61,11 @@ class Scheduler:
                 log.error("target %d has an invalid schedule: %s", target.id, exc)
                 self.db.set_next_run(arch.id, None)
                 continue
-            queued.append(self.queue.queue(target.id, arch.value))
+            try:
+                queued.append(self.queue.queue(target.id, arch.value))
+            except VieterError as exc:  # e.g. the target was deleted a moment ago
+                log.warning("not queueing target %d/%s: %s", target.id, arch.value, exc)
+                continue
             self.db.set_next_run(arch.id, upcoming)
         return queued
 

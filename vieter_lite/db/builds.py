@@ -146,8 +146,11 @@ class BuildQueries(Base):
     def queue_build(self, target: Target, arch: str, force: bool, now: int, base_image: str,
                     timeout: int) -> tuple[int, bool]:
         """Queue a build of target/arch unless one is already queued (then force is ORed
-        into it). Returns (build id, whether a new build was made)."""
+        into it). Returns (build id, whether a new build was made); id 0 when the target
+        no longer exists."""
         with self.transaction():
+            if self._one("SELECT 1 FROM targets WHERE id = ?", target.id) is None:
+                return 0, False
             row = self._one("SELECT id FROM builds WHERE target_id = ? AND arch = ? "
                             "AND status = 'queued'", target.id, arch)
             if row is not None:
@@ -204,13 +207,27 @@ class BuildQueries(Base):
         rows = self._all(f"SELECT {_BUILD_COLUMNS} FROM builds WHERE status = 'running'")
         return [_build(r) for r in rows]
 
-    def requeue(self, build_id: int) -> None:
-        """A lost lease: back in the queue, counted."""
+    def requeue(self, build_id: int, now: int) -> str:
+        """A lost lease: back in the queue, counted; or cancelled when a newer build of the
+        same target/arch is already queued. Returns the new status."""
         with self.transaction():
+            waiting = self._one("SELECT 1 FROM builds b JOIN builds r ON r.target_id = b.target_id "
+                                "AND r.arch = b.arch AND r.status = 'queued' WHERE b.id = ?",
+                                build_id)
+            if waiting is not None:
+                self._run("UPDATE builds SET expiries = expiries + 1 WHERE id = ?", build_id)
+                self.finish_build(build_id, "cancelled", -1, now)
+                return "cancelled"
             self._run("UPDATE builds SET status = 'queued', runner = '', started_at = NULL, "
                       "lease_expires = NULL, token_hash = NULL, expiries = expiries + 1 "
                       "WHERE id = ? AND status = 'running'", build_id)
             self._run("UPDATE tasks SET status = 'pending' WHERE build_id = ?", build_id)
+            return "queued"
+
+    def lose_lease_for_good(self, build_id: int, now: int) -> None:
+        with self.transaction():
+            self._run("UPDATE builds SET expiries = expiries + 1 WHERE id = ?", build_id)
+            self.finish_build(build_id, "failed", -1, now)
 
     def finish_build(self, build_id: int, status: str, exit_code: int, ended_at: int,
                      started_at: int | None = None) -> bool:
