@@ -44,9 +44,13 @@ class Scheduler:
     def schedule_of(self, target: Target) -> str:
         return target.schedule or self.global_schedule
 
+    def next_run_of(self, schedule: str) -> int:
+        """When a target with this schedule (already validated) runs next."""
+        return next_run(schedule or self.global_schedule, self.clock())
+
     def next_runs(self, schedule: str, archs: list[str]) -> dict[str, int | None]:
-        """{arch: next run} for a new or edited target (schedule already validated)."""
-        due = next_run(schedule or self.global_schedule, self.clock())
+        """{arch: next run} for a new or edited target."""
+        due = self.next_run_of(schedule)
         return {arch: due for arch in archs}
 
     def tick(self) -> list[int]:

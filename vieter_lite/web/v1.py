@@ -136,7 +136,9 @@ def register(app: bottle.Bottle, services: "Services") -> None:
             except cron.CronError as exc:
                 raise BadRequest(str(exc)) from None
         raw_arch = text_param("arch")
-        archs = arch_list(raw_arch) if raw_arch is not None else None
+        # creating: absent or empty means [default_arch]; editing: 'arch=' is an error
+        archs = arch_list(raw_arch) if raw_arch or (raw_arch is not None and not creating) \
+            else None
         if creating and not archs:
             archs = [config.default_arch]
         return fields, archs
@@ -175,15 +177,17 @@ def register(app: bottle.Bottle, services: "Services") -> None:
         current = db.target(number)
         if current is None:
             raise NotFound("Target not found.")
-        new_archs = None
-        if archs is not None or "schedule" in fields:
-            schedule = fields.get("schedule", current.schedule)
-            new_archs = scheduler.next_runs(schedule, archs or [a.value for a in current.arch])
         if archs == []:
             raise BadRequest("a target needs at least one arch")
+        schedule = fields.get("schedule", current.schedule)
+        new_archs = scheduler.next_runs(schedule, archs) if archs is not None else None
         with db.transaction():
             if not db.update_target(number, fields, new_archs):
                 raise NotFound("Target not found.")
+            if new_archs is None and "schedule" in fields:
+                due = scheduler.next_run_of(schedule)
+                for arch in current.arch:
+                    db.set_next_run(arch.id, due)
             updated = db.target(number)
             assert updated is not None
             db.refresh_queued(updated)
@@ -305,8 +309,8 @@ def register(app: bottle.Bottle, services: "Services") -> None:
 
     def own_build(build_id: str) -> int:
         """The api_key, or the token of this very build."""
-        number = path_id(build_id)
         who = caller(services)
+        number = path_id(build_id)
         if who is not None and who.id != number:
             raise Forbidden("This token belongs to another build.")
         return number
