@@ -51,7 +51,8 @@ class BuildQueue:
     def now(self) -> int:
         return int(self.clock())
 
-    def queue(self, target_id: int, arch: str, force: bool = False) -> int:
+    def queue(self, target_id: int, arch: str, force: bool = False,
+              timeout: int | None = None) -> int:
         """Queue a build of a target now (one queued build per target/arch at a time)."""
         try:
             names.check_arch(arch)
@@ -61,7 +62,7 @@ class BuildQueue:
         if target is None:
             raise NotFound("Unknown target id.")
         build_id, _ = self.db.queue_build(target, arch, force, self.now(), self.base_image,
-                                          self.default_timeout)
+                                          timeout or self.default_timeout)
         if not build_id:
             raise NotFound("Unknown target id.")
         return build_id

@@ -275,7 +275,8 @@ def register(app: bottle.Bottle, services: "Services") -> None:
             raise BadRequest("Empty arch query arg.")
         if db.target(target_id or 0) is None:
             raise BadRequest("Unknown target id.")
-        return envelope(queue.queue(target_id or 0, arch, force=query_flag("force")))
+        return envelope(queue.queue(target_id or 0, arch, force=query_flag("force"),
+                                    timeout=int_param("timeout", minimum=1)))
 
     @app.get("/api/v1/jobs/poll")
     def poll_jobs() -> HTTPResponse:
