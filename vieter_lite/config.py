@@ -68,6 +68,13 @@ def _check_not_empty(value: str) -> None:
         raise ValueError("must not be empty")
 
 
+def _check_http_url(value: str) -> None:
+    from urllib.parse import urlsplit
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query:
+        raise ValueError("must be an http:// or https:// URL")
+
+
 @dataclass(frozen=True)
 class Key:
     """One configuration key: its type, default and check."""
@@ -121,6 +128,22 @@ class ServerConfig:
         return dataclasses.replace(self, **changes)
 
 
+# The client commands (targets, logs, repos, aur): what `vieter-lite` on a laptop needs.
+CLIENT_KEYS: tuple[Key, ...] = (
+    Key("address", str, "http://localhost:8000", _check_http_url, "base URL of the server"),
+    Key("api_key", str, "", None, "the server's api_key (needed by all but aur search)"),
+    Key("aur_url", str, "https://aur.archlinux.org", _check_http_url,
+        "the AUR: its RPC (/rpc) and the base of the git URLs aur add uses"),
+)
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    address: str
+    api_key: str
+    aur_url: str
+
+
 def _coerce(key: Key, raw: Any, source: str) -> Any:
     """Turn a TOML or environment value into the key's type, or raise ConfigError."""
     try:
@@ -151,6 +174,11 @@ def _coerce(key: Key, raw: Any, source: str) -> Any:
     return value
 
 
+def _command_keys() -> frozenset[str]:
+    """Every key some vieter-lite command reads: a shared file may hold all of them."""
+    return frozenset(k.name for k in SERVER_KEYS + CLIENT_KEYS)
+
+
 def read_file_values(path: Path, known: frozenset[str]) -> dict[str, Any]:
     """Read one TOML file; a key no vieter-lite command knows stops start-up."""
     try:
@@ -161,7 +189,7 @@ def read_file_values(path: Path, known: frozenset[str]) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
     for name in data:
-        if name not in known and name not in FOREIGN_KEYS:
+        if name not in known and name not in FOREIGN_KEYS and name not in _command_keys():
             raise ConfigError(f"unknown config key '{name}' in {path}")
     return data
 
@@ -186,22 +214,24 @@ def env_values(keys: tuple[Key, ...], environ: Mapping[str, str]) -> dict[str, t
     return values
 
 
-def config_files(explicit: str | None) -> list[Path]:
-    """The files to read: the one given with -f, else the system and user files present."""
+def config_files(explicit: str | None, system: bool = True) -> list[Path]:
+    """The files to read: the one given with -f, else the system (unless not `system`)
+    and user files present."""
     if explicit:
         path = Path(explicit).expanduser()
         if not path.is_file():
             raise ConfigError(f"config file {path} does not exist")
         return [path]
-    return [p for p in (SYSTEM_CONFIG, USER_CONFIG.expanduser()) if p.is_file()]
+    defaults = (SYSTEM_CONFIG, USER_CONFIG.expanduser()) if system else (USER_CONFIG.expanduser(),)
+    return [p for p in defaults if p.is_file()]
 
 
 def load_values(keys: tuple[Key, ...], config_file: str | None,
-                environ: Mapping[str, str]) -> dict[str, Any]:
+                environ: Mapping[str, str], system: bool = True) -> dict[str, Any]:
     """Merge defaults, files and environment for a key table; check every value."""
     known = frozenset(k.name for k in keys)
     raw: dict[str, tuple[Any, str]] = {}
-    for path in config_files(config_file):
+    for path in config_files(config_file, system):
         raw.update({n: (v, str(path)) for n, v in read_file_values(path, known).items() if n in known})
     raw.update(env_values(keys, environ))
     values: dict[str, Any] = {}
@@ -235,3 +265,17 @@ def load_server(config_file: str | None = None,
     _check_pkg_dir(data_dir, values["pkg_dir"])
     values["log_level"] = values["log_level"].upper()
     return ServerConfig(**values)
+
+
+def load_client(config_file: str | None = None, environ: Mapping[str, str] | None = None,
+                overrides: Mapping[str, str] | None = None) -> ClientConfig:
+    """The client commands' settings: defaults < ~/.vieterrc (or -f FILE) < VIETER_* <
+    command-line `overrides` ({key: value}), as in Vieter (no /etc file)."""
+    values = load_values(CLIENT_KEYS, config_file, os.environ if environ is None else environ,
+                         system=False)
+    keys = {k.name: k for k in CLIENT_KEYS}
+    for name, value in (overrides or {}).items():
+        values[name] = _coerce(keys[name], value, "--" + name.replace("_", "-"))
+    values["address"] = values["address"].rstrip("/")
+    values["aur_url"] = values["aur_url"].rstrip("/")
+    return ClientConfig(**values)
