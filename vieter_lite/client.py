@@ -1,0 +1,274 @@
+"""HTTP client for a vieter-lite (or Vieter) server's API: used by the CLI and the agent."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any, BinaryIO, Iterable, Mapping
+
+from vieter_lite.errors import VieterError
+
+DEFAULT_TIMEOUT = 30.0
+Params = Mapping[str, Any]
+
+
+class ClientError(VieterError):
+    """A request that did not succeed, as one line for a person.
+
+    `status` is the HTTP status, or 0 when no HTTP answer came (unreachable server,
+    timeout, an answer that is not the API's JSON)."""
+
+    def __init__(self, message: str, status: int = 0):
+        super().__init__(message)
+        self.status = status
+
+
+def _reason(exc: BaseException) -> str:
+    """'Connection refused', 'timed out', ... from what urllib raises."""
+    while isinstance(exc, urllib.error.URLError) and isinstance(exc.reason, BaseException):
+        exc = exc.reason
+    if isinstance(exc, urllib.error.URLError):
+        return str(exc.reason)
+    if isinstance(exc, (socket.timeout, TimeoutError)):
+        return "timed out"
+    if isinstance(exc, socket.gaierror):
+        return exc.strerror or str(exc)
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    if isinstance(exc, http.client.HTTPException):
+        return f"a broken HTTP answer ({type(exc).__name__})"
+    return str(exc) or type(exc).__name__
+
+
+def _query(params: Params | None) -> str:
+    """Query string of the values that are not None (bools as true/false)."""
+    if not params:
+        return ""
+    pairs = [(k, ("true" if v else "false") if isinstance(v, bool) else str(v))
+             for k, v in params.items() if v is not None]
+    return "?" + urllib.parse.urlencode(pairs) if pairs else ""
+
+
+def _segment(value: Any) -> str:
+    return urllib.parse.quote(str(value), safe="")
+
+
+class Client:
+    """One server: its address and key. Methods follow the API routes; each returns the
+    envelope's `data` (or bytes for file routes) and raises ClientError otherwise."""
+
+    def __init__(self, address: str, api_key: str = "", timeout: float = DEFAULT_TIMEOUT):
+        self.address = address.rstrip("/")
+        self.api_key = api_key
+        self.timeout = timeout
+
+    # -- plumbing ---------------------------------------------------------------------
+
+    def request(self, method: str, path: str, params: Params | None = None,
+                body: bytes | BinaryIO | None = None, length: int | None = None,
+                headers: Mapping[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+        """Send one request; (status, lower-cased headers, body) for a 2xx answer or 416.
+        Every other answer and every transport failure is a ClientError."""
+        try:
+            scheme = urllib.parse.urlsplit(self.address).scheme
+            req = urllib.request.Request(self.address + path + _query(params), method=method,
+                                         data=body)  # type: ignore[arg-type]
+        except ValueError:
+            scheme = ""
+        if scheme not in ("http", "https"):
+            raise ClientError(f"invalid server address {self.address!r}: "
+                              "expected http://HOST[:PORT]")
+        if self.api_key:
+            req.add_header("X-Api-Key", self.api_key)
+        if body is not None:
+            req.add_header("Content-Type", "application/octet-stream")
+            req.add_header("Content-Length", str(len(body) if isinstance(body, bytes) else length))
+        for name, value in (headers or {}).items():
+            req.add_header(name, value)
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                return resp.status, {k.lower(): v for k, v in resp.headers.items()}, resp.read()
+        except urllib.error.HTTPError as exc:
+            status = exc.code
+            try:
+                data = exc.read()
+            except OSError:
+                data = b""
+            finally:
+                exc.close()
+            if status == 416:
+                return status, {k.lower(): v for k, v in exc.headers.items()}, data
+            raise self._http_error(status, exc.reason, data) from None
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+            raise ClientError(f"cannot reach {self.address}: {_reason(exc)}") from None
+        except UnicodeError:
+            raise ClientError("the api_key or a value cannot be sent in an HTTP header") from None
+        except ValueError:  # urllib's "unknown url type", http.client.InvalidURL
+            raise ClientError(f"invalid server address {self.address!r}") from None
+
+    def _http_error(self, status: int, reason: str, body: bytes) -> ClientError:
+        if status == 401:
+            return ClientError("unauthorized: check api_key", status)
+        message = ""
+        try:
+            decoded = json.loads(body)
+            if isinstance(decoded, dict) and isinstance(decoded.get("message"), str):
+                message = decoded["message"]
+        except ValueError:
+            message = body.decode("utf-8", "replace").strip() if len(body) < 200 else ""
+        message = " ".join(message.split())  # one line, whatever the server sent
+        if status >= 500:
+            return ClientError(f"server error {status} ({reason})"
+                               + (f": {message}" if message else ""), status)
+        return ClientError(message or f"{status} {reason}", status)
+
+    def call(self, method: str, path: str, params: Params | None = None,
+             body: bytes | BinaryIO | None = None, length: int | None = None) -> Any:
+        """A JSON route: the `data` of the {message, data} envelope."""
+        _, _, raw = self.request(method, path, params, body, length)
+        if not raw:
+            return None
+        try:
+            decoded = json.loads(raw)
+        except ValueError:
+            raise ClientError(f"{self.address} did not answer with JSON: is it a "
+                              "vieter-lite server?") from None
+        if not isinstance(decoded, dict) or "data" not in decoded:
+            raise ClientError(f"{self.address} answered JSON without a 'data' field")
+        return decoded["data"]
+
+    # -- server -----------------------------------------------------------------------
+
+    def _message(self, raw: bytes) -> str:
+        try:
+            decoded = json.loads(raw) if raw else {}
+        except ValueError:
+            return ""
+        return str(decoded.get("message", "")) if isinstance(decoded, dict) else ""
+
+    def health(self) -> str:
+        """The server's health message ("Healthy.")."""
+        return self._message(self.request("GET", "/health")[2])
+
+    # -- targets ----------------------------------------------------------------------
+
+    def list_targets(self, limit: int | None = None, offset: int | None = None,
+                     repo: str | None = None, query: str | None = None,
+                     arch: str | None = None) -> list[dict[str, Any]]:
+        return self.call("GET", "/api/v1/targets", {"limit": limit, "offset": offset,
+                                                     "repo": repo, "query": query,
+                                                     "arch": arch})
+
+    def get_target(self, target_id: int) -> dict[str, Any]:
+        return self.call("GET", f"/api/v1/targets/{_segment(target_id)}")
+
+    def add_target(self, url: str, repo: str, kind: str = "git", branch: str | None = None,
+                   path: str | None = None, arch: str | Iterable[str] | None = None,
+                   schedule: str | None = None) -> int:
+        if arch is not None and not isinstance(arch, str):
+            arch = ",".join(arch)
+        return int(self.call("POST", "/api/v1/targets", {
+            "kind": kind, "url": url, "repo": repo, "branch": branch, "path": path,
+            "arch": arch, "schedule": schedule}))
+
+    def edit_target(self, target_id: int, **fields: str | None) -> dict[str, Any]:
+        """PATCH the fields given (None: left alone; "": cleared)."""
+        return self.call("PATCH", f"/api/v1/targets/{_segment(target_id)}", fields)
+
+    def remove_target(self, target_id: int) -> None:
+        self.call("DELETE", f"/api/v1/targets/{_segment(target_id)}")
+
+    # -- build logs -------------------------------------------------------------------
+
+    def list_logs(self, limit: int | None = None, offset: int | None = None,
+                  target: int | None = None, before: int | None = None,
+                  after: int | None = None, arch: str | None = None,
+                  exit_codes: str | Iterable[str] | None = None) -> list[dict[str, Any]]:
+        if exit_codes is not None and not isinstance(exit_codes, str):
+            exit_codes = ",".join(exit_codes)
+        return self.call("GET", "/api/v1/logs", {
+            "limit": limit, "offset": offset, "target": target, "before": before,
+            "after": after, "arch": arch, "exit_codes": exit_codes or None})
+
+    def get_log(self, build_id: int) -> dict[str, Any]:
+        return self.call("GET", f"/api/v1/logs/{_segment(build_id)}")
+
+    def log_content(self, build_id: int, start: int = 0) -> tuple[bytes, int | None]:
+        """The log from byte `start` on, and the log's whole size when the server said
+        (b"" when there is nothing past `start`)."""
+        headers = {"Range": f"bytes={start}-"} if start else None
+        status, head, data = self.request("GET", f"/api/v1/logs/{_segment(build_id)}/content",
+                                          headers=headers)
+        total: int | None = None
+        content_range = head.get("content-range", "")
+        if "/" in content_range and content_range.rsplit("/", 1)[1].isdigit():
+            total = int(content_range.rsplit("/", 1)[1])
+        if status == 416:
+            return b"", total
+        if status == 200:
+            total = len(data)
+            data = data[start:]  # a server that ignored the Range header
+        return data, total
+
+    def add_log(self, target: int, arch: str, start_time: int, end_time: int,
+                exit_code: int, content: bytes) -> int:
+        """Record a finished build with its log (what a Vieter agent sends)."""
+        return int(self.call("POST", "/api/v1/logs", {
+            "target": target, "arch": arch, "startTime": start_time, "endTime": end_time,
+            "exitCode": exit_code}, body=content))
+
+    def remove_log(self, build_id: int) -> None:
+        self.call("DELETE", f"/api/v1/logs/{_segment(build_id)}")
+
+    # -- jobs and builds --------------------------------------------------------------
+
+    def queue_build(self, target: int, arch: str, force: bool = False) -> int:
+        """Queue a build now; its id. `force` is sent only when true."""
+        return int(self.call("POST", "/api/v1/jobs/queue",
+                             {"target": target, "arch": arch, "force": True if force else None}))
+
+    def poll_jobs(self, arch: str, max_jobs: int, runner: str | None = None) -> list[dict[str, Any]]:
+        return self.call("GET", "/api/v1/jobs/poll", {"arch": arch, "max": max_jobs,
+                                                       "runner": runner})
+
+    def get_build(self, build_id: int) -> dict[str, Any]:
+        return self.call("GET", f"/api/v1/builds/{_segment(build_id)}")
+
+    def renew_lease(self, build_id: int) -> dict[str, Any]:
+        return self.call("POST", f"/api/v1/builds/{_segment(build_id)}/lease")
+
+    def append_log(self, build_id: int, chunk: bytes) -> int:
+        """Append to a running build's log; the log's new size."""
+        return int(self.call("POST", f"/api/v1/builds/{_segment(build_id)}/log",
+                             body=chunk)["size"])
+
+    def set_task(self, build_id: int, name: str, status: str) -> dict[str, Any]:
+        return self.call("PATCH", f"/api/v1/builds/{_segment(build_id)}/tasks/{_segment(name)}",
+                         {"status": status})
+
+    def finish_build(self, build_id: int, exit_code: int, start_time: int | None = None,
+                     end_time: int | None = None) -> dict[str, Any]:
+        return self.call("POST", f"/api/v1/builds/{_segment(build_id)}/finish", {
+            "exitCode": exit_code, "startTime": start_time, "endTime": end_time})
+
+    # -- repositories -----------------------------------------------------------------
+
+    def publish(self, repo: str, package: Path, force: bool = False) -> dict[str, Any]:
+        """Upload a package file (streamed); {name, version, archs}."""
+        size = package.stat().st_size
+        with open(package, "rb") as fh:
+            return self.call("POST", f"/{_segment(repo)}/publish",
+                             {"force": True if force else None}, body=fh, length=size)
+
+    def remove_repo(self, repo: str, arch: str | None = None, package: str | None = None) -> str:
+        """DELETE a package (all three), an arch-repo (repo, arch) or a whole repo; the
+        server's message."""
+        if package is not None and arch is None:
+            raise ValueError("a package is removed from one arch-repo: give its arch")
+        path = "/" + "/".join(_segment(p) for p in (repo, arch, package) if p is not None)
+        return self._message(self.request("DELETE", path)[2])
