@@ -1,13 +1,16 @@
-"""The command line: vieter-lite server | schedule | --version."""
+"""The command line: vieter-lite server | schedule | targets | logs | repos | aur | --version."""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from datetime import datetime
 
 from vieter_lite import __version__, config, cron
+from vieter_lite import commands as client_commands
+from vieter_lite.client import ClientError
 from vieter_lite.errors import ConfigError
 
 LEVELS = {"FATAL": logging.CRITICAL, "ERROR": logging.ERROR, "WARN": logging.WARNING,
@@ -37,13 +40,20 @@ def cmd_schedule(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line (exit status 2), pointing at --help."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-f", "--config-file", default=argparse.SUPPRESS,
                         help=f"TOML config file (default: {config.SYSTEM_CONFIG} and "
                         "~/.vieterrc when present)")
-    parser = argparse.ArgumentParser(prog="vieter-lite", parents=[common],
-                                     description="A small Arch Linux repository and build server.")
+    parser = _Parser(prog="vieter-lite", parents=[common],
+                     description="A small Arch Linux repository and build server.")
     parser.add_argument("--version", action="version", version=f"vieter-lite {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     server = commands.add_parser("server", parents=[common], help="run the repository server")
@@ -52,15 +62,24 @@ def build_parser() -> argparse.ArgumentParser:
     schedule.add_argument("expression", nargs="+", help="e.g. '0 3' or '*/15 * * *'")
     schedule.add_argument("-n", "--count", type=int, default=5, help="how many (default 5)")
     schedule.set_defaults(func=cmd_schedule)
+    client_commands.register(commands, parser)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return int(args.func(args))
+        code = int(args.func(args))
+        sys.stdout.flush()  # a closed pipe shows here, not after main() returned
+        return code
     except (ConfigError, cron.CronError) as exc:
         print(f"vieter-lite: {exc}", file=sys.stderr)
         return 2
+    except ClientError as exc:
+        print(f"vieter-lite: {exc.message}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:  # `vieter-lite logs content 3 | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except KeyboardInterrupt:
         return 130

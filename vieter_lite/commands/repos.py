@@ -1,0 +1,107 @@
+"""vieter-lite repos remove, and vieter-lite aur search | add (AUR RPC v5)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from vieter_lite.client import ClientError
+from vieter_lite.commands.common import Context, print_json, print_table, refuse, runs
+from vieter_lite.commands.targets import check_schedule
+
+
+def cmd_repos_remove(ctx: Context) -> int:
+    a = ctx.args
+    if a.package is None and not a.force:
+        what = f"arch-repo {a.repo}/{a.arch}" if a.arch else f"repository {a.repo}"
+        return refuse(f"removing the whole {what} is very destructive: add --force if you "
+                      "mean it")
+    message = ctx.client().remove_repo(a.repo, a.arch, a.package)
+    if ctx.json:
+        print_json({"repo": a.repo, "arch": a.arch, "package": a.package, "removed": True})
+    else:
+        print(message or "Removed")
+    return 0
+
+
+def cmd_aur_search(ctx: Context) -> int:
+    found = ctx.aur().search(ctx.args.term)
+    if ctx.json:
+        print_json(found)
+        return 0
+    print_table(["name", "version", "description"],
+                [(p["Name"], p.get("Version", ""), p.get("Description") or "") for p in found])
+    return 0
+
+
+def cmd_aur_add(ctx: Context) -> int:
+    """Add a git target per AUR package (by its package base); exit 1 if any failed."""
+    a = ctx.args
+    check_schedule(a.schedule)
+    client, aur = ctx.client(), ctx.aur()
+    found = aur.info(a.packages)
+    results: list[dict[str, Any]] = []
+    for name in dict.fromkeys(a.packages):
+        result: dict[str, Any] = {"name": name, "url": None, "target_id": None,
+                                  "existed": False, "error": None}
+        results.append(result)
+        package = found.get(name)
+        if package is None:
+            result["error"] = "not found in the AUR"
+            continue
+        url = aur.git_url(package.get("PackageBase") or name)
+        result["url"] = url
+        existing = [t for t in client.list_targets(limit=0, repo=a.repo, query=url)
+                    if t["url"] == url]
+        if existing:
+            result.update(target_id=existing[0]["id"], existed=True)
+            continue
+        try:
+            result["target_id"] = client.add_target(url, a.repo, kind="git", arch=a.arch,
+                                                    schedule=a.schedule)
+        except ClientError as exc:
+            if exc.status in (0, 401):  # the server, not this package: stop here
+                raise
+            result["error"] = exc.message
+    failed = [r for r in results if r["error"]]
+    if ctx.json:
+        print_json(results)
+        return 1 if failed else 0
+    for r in results:
+        if r["error"]:
+            print(f"Failed to add {r['name']}: {r['error']}", file=sys.stderr)
+        elif r["existed"]:
+            print(f"{r['name']} is already target {r['target_id']} of {a.repo}")
+        else:
+            print(f"Added {r['name']} (target {r['target_id']})")
+    return 1 if failed else 0
+
+
+def register(commands: argparse._SubParsersAction, flags: argparse.ArgumentParser) -> None:
+    group = commands.add_parser("repos", parents=[flags], help="manage repositories")
+    sub = group.add_subparsers(dest="repos_command", required=True, metavar="COMMAND")
+    p = sub.add_parser("remove", parents=[flags], help="remove a package, arch-repo or repo",
+                       description="REPO ARCH PKG removes one package from one arch-repo; "
+                       "REPO ARCH an arch-repo and REPO a whole repository, with --force.")
+    p.add_argument("repo", metavar="REPO")
+    p.add_argument("arch", metavar="ARCH", nargs="?")
+    p.add_argument("package", metavar="PKG", nargs="?")
+    p.add_argument("--force", action="store_true",
+                   help="needed to remove a whole repository or arch-repo")
+    p.set_defaults(func=runs(cmd_repos_remove))
+
+    group = commands.add_parser("aur", parents=[flags], help="find AUR packages, add them as targets")
+    sub = group.add_subparsers(dest="aur_command", required=True, metavar="COMMAND")
+    p = sub.add_parser("search", parents=[flags], help="search the AUR by name and description")
+    p.add_argument("term", metavar="TERM")
+    p.set_defaults(func=runs(cmd_aur_search))
+    p = sub.add_parser("add", parents=[flags], help="add AUR packages as git targets of REPO",
+                       description="Look the packages up in the AUR and add a git target "
+                       "<aur_url>/<package base>.git to REPO for each; exit status 1 if any "
+                       "could not be added.")
+    p.add_argument("packages", metavar="PKG", nargs="+")
+    p.add_argument("repo", metavar="REPO")
+    p.add_argument("--arch", help="comma-separated archs (default: the server's default_arch)")
+    p.add_argument("--schedule", help="cron expression (default: the server's global_schedule)")
+    p.set_defaults(func=runs(cmd_aur_add))

@@ -1,0 +1,163 @@
+"""vieter-lite targets list | add | info | edit | remove | build."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from vieter_lite import cron
+from vieter_lite.commands.common import (Context, arch_list, count, positive_id, print_fields,
+                                         print_json, print_table, refuse, runs)
+
+KINDS = ("git", "url")
+EDITABLE = ("url", "branch", "repo", "arch", "schedule", "kind", "path")
+
+
+def archs(target: dict[str, Any]) -> list[str]:
+    return [a["value"] for a in target.get("arch", [])]
+
+
+def check_schedule(schedule: str | None) -> None:
+    """Vieter checks a schedule before sending it; CronError is a usage error (exit 2)."""
+    if schedule:
+        cron.parse(schedule)
+
+
+def target_fields(target: dict[str, Any]) -> list[tuple[str, Any]]:
+    return [("id", target["id"]), ("kind", target["kind"]), ("url", target["url"]),
+            ("branch", target["branch"]), ("path", target["path"]), ("repo", target["repo"]),
+            ("schedule", target["schedule"]), ("arch", ", ".join(archs(target)))]
+
+
+def cmd_list(ctx: Context) -> int:
+    a = ctx.args
+    found = ctx.client().list_targets(limit=a.limit, offset=a.offset, repo=a.repo or None,
+                                      query=a.query or None, arch=a.arch or None)
+    if ctx.json:
+        print_json(found)
+        return 0
+    print_table(["id", "kind", "url", "repo", "arch", "schedule"],
+                [(t["id"], t["kind"], t["url"], t["repo"], ",".join(archs(t)), t["schedule"])
+                 for t in found])
+    return 0
+
+
+def cmd_add(ctx: Context) -> int:
+    a = ctx.args
+    check_schedule(a.schedule)
+    target_id = ctx.client().add_target(a.url, a.repo, kind=a.kind, branch=a.branch,
+                                        path=a.path, arch=a.arch, schedule=a.schedule)
+    if ctx.json:
+        print_json(target_id)
+    else:
+        print(f"Target added with id {target_id}")
+    return 0
+
+
+def cmd_info(ctx: Context) -> int:
+    target = ctx.client().get_target(ctx.args.id)
+    if ctx.json:
+        print_json(target)
+    else:
+        print_fields(target_fields(target))
+    return 0
+
+
+def cmd_edit(ctx: Context) -> int:
+    a = ctx.args
+    fields = {name: getattr(a, name) for name in EDITABLE if getattr(a, name) is not None}
+    if not fields:
+        return refuse("targets edit: nothing to change; give at least one of "
+                      + ", ".join("--" + n for n in EDITABLE))
+    check_schedule(fields.get("schedule"))
+    if "arch" in fields:
+        fields["arch"] = ",".join(arch_list(fields["arch"]))
+    target = ctx.client().edit_target(a.id, **fields)
+    if ctx.json:
+        print_json(target)
+    else:
+        print_fields(target_fields(target))
+    return 0
+
+
+def cmd_remove(ctx: Context) -> int:
+    ctx.client().remove_target(ctx.args.id)
+    if ctx.json:
+        print_json({"id": ctx.args.id, "removed": True})
+    else:
+        print(f"Target {ctx.args.id} removed")
+    return 0
+
+
+def cmd_build(ctx: Context) -> int:
+    a = ctx.args
+    if not a.remote:
+        return refuse("local builds need the build agent, which vieter-lite does not have "
+                      "yet; queue the build on the server with --remote")
+    client = ctx.client()
+    wanted = arch_list(a.arch) if a.arch else archs(client.get_target(a.id))
+    if not wanted:
+        return refuse("targets build: --arch is empty")
+    queued = [{"target_id": a.id, "arch": arch, "build_id": client.queue_build(a.id, arch, a.force)}
+              for arch in wanted]
+    if ctx.json:
+        print_json(queued)
+    else:
+        for build in queued:
+            print(f"Queued build {build['build_id']} of target {a.id} for {build['arch']}")
+    return 0
+
+
+def register(commands: argparse._SubParsersAction, flags: argparse.ArgumentParser) -> None:
+    group = commands.add_parser("targets", parents=[flags], help="manage build targets",
+                                description="Manage the server's build targets.")
+    sub = group.add_subparsers(dest="targets_command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("list", parents=[flags], help="list targets")
+    p.add_argument("-l", "--limit", type=count, help="at most this many (server default 25; "
+                   "0 for all)")
+    p.add_argument("-o", "--offset", type=count, help="skip this many")
+    p.add_argument("--repo", help="only targets of this repo")
+    p.add_argument("-q", "--query", help="only targets whose url, path or branch contain this")
+    p.add_argument("--arch", help="only targets built for this arch")
+    p.set_defaults(func=runs(cmd_list))
+
+    p = sub.add_parser("add", parents=[flags], help="add a target",
+                       description="Add a target: a git repository with a PKGBUILD (kind git) "
+                       "or the URL of a PKGBUILD (kind url), built into REPO.")
+    p.add_argument("url", metavar="URL")
+    p.add_argument("repo", metavar="REPO")
+    p.add_argument("--kind", choices=KINDS, default="git", help="default: git")
+    p.add_argument("--branch", help="git branch (default: the repository's default)")
+    p.add_argument("--path", help="subdirectory holding the PKGBUILD")
+    p.add_argument("--arch", help="comma-separated archs (default: the server's default_arch)")
+    p.add_argument("--schedule", help="cron expression (default: the server's global_schedule)")
+    p.set_defaults(func=runs(cmd_add))
+
+    p = sub.add_parser("info", parents=[flags], help="show one target")
+    p.add_argument("id", metavar="ID", type=positive_id)
+    p.set_defaults(func=runs(cmd_info))
+
+    p = sub.add_parser("edit", parents=[flags], help="change a target",
+                       description="Change the given fields only; an empty value clears one "
+                       "(--schedule '' goes back to the global schedule).")
+    p.add_argument("id", metavar="ID", type=positive_id)
+    for name in EDITABLE:
+        p.add_argument(f"--{name}", help={"arch": "comma-separated archs (replaces the list)",
+                                          "kind": "git or url"}.get(name))
+    p.set_defaults(func=runs(cmd_edit))
+
+    p = sub.add_parser("remove", parents=[flags], help="remove a target (its logs stay)")
+    p.add_argument("id", metavar="ID", type=positive_id)
+    p.set_defaults(func=runs(cmd_remove))
+
+    p = sub.add_parser("build", parents=[flags], help="build a target now",
+                       description="Queue a build on the server (--remote) for the given archs, "
+                       "or for every arch of the target.")
+    p.add_argument("id", metavar="ID", type=positive_id)
+    p.add_argument("--remote", action="store_true",
+                   help="queue the build on the server (local builds are not supported yet)")
+    p.add_argument("--arch", help="comma-separated archs (default: the target's archs)")
+    p.add_argument("--force", action="store_true",
+                   help="build even when the repo has this version already")
+    p.set_defaults(func=runs(cmd_build))
