@@ -300,11 +300,13 @@ def test_targets_build_remote_queues_one_build_per_arch(cli, admin, u):
     for job in (job_a, job_b):  # a target/arch builds one at a time
         Client(admin.address, job["token"]).finish_build(job["build_id"], 0)
 
-    queued = cli.json("targets", "build", str(target_id), "--remote", "--arch", b, "--force")
+    queued = cli.json("targets", "build", str(target_id), "--remote", "--arch", b, "--force",
+                      "--timeout", "600")
     assert [(q["arch"], q["target_id"]) for q in queued] == [(b, target_id)]
     assert admin.poll_jobs(a, 5) == []
     [job] = admin.poll_jobs(b, 5)
     assert job["build_id"] == queued[0]["build_id"] and job["force"] is True
+    assert (job["timeout"], job_a["timeout"]) == (600, 3600)
 
 
 def test_targets_build_without_remote_says_local_builds_need_the_agent(cli, admin, u):

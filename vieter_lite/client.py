@@ -227,10 +227,13 @@ class Client:
 
     # -- jobs and builds --------------------------------------------------------------
 
-    def queue_build(self, target: int, arch: str, force: bool = False) -> int:
-        """Queue a build now; its id. `force` is sent only when true."""
+    def queue_build(self, target: int, arch: str, force: bool = False,
+                    timeout: int | None = None) -> int:
+        """Queue a build now; its id. `force` is sent only when true; `timeout` (seconds)
+        defaults to the server's default_build_timeout."""
         return int(self.call("POST", "/api/v1/jobs/queue",
-                             {"target": target, "arch": arch, "force": True if force else None}))
+                             {"target": target, "arch": arch, "force": True if force else None,
+                              "timeout": timeout}))
 
     def poll_jobs(self, arch: str, max_jobs: int, runner: str | None = None) -> list[dict[str, Any]]:
         return self.call("GET", "/api/v1/jobs/poll", {"arch": arch, "max": max_jobs,

@@ -98,7 +98,8 @@ def cmd_build(ctx: Context) -> int:
     wanted = arch_list(a.arch) if a.arch else archs(client.get_target(a.id))
     if not wanted:
         return refuse("targets build: --arch is empty")
-    queued = [{"target_id": a.id, "arch": arch, "build_id": client.queue_build(a.id, arch, a.force)}
+    queued = [{"target_id": a.id, "arch": arch,
+               "build_id": client.queue_build(a.id, arch, a.force, a.timeout)}
               for arch in wanted]
     if ctx.json:
         print_json(queued)
@@ -160,4 +161,6 @@ def register(commands: argparse._SubParsersAction, flags: argparse.ArgumentParse
     p.add_argument("--arch", help="comma-separated archs (default: the target's archs)")
     p.add_argument("--force", action="store_true",
                    help="build even when the repo has this version already")
+    p.add_argument("--timeout", type=positive_id, metavar="SECONDS",
+                   help="build timeout (default: the server's default_build_timeout)")
     p.set_defaults(func=runs(cmd_build))
