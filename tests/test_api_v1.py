@@ -19,6 +19,7 @@ import pytest
 
 from conftest import API_KEY, ServerProcess
 from pkgfactory import make_synthetic_package
+from vieter_lite.queue import TIMEOUT_GRACE
 
 KEY = {"X-Api-Key": API_KEY}
 NO_KEY: dict[str, str] = {}
@@ -1028,16 +1029,17 @@ def test_build_report_routes_with_the_api_key(client, u):
 
 
 def test_build_token_expires_with_the_build_timeout(webapp, services, u, monkeypatch):
-    """In-process only: the queue's clock is moved past the build's timeout."""
+    """In-process only: the queue's clock is moved past the build's timeout and the grace
+    an agent has to report a build it killed at its timeout."""
     c = InProcessClient(webapp, services)
     target_id = add_target(c, repo=f"r{u}", arch=f"a{u}")
     job = claim(c, target_id, f"a{u}")
     path = f"/api/v1/builds/{job['build_id']}/log"
     ok(c.request("POST", path, b"a", token_headers(job["token"])))
     started = job_start(c, job["build_id"])
-    monkeypatch.setattr(services.queue, "clock", lambda: started + TIMEOUT)
+    monkeypatch.setattr(services.queue, "clock", lambda: started + TIMEOUT + TIMEOUT_GRACE)
     ok(c.request("POST", path, b"b", token_headers(job["token"])))
-    monkeypatch.setattr(services.queue, "clock", lambda: started + TIMEOUT + 1)
+    monkeypatch.setattr(services.queue, "clock", lambda: started + TIMEOUT + TIMEOUT_GRACE + 1)
     for method, route, body in [("POST", path, b"c"),
                                 ("POST", f"/r{u}/publish", b"not even a package")]:
         assert_error(c.request(method, route, body, token_headers(job["token"])), 401,

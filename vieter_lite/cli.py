@@ -1,4 +1,4 @@
-"""The command line: vieter-lite server | schedule | targets | logs | repos | aur | --version."""
+"""The command line: vieter-lite server | agent | schedule | targets | logs | repos | aur | --version."""
 
 from __future__ import annotations
 
@@ -32,6 +32,14 @@ def cmd_server(args: argparse.Namespace) -> int:
     return supervisor.run()
 
 
+def cmd_agent(args: argparse.Namespace) -> int:
+    from vieter_lite.agent import main as agent_main
+
+    settings, values = agent_main.load_settings(getattr(args, "config_file", None))
+    _setup_logging(str(values["log_level"]).upper())
+    return agent_main.run(settings, values)
+
+
 def cmd_schedule(args: argparse.Namespace) -> int:
     expression = " ".join(args.expression)
     schedule = cron.parse(expression)
@@ -58,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     server = commands.add_parser("server", parents=[common], help="run the repository server")
     server.set_defaults(func=cmd_server)
+    agent = commands.add_parser("agent", parents=[common],
+                                help="run a build agent (builds jobs in rootless Podman)")
+    agent.set_defaults(func=cmd_agent)
     schedule = commands.add_parser("schedule", help="print the next run times of a cron expression")
     schedule.add_argument("expression", nargs="+", help="e.g. '0 3' or '*/15 * * *'")
     schedule.add_argument("-n", "--count", type=int, default=5, help="how many (default 5)")

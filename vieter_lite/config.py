@@ -21,11 +21,12 @@ LOG_LEVELS = ("FATAL", "ERROR", "WARN", "WARNING", "INFO", "DEBUG")
 # in Vieter); the server accepts them in a file without complaint but ignores them.
 FOREIGN_KEYS = frozenset({
     "address", "arch", "max_concurrent_builds", "polling_frequency",
-    "image_rebuild_frequency", "podman_url", "aur_url", "prepare_script",
+    "image_rebuild_frequency", "podman_url", "aur_url", "prepare_script", "build_user",
+    "makepkg_args",
 })
 
 
-def _machine_arch() -> str:
+def machine_arch() -> str:
     machine = platform.machine() or "x86_64"
     return {"armv7l": "armv7h", "armv6l": "armv6h", "arm64": "aarch64", "amd64": "x86_64"}.get(
         machine.lower(), machine.lower())
@@ -36,7 +37,7 @@ def _check_port(value: int) -> None:
         raise ValueError("must be between 0 and 65535")
 
 
-def _check_positive(value: int) -> None:
+def check_positive(value: int) -> None:
     if value <= 0:
         raise ValueError("must be greater than 0")
 
@@ -63,7 +64,7 @@ def _check_schedule(value: str) -> None:
     cron.parse(value)
 
 
-def _check_not_empty(value: str) -> None:
+def check_not_empty(value: str) -> None:
     if not value.strip():
         raise ValueError("must not be empty")
 
@@ -87,22 +88,22 @@ class Key:
 
 
 SERVER_KEYS: tuple[Key, ...] = (
-    Key("api_key", str, None, _check_not_empty, "secret expected in the X-Api-Key header (required)"),
-    Key("data_dir", str, "data", _check_not_empty, "where the database, repos and logs live"),
+    Key("api_key", str, None, check_not_empty, "secret expected in the X-Api-Key header (required)"),
+    Key("data_dir", str, "data", check_not_empty, "where the database, repos and logs live"),
     Key("pkg_dir", str, "", None, "where package files live (default: <data_dir>/pkgs)"),
-    Key("host", str, "0.0.0.0", _check_not_empty, "address to listen on"),
+    Key("host", str, "0.0.0.0", check_not_empty, "address to listen on"),
     Key("port", int, 8000, _check_port, "port to listen on"),
-    Key("default_arch", str, _machine_arch(), _check_arch,
+    Key("default_arch", str, machine_arch(), _check_arch,
         "arch-repo that receives 'any' packages, and targets without an arch"),
     Key("log_level", str, "WARN", _check_log_level, "FATAL, ERROR, WARN, INFO or DEBUG"),
-    Key("max_upload_size", int, 2 * 1024 ** 3, _check_positive, "largest package upload in bytes"),
-    Key("threads", int, 8, _check_positive, "HTTP worker threads"),
+    Key("max_upload_size", int, 2 * 1024 ** 3, check_positive, "largest package upload in bytes"),
+    Key("threads", int, 8, check_positive, "HTTP worker threads"),
     Key("global_schedule", str, "0 3", _check_schedule, "cron schedule for targets without one"),
-    Key("base_image", str, "archlinux:base-devel", _check_not_empty, "image builds start from"),
+    Key("base_image", str, "archlinux:base-devel", check_not_empty, "image builds start from"),
     Key("max_log_age", int, 0, _check_not_negative, "days to keep build logs (0 = keep)"),
     Key("log_removal_schedule", str, "0 0", _check_schedule, "cron schedule of log removal"),
     Key("collect_metrics", bool, False, None, "serve Prometheus metrics"),
-    Key("default_build_timeout", int, 3600, _check_positive, "build timeout in seconds"),
+    Key("default_build_timeout", int, 3600, check_positive, "build timeout in seconds"),
 )
 
 

@@ -115,11 +115,12 @@ class BuildQueue:
         return self.get(build_id)
 
     def token_build(self, token: str) -> Build | None:
-        """The running build a token belongs to, while it is valid (running, not timed out)."""
+        """The running build a token belongs to, while it is valid: running, and not past
+        its timeout plus the grace an agent has to report a killed build."""
         build = self.db.build_by_token(hash_token(token))
         if build is None or build.started_at is None:
             return None
-        if self.now() > build.started_at + build.timeout:
+        if self.now() > build.started_at + build.timeout + TIMEOUT_GRACE:
             return None
         return build
 

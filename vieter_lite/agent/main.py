@@ -1,0 +1,78 @@
+"""`vieter-lite agent`: the agent's configuration, its Podman service, signals and life."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+from pathlib import Path
+from typing import Mapping
+
+from vieter_lite.agent import script
+from vieter_lite.agent.daemon import Agent, AgentSettings, Images
+from vieter_lite.config import Key, check_not_empty, check_positive, load_values, machine_arch
+from vieter_lite.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+AGENT_KEYS: tuple[Key, ...] = (
+    Key("address", str, None, check_not_empty, "the server's URL, as build containers reach it"),
+    Key("api_key", str, None, check_not_empty, "the server's api_key"),
+    Key("arch", str, machine_arch(), check_not_empty, "the arch this agent builds for"),
+    Key("data_dir", str, "agent-data", check_not_empty, "the agent's own files"),
+    Key("log_level", str, "WARN", None, "FATAL, ERROR, WARN, INFO or DEBUG"),
+    Key("max_concurrent_builds", int, 1, check_positive, "builds run at once"),
+    Key("polling_frequency", int, 30, check_positive, "seconds between polls"),
+    Key("image_rebuild_frequency", int, 1440, check_positive,
+        "minutes before a builder image is prepared again"),
+    Key("podman_url", str, "", None,
+        "Podman API socket (unix:///...); empty: start a private rootless service"),
+    Key("prepare_script", str, "", None,
+        "file with the shell script that prepares a builder image (default: Arch's)"),
+    Key("build_user", str, "build", check_not_empty, "the unprivileged user makepkg runs as"),
+    Key("makepkg_args", str, "--syncdeps --needed", None, "extra makepkg arguments"),
+)
+
+
+def load_settings(config_file: str | None,
+                  environ: Mapping[str, str] | None = None) -> tuple[AgentSettings, dict]:
+    values = load_values(AGENT_KEYS, config_file, os.environ if environ is None else environ)
+    prepare = script.ARCH_PREPARE
+    if values["prepare_script"]:
+        try:
+            prepare = Path(values["prepare_script"]).expanduser().read_text()
+        except OSError as exc:
+            raise ConfigError(f"config key 'prepare_script': cannot read "
+                              f"{values['prepare_script']}: {exc.strerror}") from None
+    settings = AgentSettings(
+        address=values["address"], api_key=values["api_key"], arch=values["arch"],
+        max_concurrent_builds=values["max_concurrent_builds"],
+        polling_frequency=values["polling_frequency"],
+        image_rebuild_frequency=values["image_rebuild_frequency"], prepare_script=prepare,
+        build_user=values["build_user"], makepkg_args=values["makepkg_args"],
+        runner=socket.gethostname())
+    return settings, values
+
+
+def run(settings: AgentSettings, values: dict) -> int:
+    """Poll and build until SIGTERM/SIGINT, then let running builds finish."""
+    from vieter_lite.agent.podman import Podman, PodmanService
+
+    data_dir = Path(values["data_dir"]).expanduser()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    service = PodmanService(values["podman_url"] or None)  # empty: a private service
+    try:
+        podman = Podman(service.start())
+        agent = Agent(settings, podman,
+                      Images(podman, settings.prepare_script, settings.image_rebuild_frequency))
+        log.warning("agent polling %s for %s (%d slot(s))", settings.address, settings.arch,
+                    settings.max_concurrent_builds)
+        agent.run(stop)
+    finally:
+        service.stop()
+    return 0
