@@ -507,3 +507,15 @@ def test_queue_does_not_create_a_build_for_a_target_deleted_meanwhile(env: Env) 
         env.queue.queue(tid, "x86_64")
     assert env.db.build_counts() == {}
     assert env.queue.poll("x86_64", 5) == []
+
+
+def test_release_hands_a_build_back_without_counting_a_lost_lease(env: Env) -> None:
+    build_id = env.queue.queue(env.target(), "x86_64")
+    token = env.queue.poll("x86_64", 1)[0]["token"]
+    released = env.queue.release(build_id)
+    assert (released.status, released.expiries, released.runner) == ("queued", 0, "")
+    assert env.queue.token_build(token) is None
+    assert "handed the build back" in env.logs.path(build_id).read_text()
+    assert [j["build_id"] for j in env.queue.poll("x86_64", 1)] == [build_id]
+    with pytest.raises(Conflict):
+        env.queue.release(env.queue.queue(env.target(), "x86_64"))  # queued, not running

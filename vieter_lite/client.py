@@ -254,6 +254,10 @@ class Client:
         return self.call("PATCH", f"/api/v1/builds/{_segment(build_id)}/tasks/{_segment(name)}",
                          {"status": status})
 
+    def release_build(self, build_id: int) -> dict[str, Any]:
+        """Hand a running build back to the queue (the agent is stopping)."""
+        return self.call("POST", f"/api/v1/builds/{_segment(build_id)}/release")
+
     def finish_build(self, build_id: int, exit_code: int, start_time: int | None = None,
                      end_time: int | None = None) -> dict[str, Any]:
         return self.call("POST", f"/api/v1/builds/{_segment(build_id)}/finish", {

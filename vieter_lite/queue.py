@@ -114,6 +114,14 @@ class BuildQueue:
         self.db.finish_build(build.id, final, exit_code, ended_at or self.now(), started_at)
         return self.get(build_id)
 
+    def release(self, build_id: int) -> Build:
+        """An agent hands a running build back (it is stopping): queued again, not counted
+        as a lost lease."""
+        self.running(build_id)
+        self.logs.note(build_id, "vieter-lite: the agent stopped and handed the build back")
+        self.db.requeue(build_id, self.now(), counted=False)
+        return self.get(build_id)
+
     def token_build(self, token: str) -> Build | None:
         """The running build a token belongs to, while it is valid: running, and not past
         its timeout plus the grace an agent has to report a killed build."""

@@ -156,6 +156,7 @@ class Agent:
         self._workers: dict[int, threading.Thread] = {}
         self._lock = threading.Lock()
         self._freed = threading.Event()
+        self.hard_stop = threading.Event()
 
     def free_slots(self) -> int:
         with self._lock:
@@ -163,8 +164,10 @@ class Agent:
                 del self._workers[build_id]
             return self.settings.max_concurrent_builds - len(self._workers)
 
-    def run(self, stop: threading.Event) -> None:
-        """Poll and build until stop; then wait for the running builds to end."""
+    def run(self, stop: threading.Event, hard_stop: threading.Event | None = None) -> None:
+        """Poll and build until stop; then wait for the running builds to end, or, once
+        hard_stop is set too, kill them and hand them back to the server."""
+        self.hard_stop = hard_stop or threading.Event()
         last_poll = float("-inf")
         while not stop.is_set():
             free = self.free_slots()
@@ -180,7 +183,12 @@ class Agent:
                 for job in jobs:
                     self.start(job)
             stop.wait(1.0)
-        log.warning("stopping: waiting for %d running build(s)", len(self._workers))
+        log.warning("stopping: waiting for %d running build(s) (signal again to hand them "
+                    "back)", len(self._workers))
+        while any(t.is_alive() for t in list(self._workers.values())):
+            if self.hard_stop.wait(0.5):
+                self.podman.kill_all()
+                break
         for thread in list(self._workers.values()):
             thread.join()
 
@@ -230,10 +238,16 @@ class Agent:
             stream.line(f"vieter-lite agent: internal error: {exc}")
         finally:
             done.set()
+            handed_back = self.hard_stop.is_set() and exit_code != 0
+            if handed_back:
+                stream.line("vieter-lite agent: stopped; the build goes back to the queue")
             stream.close()
             try:
-                api.finish_build(build_id, exit_code, start_time=started,
-                                 end_time=int(self.clock()))
+                if handed_back:
+                    api.release_build(build_id)
+                else:
+                    api.finish_build(build_id, exit_code, start_time=started,
+                                     end_time=int(self.clock()))
             except ClientError as exc:
                 log.error("build %d: could not report the result: %s", build_id, exc)
         return exit_code

@@ -62,9 +62,13 @@ def run(settings: AgentSettings, values: dict) -> int:
 
     data_dir = Path(values["data_dir"]).expanduser()
     data_dir.mkdir(parents=True, exist_ok=True)
-    stop = threading.Event()
+    stop, hard_stop = threading.Event(), threading.Event()
+
+    def on_signal(*_: object) -> None:  # first: finish running builds; second: hand back
+        (hard_stop if stop.is_set() else stop).set()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+        signal.signal(sig, on_signal)
     service = PodmanService(values["podman_url"] or None)  # empty: a private service
     try:
         podman = Podman(service.start())
@@ -72,7 +76,7 @@ def run(settings: AgentSettings, values: dict) -> int:
                       Images(podman, settings.prepare_script, settings.image_rebuild_frequency))
         log.warning("agent polling %s for %s (%d slot(s))", settings.address, settings.arch,
                     settings.max_concurrent_builds)
-        agent.run(stop)
+        agent.run(stop, hard_stop)
     finally:
         service.stop()
     return 0

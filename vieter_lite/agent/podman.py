@@ -433,6 +433,12 @@ class Podman:
             if self._status(exc.__cause__) != 404:
                 log.warning("%s", exc)
 
+    def kill_all(self) -> None:
+        """Kill every container this instance started (a hard stop); run() then returns."""
+        for cid in self.containers():
+            with contextlib.suppress(PodmanError), self._call(f"kill container {cid[:12]}"):
+                self._client.containers.get(cid).kill(signal="SIGKILL")
+
     def containers(self, mine: bool = True) -> list[str]:
         """Ids of the containers (any state) this instance (or, with mine=False, any instance
         of this module) created and has not removed yet."""

@@ -207,20 +207,22 @@ class BuildQueries(Base):
         rows = self._all(f"SELECT {_BUILD_COLUMNS} FROM builds WHERE status = 'running'")
         return [_build(r) for r in rows]
 
-    def requeue(self, build_id: int, now: int) -> str:
-        """A lost lease: back in the queue, counted; or cancelled when a newer build of the
-        same target/arch is already queued. Returns the new status."""
+    def requeue(self, build_id: int, now: int, counted: bool = True) -> str:
+        """A lost lease (counted) or a build handed back (not counted): back in the queue;
+        or cancelled when a newer build of the same target/arch is already queued. Returns
+        the new status."""
         with self.transaction():
             waiting = self._one("SELECT 1 FROM builds b JOIN builds r ON r.target_id = b.target_id "
                                 "AND r.arch = b.arch AND r.status = 'queued' WHERE b.id = ?",
                                 build_id)
             if waiting is not None:
-                self._run("UPDATE builds SET expiries = expiries + 1 WHERE id = ?", build_id)
+                self._run("UPDATE builds SET expiries = expiries + ? WHERE id = ?",
+                          int(counted), build_id)
                 self.finish_build(build_id, "cancelled", -1, now)
                 return "cancelled"
             self._run("UPDATE builds SET status = 'queued', runner = '', started_at = NULL, "
-                      "lease_expires = NULL, token_hash = NULL, expiries = expiries + 1 "
-                      "WHERE id = ? AND status = 'running'", build_id)
+                      "lease_expires = NULL, token_hash = NULL, expiries = expiries + ? "
+                      "WHERE id = ? AND status = 'running'", int(counted), build_id)
             self._run("UPDATE tasks SET status = 'pending' WHERE build_id = ?", build_id)
             return "queued"
 

@@ -227,8 +227,12 @@ def register(app: bottle.Bottle, services: "Services") -> None:
 
     @app.get("/api/v1/logs/<build_id>/content")
     def log_content(build_id: str) -> HTTPResponse:
+        """Also the log so far of a build handed back to the queue."""
         admin()
-        return files.send_file(logs.path(started_build(build_id).id), files.TEXT)
+        build = db.build(path_id(build_id))
+        if build is None or not logs.path(build.id).is_file():
+            raise NotFound("Build log not found.")
+        return files.send_file(logs.path(build.id), files.TEXT)
 
     @app.post("/api/v1/logs")
     def post_log() -> HTTPResponse:
@@ -335,6 +339,10 @@ def register(app: bottle.Bottle, services: "Services") -> None:
         number = own_build(build_id)
         queue.set_task(number, name, text_param("status") or "")
         return envelope(build_json(queue.get(number)))
+
+    @app.post("/api/v1/builds/<build_id>/release")
+    def release_build(build_id: str) -> HTTPResponse:
+        return envelope(build_json(queue.release(own_build(build_id))))
 
     @app.post("/api/v1/builds/<build_id>/finish")
     def finish_build(build_id: str) -> HTTPResponse:

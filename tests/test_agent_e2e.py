@@ -1,0 +1,308 @@
+"""End to end: a server and an agent (as a non-root user) build real PKGBUILDs in rootless
+Podman from a git repository and a PKGBUILD URL, publish them, and pacman installs them."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import io
+import json
+import os
+import pwd
+import shutil
+import signal
+import subprocess
+import tarfile
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from conftest import API_KEY, ROOT, ServerProcess, free_port
+from pacman_client import PacmanClient, pacman_available
+
+AGENT_USER = os.environ.get("VIETER_AGENT_USER", "vieter-agent")
+AGENT_PYTHON = os.environ.get("VIETER_AGENT_PYTHON", "/opt/vieter-lite-agent/bin/python")
+BASE_IMAGE = os.environ.get("VIETER_TEST_BASE_IMAGE", "localhost/vieter-lite-test-base:latest")
+
+# Builder image preparation for the Debian base image (the default is Arch's).
+PREPARE = """set -e
+id build >/dev/null 2>&1 || useradd -m -u 1000 -s /bin/bash build
+pacman -Q >/dev/null 2>&1 || true
+test -f /var/lib/pacman/local/ALPM_DB_VERSION
+sed -i "s/^PKGEXT=.*/PKGEXT='.pkg.tar.zst'/" /etc/makepkg.conf
+"""
+
+
+def pkgbuild(base: str, version: str = "1.0", body: str = "") -> str:
+    """A split package: an x86_64 program and an any data package; build() talks slowly."""
+    return f"""pkgbase={base}
+pkgname=({base}-bin {base}-data)
+pkgver={version}
+pkgrel=1
+arch=('x86_64')
+options=(!debug !strip)
+build() {{
+    for step in 1 2 3; do echo "{base} build step $step"; sleep 1; done
+    {body}
+}}
+package_{base}-bin() {{
+    install -Dm755 /dev/stdin "$pkgdir/usr/bin/{base}" <<< 'echo {base} works'
+}}
+package_{base}-data() {{
+    arch=('any')
+    install -Dm644 /dev/stdin "$pkgdir/usr/share/{base}/data" <<< '{base} data'
+}}
+"""
+
+
+def _agent_ready() -> str | None:
+    if os.geteuid() != 0:
+        return "needs root (runs the agent as another user)"
+    for tool in ("podman", "git", "runuser"):
+        if shutil.which(tool) is None:
+            return f"{tool} is not installed (.ci/podman-setup installs it)"
+    try:
+        pwd.getpwnam(AGENT_USER)
+    except KeyError:
+        return f"user {AGENT_USER} is missing (.ci/podman-setup creates it)"
+    if not os.access(AGENT_PYTHON, os.X_OK):
+        return f"{AGENT_PYTHON} is missing (.ci/podman-setup creates it)"
+    exists = subprocess.run(["runuser", "-u", AGENT_USER, "--", "env", "-u", "XDG_RUNTIME_DIR",
+                             f"HOME={pwd.getpwnam(AGENT_USER).pw_dir}", "podman", "image",
+                             "exists", BASE_IMAGE], cwd="/", capture_output=True)
+    if exists.returncode != 0:
+        return f"image {BASE_IMAGE} is missing (.ci/podman-setup builds it)"
+    if not pacman_available():
+        return "pacman is missing"
+    return None
+
+
+pytestmark = pytest.mark.skipif(_agent_ready() is not None, reason=str(_agent_ready()))
+
+
+class Api:
+    def __init__(self, url: str):
+        self.url = url
+
+    def call(self, method: str, path: str, body: bytes | None = None) -> tuple[int, object]:
+        request = urllib.request.Request(self.url + path, data=body, method=method,
+                                         headers={"X-Api-Key": API_KEY})
+        try:
+            with urllib.request.urlopen(request, timeout=30) as resp:
+                raw, status = resp.read(), resp.status
+        except urllib.error.HTTPError as exc:
+            raw, status = exc.read(), exc.code
+        try:
+            return status, json.loads(raw)["data"]
+        except (ValueError, KeyError):
+            return status, raw.decode(errors="replace")
+
+    def ok(self, method: str, path: str) -> object:
+        status, data = self.call(method, path)
+        assert status == 200, (method, path, status, data)
+        return data
+
+    def build(self, build_id: int) -> dict:
+        return self.ok("GET", f"/api/v1/builds/{build_id}")  # type: ignore[return-value]
+
+    def log(self, build_id: int) -> str:
+        status, data = self.call("GET", f"/api/v1/logs/{build_id}/content")
+        return data if status == 200 else ""  # type: ignore[return-value]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """Server, agent, a git daemon and a static file server, all on 127.0.0.1."""
+    base = Path(tempfile.mkdtemp(prefix="vieter-e2e-", dir="/tmp"))
+    base.chmod(0o755)
+    procs: list[subprocess.Popen] = []
+    try:
+        # sources: a git repository (git daemon) and PKGBUILD files (HTTP)
+        git_root = base / "git"
+        repo = git_root / "gitpkg"
+        repo.mkdir(parents=True)
+        (repo / "sub").mkdir()
+        (repo / "sub" / "PKGBUILD").write_text(pkgbuild("e2e-git"))
+        git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(repo)]
+        subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True)
+        subprocess.run(git + ["add", "."], check=True)
+        subprocess.run(git + ["commit", "-qm", "pkg"], check=True)
+        git_port = free_port()
+        procs.append(subprocess.Popen(
+            ["git", "daemon", "--reuseaddr", "--export-all", f"--base-path={git_root}",
+             "--listen=127.0.0.1", f"--port={git_port}", str(git_root)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        web_root = base / "web"
+        web_root.mkdir()
+        (web_root / "url.PKGBUILD").write_text(pkgbuild("e2e-url"))
+        (web_root / "fail.PKGBUILD").write_text(pkgbuild("e2e-fail", body="echo boom; false"))
+        (web_root / "slow.PKGBUILD").write_text(pkgbuild("e2e-slow", body="sleep 120"))
+        handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=web_root)
+        web = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=web.serve_forever, daemon=True).start()
+
+        server = ServerProcess(base / "server", env_extra={"VIETER_BASE_IMAGE": BASE_IMAGE})
+        server.start()
+        # the agent runs as the unprivileged user, from a copy of the code it can read
+        code = base / "code"
+        shutil.copytree(ROOT / "vieter_lite", code / "vieter_lite",
+                        ignore=shutil.ignore_patterns("__pycache__"))
+        agent = start_agent(base, server, "x86_64")
+        procs.append(agent)
+        api = Api(server.url)
+        yield {"api": api, "server": server, "agent": agent, "base": base,
+               "git_url": f"git://127.0.0.1:{git_port}/gitpkg",
+               "web_url": f"http://127.0.0.1:{web.server_address[1]}",
+               "agent_log": base / "agent-x86_64.log"}
+        agent.send_signal(signal.SIGTERM)
+        assert agent.wait(timeout=60) == 0, (base / "agent-x86_64.log").read_text()
+        assert server.stop() == 0
+        web.shutdown()
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def start_agent(base: Path, server: ServerProcess, arch: str) -> subprocess.Popen:
+    """`vieter-lite agent` as the agent user, polling every second for `arch`."""
+    agent_dir = base / f"agent-{arch}"
+    agent_dir.mkdir()
+    (agent_dir / "prepare.sh").write_text(PREPARE)
+    shutil.chown(agent_dir, AGENT_USER, AGENT_USER)
+    home = pwd.getpwnam(AGENT_USER).pw_dir
+    with open(base / f"agent-{arch}.log", "wb") as agent_log:
+        return subprocess.Popen(
+            # setpriv, not runuser: runuser kills its child 2 s after a SIGTERM
+            ["setpriv", f"--reuid={AGENT_USER}", f"--regid={AGENT_USER}", "--init-groups",
+             "env", "-i", f"HOME={home}", "PATH=/usr/local/bin:/usr/bin:/bin",
+             f"PYTHONPATH={base / 'code'}", f"VIETER_ADDRESS={server.url}",
+             f"VIETER_API_KEY={API_KEY}", f"VIETER_ARCH={arch}", f"VIETER_DATA_DIR={agent_dir}",
+             "VIETER_POLLING_FREQUENCY=1", "VIETER_MAX_CONCURRENT_BUILDS=2",
+             f"VIETER_PREPARE_SCRIPT={agent_dir}/prepare.sh", "VIETER_MAKEPKG_ARGS=--nodeps",
+             "VIETER_LOG_LEVEL=INFO", AGENT_PYTHON, "-m", "vieter_lite", "agent"],
+            cwd=agent_dir, stdout=agent_log, stderr=subprocess.STDOUT)
+
+
+def add_target(api: Api, kind: str, url: str, **extra: str) -> int:
+    query = "&".join(f"{k}={urllib.request.quote(v, safe='')}"
+                     for k, v in {"kind": kind, "url": url, "repo": "e2e", "arch": "x86_64",
+                                  **extra}.items())
+    return api.ok("POST", f"/api/v1/targets?{query}")  # type: ignore[return-value]
+
+
+def queue(api: Api, target: int, **params: str) -> int:
+    query = "".join(f"&{k}={v}" for k, v in params.items())
+    return api.ok("POST", f"/api/v1/jobs/queue?target={target}&arch=x86_64{query}")  # type: ignore
+
+
+def wait_for(api: Api, build_ids: list[int], timeout: float = 240) -> tuple[dict, set[int]]:
+    """Wait until the builds end; returns them and the ids whose log was seen mid-build."""
+    seen_running_log: set[int] = set()
+    deadline = time.monotonic() + timeout
+    builds: dict[int, dict] = {}
+    while time.monotonic() < deadline:
+        builds = {b: api.build(b) for b in build_ids}
+        for build_id, build in builds.items():
+            if build["status"] == "running" and "build step" in api.log(build_id):
+                seen_running_log.add(build_id)
+        if all(b["status"] not in ("queued", "running") for b in builds.values()):
+            return builds, seen_running_log
+        time.sleep(0.3)
+    raise AssertionError(f"builds did not finish: {builds}")
+
+
+def db_entries(api: Api) -> set[str]:
+    status, _ = api.call("GET", "/e2e/x86_64/e2e.db")
+    assert status == 200
+    with urllib.request.urlopen(api.url + "/e2e/x86_64/e2e.db") as resp:
+        with tarfile.open(fileobj=io.BytesIO(resp.read())) as tar:
+            return {m.name.split("/")[0] for m in tar.getmembers() if m.isfile()}
+
+
+def tasks(build: dict) -> dict[str, str]:
+    return {t["name"]: t["status"] for t in build["tasks"]}
+
+
+def test_agent_builds_publishes_and_pacman_installs(world, tmp_path):
+    api = world["api"]
+    git_target = add_target(api, "git", world["git_url"], branch="main", path="sub")
+    url_target = add_target(api, "url", world["web_url"] + "/url.PKGBUILD")
+    ids = [queue(api, git_target), queue(api, url_target)]
+    builds, seen_mid_way = wait_for(api, ids)
+    for build_id, build in builds.items():
+        log = api.log(build_id)
+        assert build["status"] == "success", (build, log, world["agent_log"].read_text())
+        assert build["exit_code"] == 0
+        assert tasks(build) == {"setup": "success", "source": "success", "build": "success",
+                                "publish": "success"}
+        assert "==> Finished making" in log and "build step 3" in log
+    assert seen_mid_way == set(ids), "the log was not readable while the build ran"
+    assert {"e2e-git-bin-1.0-1", "e2e-git-data-1.0-1", "e2e-url-bin-1.0-1",
+            "e2e-url-data-1.0-1"} <= db_entries(api)
+
+    pacman = PacmanClient(tmp_path / "root", {"e2e": world["server"].url + "/$repo/$arch"})
+    pacman.sync_db()
+    pacman.install("e2e-git-bin", "e2e-git-data", "e2e-url-bin", "e2e-url-data")
+    assert (tmp_path / "root/usr/share/e2e-git/data").read_text() == "e2e-git data\n"
+    ran = subprocess.run(["sh", str(tmp_path / "root/usr/bin/e2e-url")], capture_output=True,
+                         text=True)
+    assert ran.stdout.strip() == "e2e-url works"
+
+    # again without force: skipped as already built; with force: built again
+    again, _ = wait_for(api, [queue(api, git_target)])
+    (skipped,) = again.values()
+    assert skipped["status"] == "success"
+    assert tasks(skipped)["build"] == "skipped" and tasks(skipped)["publish"] == "skipped"
+    assert "already published" in api.log(skipped["id"])
+    forced, _ = wait_for(api, [queue(api, git_target, force="true")])
+    (rebuilt,) = forced.values()
+    assert rebuilt["status"] == "success" and tasks(rebuilt)["build"] == "success"
+    assert "==> Finished making" in api.log(rebuilt["id"])
+
+
+def test_failing_and_timed_out_builds_are_recorded(world):
+    api = world["api"]
+    failing = add_target(api, "url", world["web_url"] + "/fail.PKGBUILD")
+    slow = add_target(api, "url", world["web_url"] + "/slow.PKGBUILD")
+    ids = [queue(api, failing), queue(api, slow, timeout="15")]
+    builds, _ = wait_for(api, ids, timeout=180)
+    failed, timed_out = builds[ids[0]], builds[ids[1]]
+    assert failed["status"] == "failed" and failed["exit_code"] not in (0, None)
+    assert tasks(failed)["build"] == "failed" and tasks(failed)["publish"] == "skipped"
+    assert "boom" in api.log(ids[0])
+    assert timed_out["status"] == "failed" and timed_out["exit_code"] == 124, \
+        (api.log(ids[1]), world["agent_log"].read_text()[-3000:])
+    assert "timeout of 15 s" in api.log(ids[1])
+    assert not {e for e in db_entries(api) if e.startswith(("e2e-fail", "e2e-slow"))}
+
+
+def test_a_second_signal_hands_running_builds_back(world):
+    api = world["api"]
+    agent = start_agent(world["base"], world["server"], "e2ehard")
+    try:
+        target = add_target(api, "url", world["web_url"] + "/slow.PKGBUILD", arch="e2ehard")
+        build_id = api.ok("POST", f"/api/v1/jobs/queue?target={target}&arch=e2ehard")
+        deadline = time.monotonic() + 120
+        while "build step" not in api.log(build_id):  # type: ignore[arg-type]
+            assert time.monotonic() < deadline and agent.poll() is None
+            time.sleep(0.3)
+        agent.send_signal(signal.SIGTERM)  # first: would wait for the build
+        time.sleep(1)
+        assert agent.poll() is None
+        agent.send_signal(signal.SIGTERM)  # second: kill it and hand it back
+        assert agent.wait(timeout=60) == 0
+    finally:
+        if agent.poll() is None:
+            agent.kill()
+    build = api.build(build_id)  # type: ignore[arg-type]
+    assert (build["status"], build["expiries"], build["runner"]) == ("queued", 0, "")
+    assert "handed the build back" in api.log(build_id)  # type: ignore[arg-type]
+    api.ok("DELETE", f"/api/v1/targets/{target}")
