@@ -306,3 +306,26 @@ def test_a_second_signal_hands_running_builds_back(world):
     assert (build["status"], build["expiries"], build["runner"]) == ("queued", 0, "")
     assert "handed the build back" in api.log(build_id)  # type: ignore[arg-type]
     api.ok("DELETE", f"/api/v1/targets/{target}")
+
+
+def test_targets_build_runs_one_build_here_and_prints_its_log(world):
+    """`vieter-lite targets build ID` (no --remote), as the agent user with its own Podman."""
+    api = world["api"]
+    target = add_target(api, "url", world["web_url"] + "/url.PKGBUILD", arch="e2elocal")
+    agent_dir = world["base"] / "agent-x86_64"
+    home = pwd.getpwnam(AGENT_USER).pw_dir
+    done = subprocess.run(
+        ["setpriv", f"--reuid={AGENT_USER}", f"--regid={AGENT_USER}", "--init-groups",
+         "env", "-i", f"HOME={home}", "PATH=/usr/local/bin:/usr/bin:/bin",
+         f"PYTHONPATH={world['base'] / 'code'}", f"VIETER_ADDRESS={world['server'].url}",
+         f"VIETER_API_KEY={API_KEY}", f"VIETER_DATA_DIR={agent_dir}",
+         f"VIETER_PREPARE_SCRIPT={agent_dir}/prepare.sh", "VIETER_MAKEPKG_ARGS=--nodeps",
+         AGENT_PYTHON, "-m", "vieter_lite", "targets", "build", str(target), "--force"],
+        cwd=agent_dir, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, (done.stdout, done.stderr)
+    assert "e2e-url build step 3" in done.stdout and "==> Finished making" in done.stdout
+    build_id = int(done.stdout.strip().splitlines()[-1].split()[1].rstrip(":"))
+    build = api.build(build_id)
+    assert (build["status"], build["arch"], build["runner"].startswith("local:")) == \
+        ("success", "e2elocal", True)
+    assert "==> Finished making" in api.log(build_id)

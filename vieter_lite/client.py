@@ -235,9 +235,11 @@ class Client:
                              {"target": target, "arch": arch, "force": True if force else None,
                               "timeout": timeout}))
 
-    def poll_jobs(self, arch: str, max_jobs: int, runner: str | None = None) -> list[dict[str, Any]]:
+    def poll_jobs(self, arch: str, max_jobs: int, runner: str | None = None,
+                  build: int | None = None) -> list[dict[str, Any]]:
+        """Claim queued builds (only build `build`, when given)."""
         return self.call("GET", "/api/v1/jobs/poll", {"arch": arch, "max": max_jobs,
-                                                       "runner": runner})
+                                                       "runner": runner, "build": build})
 
     def get_build(self, build_id: int) -> dict[str, Any]:
         return self.call("GET", f"/api/v1/builds/{_segment(build_id)}")

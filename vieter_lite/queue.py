@@ -67,14 +67,15 @@ class BuildQueue:
             raise NotFound("Unknown target id.")
         return build_id
 
-    def poll(self, arch: str, limit: int, runner: str = "") -> list[dict[str, Any]]:
+    def poll(self, arch: str, limit: int, runner: str = "",
+             only: int | None = None) -> list[dict[str, Any]]:
         """Claim up to `limit` due builds of `arch`, each with a lease and a fresh token."""
         if limit <= 0:
             return []
         limit = min(limit, MAX_POLL)
         tokens = [secrets.token_urlsafe(32) for _ in range(limit)]
         claimed = self.db.claim_builds(arch, limit, runner, self.now(), LEASE_SECONDS,
-                                       (hash_token(t) for t in tokens))
+                                       (hash_token(t) for t in tokens), only)
         return [job_json(build, token) for build, token in zip(claimed, tokens)]
 
     def get(self, build_id: int) -> Build:

@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from vieter_lite import cron
+from vieter_lite.client import Client
 from vieter_lite.commands.common import (Context, arch_list, count, positive_id, print_fields,
                                          print_json, print_table, refuse, runs)
 
@@ -91,13 +92,12 @@ def cmd_remove(ctx: Context) -> int:
 
 def cmd_build(ctx: Context) -> int:
     a = ctx.args
-    if not a.remote:
-        return refuse("local builds need the build agent, which vieter-lite does not have "
-                      "yet; queue the build on the server with --remote")
     client = ctx.client()
     wanted = arch_list(a.arch) if a.arch else archs(client.get_target(a.id))
     if not wanted:
         return refuse("targets build: --arch is empty")
+    if not a.remote:
+        return build_here(ctx, client, wanted)
     queued = [{"target_id": a.id, "arch": arch,
                "build_id": client.queue_build(a.id, arch, a.force, a.timeout)}
               for arch in wanted]
@@ -107,6 +107,22 @@ def cmd_build(ctx: Context) -> int:
         for build in queued:
             print(f"Queued build {build['build_id']} of target {a.id} for {build['arch']}")
     return 0
+
+
+def build_here(ctx: Context, client: Client, wanted: list[str]) -> int:
+    """Build on this machine in rootless Podman (the agent's code), printing the log."""
+    from vieter_lite.agent import local
+
+    a = ctx.args
+    if len(wanted) != 1:
+        return refuse("targets build: a local build is for one arch; choose it with --arch")
+    build = local.build(client, a.id, wanted[0], a.force, a.timeout,
+                        getattr(a, "config_file", None))
+    if ctx.json:
+        print_json(build)
+    else:
+        print(f"\nBuild {build['id']}: {build['status']} (exit code {build['exit_code']})")
+    return 0 if build["status"] == "success" else 1
 
 
 def register(commands: argparse._SubParsersAction, flags: argparse.ArgumentParser) -> None:
@@ -153,11 +169,12 @@ def register(commands: argparse._SubParsersAction, flags: argparse.ArgumentParse
     p.set_defaults(func=runs(cmd_remove))
 
     p = sub.add_parser("build", parents=[flags], help="build a target now",
-                       description="Queue a build on the server (--remote) for the given archs, "
-                       "or for every arch of the target.")
+                       description="Build the target here in rootless Podman with the agent's "
+                       "code, printing the log (one arch), or queue a build on the server "
+                       "(--remote) for the given archs or every arch of the target.")
     p.add_argument("id", metavar="ID", type=positive_id)
     p.add_argument("--remote", action="store_true",
-                   help="queue the build on the server (local builds are not supported yet)")
+                   help="queue the build on the server instead of building here")
     p.add_argument("--arch", help="comma-separated archs (default: the target's archs)")
     p.add_argument("--force", action="store_true",
                    help="build even when the repo has this version already")

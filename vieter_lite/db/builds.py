@@ -171,16 +171,17 @@ class BuildQueries(Base):
             return build_id, True
 
     def claim_builds(self, arch: str, limit: int, runner: str, now: int, lease: int,
-                     token_hashes: Iterable[str]) -> list[Build]:
-        """Hand up to `limit` queued builds of `arch` to a runner with a lease, skipping
-        target/archs that already have a running build."""
+                     token_hashes: Iterable[str], only: int | None = None) -> list[Build]:
+        """Hand up to `limit` queued builds of `arch` (or just build `only`) to a runner with
+        a lease, skipping target/archs that already have a running build."""
         claimed: list[int] = []
         hashes = iter(token_hashes)
         with self.transaction():
             rows = self._all(
                 "SELECT id, target_id FROM builds b WHERE status = 'queued' AND arch = ? "
                 "AND NOT EXISTS (SELECT 1 FROM builds r WHERE r.status = 'running' "
-                "AND r.target_id = b.target_id AND r.arch = b.arch) ORDER BY id", arch)
+                "AND r.target_id = b.target_id AND r.arch = b.arch) AND (? IS NULL OR id = ?) "
+                "ORDER BY id", arch, only, only)
             seen: set[int] = set()
             for row in rows:
                 if len(claimed) >= limit:

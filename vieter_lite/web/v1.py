@@ -290,7 +290,8 @@ def register(app: bottle.Bottle, services: "Services") -> None:
             raise BadRequest("Missing arch query arg.")
         limit = int_param("max", missing="Missing max query arg.")
         runner = text_param("runner") or request.remote_addr or ""
-        return envelope(queue.poll(arch, limit or 0, runner[:100]))
+        return envelope(queue.poll(arch, limit or 0, runner[:100],
+                                   only=int_param("build", minimum=1)))
 
     # -- metrics ----------------------------------------------------------------------
 
