@@ -53,15 +53,16 @@ class Images:
         slug = re.sub(r"[^a-z0-9]+", "-", base.lower()).strip("-")[:60] or "base"
         return f"{self.PREFIX}:{slug}-{int(when)}"
 
-    def builder_for(self, base: str) -> str:
-        """The newest prepared image for `base`, made now if missing or too old."""
+    def builder_for(self, base: str, on_output: Callable[[bytes], None] | None = None) -> str:
+        """The newest prepared image for `base`, made now if missing or too old (the
+        preparation's output goes to on_output)."""
         with self._lock:
             current = self._current.get(base)
             now = self.clock()
             if current and now - current[1] < self.max_age and self.podman.image_exists(current[0]):
                 return current[0]
             tag = self.tag_for(base, now)
-            self.podman.build_image(base, tag, self.prepare_script)
+            self.podman.build_image(base, tag, self.prepare_script, on_output=on_output)
             self._current[base] = (tag, now)
             self._remove_old(base, tag)
             return tag
@@ -220,7 +221,7 @@ class Agent:
             stream.start_task("setup")
             stream.line(f"vieter-lite agent: build {build_id} of target {job['target_id']} "
                         f"({job['kind']} {job['url']}) for {job['repo']}/{job['arch']}")
-            image = self.images.builder_for(job["base_image"])
+            image = self.images.builder_for(job["base_image"], stream.feed)
             env = script.build_env(job, self.settings.address, token, self.settings.build_user,
                                    self.settings.makepkg_args)
             exit_code = self.podman.run(image, script.command(), env=env, user="root",
