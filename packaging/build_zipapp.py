@@ -6,13 +6,16 @@
 The runtime dependencies come from pyproject.toml (pyzstd left out: zstd comes from the
 interpreter, Python >= 3.14, or a system pyzstd). pip fetches them as pure-Python wheels
 only (`--platform any --implementation py`), so e.g. charset-normalizer's pure wheel is
-used instead of its mypyc build; the build fails if any compiled module ends up inside.
+used instead of its mypyc build; the build fails if any compiled module (.so, .pyd) ends up
+inside. The .py files come with .pyc bytecode of the building python3 (--no-pyc: without),
+which other Python versions ignore.
 Needs pip and PyPI (or a configured index). Standard library only otherwise.
 """
 
 from __future__ import annotations
 
 import argparse
+import py_compile
 import re
 import shutil
 import subprocess
@@ -53,7 +56,19 @@ def compiled_members(names: list[str]) -> list[str]:
     return [n for n in names if n.endswith(COMPILED_SUFFIXES) or ".so." in n.rsplit("/", 1)[-1]]
 
 
-def build(output: Path, python_version: str) -> Path:
+def _add_bytecode(stage: Path) -> None:
+    """Legacy-location .pyc next to each .py, for the building interpreter: zipimport cannot
+    cache bytecode, so without them every start compiles everything (about 0.3 s more).
+    Unchecked-hash pycs do not depend on file times; another Python version sees a foreign
+    magic number and falls back to the .py (zipimport tries .pyc, then .py)."""
+    for path in stage.rglob("*.py"):
+        if path.name == "__main__.py" and path.parent == stage:
+            continue  # run as a script by zipapp: never imported
+        py_compile.compile(str(path), cfile=str(path.with_suffix(".pyc")), doraise=False,
+                           quiet=2, invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
+
+
+def build(output: Path, python_version: str, with_pyc: bool = True) -> Path:
     with tempfile.TemporaryDirectory(prefix="vieter-zipapp-") as tmp:
         stage = Path(tmp) / "app"
         cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
@@ -66,6 +81,8 @@ def build(output: Path, python_version: str) -> Path:
         shutil.copytree(ROOT / "vieter_lite", stage / "vieter_lite",
                         ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         (stage / "__main__.py").write_text(MAIN)
+        if with_pyc:
+            _add_bytecode(stage)
         found = compiled_members([str(p.relative_to(stage)) for p in stage.rglob("*") if p.is_file()])
         if found:
             raise SystemExit(f"compiled modules would end up in the zipapp: {found}")
@@ -88,8 +105,10 @@ def main() -> int:
                         help="where to write the zipapp (default: dist/vieter-lite.pyz)")
     parser.add_argument("--python-version", default="3.11",
                         help="oldest Python the dependencies are chosen for (default 3.11)")
+    parser.add_argument("--no-pyc", action="store_true",
+                        help="leave out the bytecode of the building python3 (smaller, slower start)")
     args = parser.parse_args()
-    out = build(Path(args.output).resolve(), args.python_version)
+    out = build(Path(args.output).resolve(), args.python_version, not args.no_pyc)
     print(f"{out} ({out.stat().st_size // 1024} KiB)")
     return 0
 

@@ -191,7 +191,6 @@ def test_default_config_documents_every_key():
     assert proc.returncode == 0, proc.stderr
     # uncommented, every value is valid for the command that reads it
     import tomllib
-    from vieter_lite.config import load_values
     values = {}
     for line in text.splitlines():
         if re.match(r"^#\w+ = ", line):
