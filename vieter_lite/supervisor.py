@@ -43,6 +43,7 @@ class Supervisor:
         self.config = config
         self.stop_event = threading.Event()
         self.failed: list[str] = []
+        self.signalled = False
         self.services = build_services(config)
         # waitress buffers request bodies in temp files: keep them on the data disk
         # (a Pi's /tmp is often a small tmpfs).
@@ -69,15 +70,22 @@ class Supervisor:
         thread.start()
 
     def install_signal_handlers(self) -> None:
+        """The handler only notes the signal: setting an Event takes a lock, which the main
+        thread may hold at that moment inside Event.wait(), and would deadlock."""
         for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: self.stop_event.set())
+            signal.signal(sig, self._note_signal)
+
+    def _note_signal(self, *_: object) -> None:
+        self.signalled = True
 
     def run(self) -> int:
         """Serve until a signal or a crashed thread; 0 on a clean stop, 1 after a crash."""
         self._spawn("http", self.http.run)
         self._spawn("scheduler", lambda: self.services.scheduler.run(self.stop_event))
         log.warning("vieter-lite serving on http://%s:%d", self.http.host, self.http.port)
-        self.stop_event.wait()
+        while not self.signalled and not self.stop_event.wait(0.2):
+            pass
+        self.stop_event.set()
         log.warning("stopping")
         self.http.stop()
         for thread in self._threads:

@@ -63,12 +63,11 @@ def run(settings: AgentSettings, values: dict) -> int:
     data_dir = Path(values["data_dir"]).expanduser()
     data_dir.mkdir(parents=True, exist_ok=True)
     stop, hard_stop = threading.Event(), threading.Event()
-
-    def on_signal(*_: object) -> None:  # first: finish running builds; second: hand back
-        (hard_stop if stop.is_set() else stop).set()
+    signals: list[int] = []  # the handler only appends: no locks in a signal handler
 
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, on_signal)
+        signal.signal(sig, lambda number, _frame: signals.append(number))
+    crashed: list[BaseException] = []
     service = PodmanService(values["podman_url"] or None)  # empty: a private service
     try:
         podman = Podman(service.start())
@@ -76,7 +75,22 @@ def run(settings: AgentSettings, values: dict) -> int:
                       Images(podman, settings.prepare_script, settings.image_rebuild_frequency))
         log.warning("agent polling %s for %s (%d slot(s))", settings.address, settings.arch,
                     settings.max_concurrent_builds)
-        agent.run(stop, hard_stop)
+
+        def work() -> None:
+            try:
+                agent.run(stop, hard_stop)
+            except BaseException as exc:  # a crash stops the process non-zero
+                log.exception("the agent crashed")
+                crashed.append(exc)
+
+        worker = threading.Thread(target=work, name="agent")
+        worker.start()
+        while worker.is_alive():  # first signal: finish running builds; second: hand back
+            worker.join(0.2)
+            if signals:
+                stop.set()
+            if len(signals) > 1:
+                hard_stop.set()
     finally:
         service.stop()
-    return 0
+    return 1 if crashed else 0
