@@ -293,3 +293,37 @@ def test_pkgbuild_builds_publishes_and_installs_with_pacman(tmp_path: Path):
                 (cmd, proc.stdout, proc.stderr)
     finally:
         assert server.stop() == 0, server.log()
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("usermod") is None,
+                    reason="needs root and usermod (shadow) to add subordinate ids")
+def test_install_script_gives_the_vieter_user_subordinate_ids():
+    """packaging/vieter-lite.install (post_install, post_upgrade): a 65536-id subuid and
+    subgid range for `vieter`, added once. Runs on this machine's /etc, then undoes it."""
+    created = subprocess.run(["id", "-u", "vieter"], capture_output=True).returncode != 0
+    saved = {f: Path(f).read_text() if Path(f).exists() else None
+             for f in ("/etc/subuid", "/etc/subgid")}
+    try:
+        if created:
+            subprocess.run(["useradd", "--system", "--no-create-home", "vieter"], check=True)
+        for path in saved:  # start from no range for vieter
+            lines = Path(path).read_text().splitlines() if Path(path).exists() else []
+            Path(path).write_text("".join(f"{line}\n" for line in lines
+                                          if not line.startswith("vieter:")))
+        script = ROOT / "packaging" / "vieter-lite.install"
+        for step in ("post_install", "post_upgrade"):  # the second adds nothing
+            done = subprocess.run(["bash", "-c", f'source "{script}" && {step}'],
+                                  capture_output=True, text=True)
+            assert done.returncode == 0, done.stderr
+        for path in saved:
+            ranges = [line.split(":") for line in Path(path).read_text().splitlines()
+                      if line.startswith("vieter:")]
+            assert len(ranges) == 1 and ranges[0][2] == "65536", (path, ranges)
+    finally:
+        for path, text in saved.items():
+            if text is None:
+                Path(path).unlink(missing_ok=True)
+            else:
+                Path(path).write_text(text)
+        if created:
+            subprocess.run(["userdel", "vieter"], check=False)
