@@ -148,6 +148,8 @@ def world(tmp_path_factory):
 
         server = ServerProcess(base / "server", env_extra={"VIETER_BASE_IMAGE": BASE_IMAGE})
         server.start()
+        assert server.proc is not None
+        procs.append(server.proc)
         # the agent runs as the unprivileged user, from a copy of the code it can read
         code = base / "code"
         shutil.copytree(ROOT / "vieter_lite", code / "vieter_lite",
