@@ -11,7 +11,8 @@ import pytest
 
 from vieter_lite import logs as logs_module
 from vieter_lite.errors import BadRequest, PayloadTooLarge
-from vieter_lite.logs import CHUNK, BuildLogs
+from vieter_lite.logs import BuildLogs
+from vieter_lite.streams import CHUNK
 
 
 def reader(data: bytes):

@@ -6,24 +6,12 @@ import os
 import threading
 import uuid
 from pathlib import Path
-from typing import BinaryIO, Callable
+from typing import Callable
 
-from vieter_lite.errors import BadRequest, PayloadTooLarge
+from vieter_lite.errors import PayloadTooLarge
+from vieter_lite.streams import copy_exact
 
-CHUNK = 64 * 1024
 MAX_LOG_SIZE = 256 * 1024 * 1024  # a log longer than this is refused (413)
-
-
-def _copy(read: Callable[[int], bytes], length: int, out: BinaryIO) -> None:
-    remaining = length
-    while remaining:
-        chunk = read(min(CHUNK, remaining))
-        if not chunk:
-            raise BadRequest(f"log upload ended after {length - remaining} of {length} bytes")
-        out.write(chunk)
-        remaining -= len(chunk)
-    out.flush()
-    os.fsync(out.fileno())
 
 
 class BuildLogs:
@@ -45,7 +33,7 @@ class BuildLogs:
             if start + length > MAX_LOG_SIZE:
                 raise PayloadTooLarge(f"a build log may not exceed {MAX_LOG_SIZE} bytes")
             try:
-                _copy(read, length, out)
+                copy_exact(read, length, out)
             except BaseException:
                 out.truncate(start)
                 raise
@@ -58,7 +46,7 @@ class BuildLogs:
         tmp = self.dir / f".tmp-{uuid.uuid4().hex}"
         try:
             with open(tmp, "wb") as out:
-                _copy(read, length, out)
+                copy_exact(read, length, out)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise

@@ -28,10 +28,10 @@ from vieter_lite.models import Package, RepoPackage
 from vieter_lite.repo import database, desc
 from vieter_lite.repo.package import read_package
 from vieter_lite.repo.vercmp import vercmp
+from vieter_lite.streams import copy_exact
 
 log = logging.getLogger(__name__)
 
-CHUNK = 256 * 1024
 DB_KINDS = {"db": "db", "files": "files"}
 
 
@@ -95,17 +95,7 @@ class RepoStore:
         digest = hashlib.sha256()
         try:
             with open(path, "wb") as out:
-                remaining = length
-                while remaining:
-                    chunk = read(min(CHUNK, remaining))
-                    if not chunk:
-                        raise BadRequest(f"upload ended after {length - remaining} of "
-                                         f"{length} bytes")
-                    digest.update(chunk)
-                    out.write(chunk)
-                    remaining -= len(chunk)
-                out.flush()
-                os.fsync(out.fileno())
+                copy_exact(read, length, out, digest.update)
         except BaseException:
             path.unlink(missing_ok=True)
             raise

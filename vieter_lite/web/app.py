@@ -15,7 +15,7 @@ from bottle import HTTPError, HTTPResponse, request
 
 from vieter_lite.config import ServerConfig
 from vieter_lite.db import Database
-from vieter_lite.errors import BadRequest, Unauthorized, VieterError
+from vieter_lite.errors import BadRequest, LengthRequired, Unauthorized, VieterError
 from vieter_lite.logs import BuildLogs
 from vieter_lite.models import Build
 from vieter_lite.queue import BuildQueue
@@ -70,6 +70,13 @@ def caller(services: "Services") -> Build | None:
     if build is None:
         raise Unauthorized("Unauthorized.")
     return build
+
+
+def request_body() -> tuple[Callable[[int], bytes], int]:
+    """(read, length) of the request body; 411 when it has no length."""
+    if "CONTENT_LENGTH" not in request.environ or request.content_length < 0:
+        raise LengthRequired("Content-Length is required.")
+    return request.environ["wsgi.input"].read, request.content_length
 
 
 def query_flag(name: str) -> bool:

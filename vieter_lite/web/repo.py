@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING
 import bottle
 from bottle import HTTPResponse, request
 
-from vieter_lite.errors import BadRequest, Forbidden, LengthRequired, NotFound
+from vieter_lite.errors import BadRequest, Forbidden, NotFound
 from vieter_lite.repo.store import checked
 from vieter_lite.web import files
-from vieter_lite.web.app import caller, envelope, query_flag, require_api_key
+from vieter_lite.web.app import caller, envelope, query_flag, request_body, require_api_key
 
 if TYPE_CHECKING:
     from vieter_lite.web.app import Services
@@ -34,8 +34,8 @@ def register(app: bottle.Bottle, services: "Services") -> None:
         pkg = store.desc_entry(repo, arch, filename)
         if pkg is None:
             raise NotFound("Not found.")
-        return files.send(pkg.desc.encode(), len(pkg.desc.encode()), pkg.published_at,
-                          files.TEXT)
+        body = pkg.desc.encode()
+        return files.send(body, len(body), pkg.published_at, files.TEXT)
 
     @app.post("/<repo>/publish")
     def publish(repo: str) -> HTTPResponse:
@@ -47,10 +47,7 @@ def register(app: bottle.Bottle, services: "Services") -> None:
         if request.content_type.startswith("multipart/"):
             raise BadRequest("send the package file itself as the request body "
                              "(curl -T FILE or --data-binary @FILE), not a form")
-        if "CONTENT_LENGTH" not in request.environ or request.content_length < 0:
-            raise LengthRequired("Content-Length is required.")
-        upload, sha256 = store.receive_upload(request.environ["wsgi.input"].read,
-                                              request.content_length)
+        upload, sha256 = store.receive_upload(*request_body())
         try:
             result = store.publish(repo, upload, sha256, force=force)
         finally:

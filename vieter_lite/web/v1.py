@@ -9,10 +9,10 @@ import bottle
 from bottle import HTTPResponse, request
 
 from vieter_lite import cron, names
-from vieter_lite.errors import BadRequest, Conflict, Forbidden, LengthRequired, NotFound
+from vieter_lite.errors import BadRequest, Conflict, Forbidden, NotFound
 from vieter_lite.models import Build, Target
 from vieter_lite.web import files
-from vieter_lite.web.app import caller, envelope, query_flag, require_api_key
+from vieter_lite.web.app import caller, envelope, query_flag, request_body, require_api_key
 
 if TYPE_CHECKING:
     from vieter_lite.web.app import Services
@@ -75,12 +75,6 @@ def exit_code_filter(raw: str) -> tuple[list[int], list[int]]:
             raise BadRequest(f"invalid exit code '{item}' in exit_codes")
         (drop if negated else keep).append(int(number))
     return keep, drop
-
-
-def content_length() -> int:
-    if "CONTENT_LENGTH" not in request.environ or request.content_length < 0:
-        raise LengthRequired("Content-Length is required.")
-    return request.content_length
 
 
 # -- JSON shapes ----------------------------------------------------------------------
@@ -247,7 +241,7 @@ def register(app: bottle.Bottle, services: "Services") -> None:
         target = db.target(int_param("target", missing="Unknown target.", minimum=1) or 0)
         if target is None:
             raise BadRequest("Unknown target.")
-        tmp = logs.receive(request.environ["wsgi.input"].read, content_length())
+        tmp = logs.receive(*request_body())
         try:
             build_id = db.add_finished_build(target.id, arch, start or 0, end or 0,
                                              exit_code or 0, queue.now(), target.repo)
@@ -332,7 +326,7 @@ def register(app: bottle.Bottle, services: "Services") -> None:
     @app.post("/api/v1/builds/<build_id>/log")
     def append_log(build_id: str) -> HTTPResponse:
         number = own_build(build_id)
-        size = queue.append_log(number, request.environ["wsgi.input"].read, content_length())
+        size = queue.append_log(number, *request_body())
         return envelope({"size": size})
 
     @app.route("/api/v1/builds/<build_id>/tasks/<name>", method="PATCH")
