@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Write packaging/vieter-lite.toml, the commented default /etc/vieter-lite/vieter-lite.toml,
-from the key tables (config.SERVER_KEYS, agent.main.AGENT_KEYS): every key, its default and
+from the key tables (config.SERVER_KEYS, config.AGENT_KEYS): every key, its default and
 meaning. `python3 packaging/make_config.py` rewrites it; `--check` exits 1 when it is stale."""
 
 from __future__ import annotations
@@ -12,8 +12,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from vieter_lite.agent.main import AGENT_KEYS  # noqa: E402
-from vieter_lite.config import SERVER_KEYS  # noqa: E402
+from vieter_lite.config import AGENT_KEYS, SERVER_KEYS  # noqa: E402
 
 OUTPUT = ROOT / "packaging" / "vieter-lite.toml"
 MACHINE_DEPENDENT = {"default_arch", "arch"}

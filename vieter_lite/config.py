@@ -17,15 +17,6 @@ USER_CONFIG = Path("~/.vieterrc")
 
 LOG_LEVELS = ("FATAL", "ERROR", "WARN", "WARNING", "INFO", "DEBUG")
 
-# Keys other vieter-lite commands read from the same files (~/.vieterrc is shared, as
-# in Vieter); the server accepts them in a file without complaint but ignores them.
-FOREIGN_KEYS = frozenset({
-    "address", "arch", "max_concurrent_builds", "polling_frequency",
-    "image_rebuild_frequency", "podman_url", "aur_url", "prepare_script", "build_user",
-    "makepkg_args",
-})
-
-
 def machine_arch() -> str:
     machine = platform.machine() or "x86_64"
     return {"armv7l": "armv7h", "armv6l": "armv6h", "arm64": "aarch64", "amd64": "x86_64"}.get(
@@ -138,6 +129,30 @@ CLIENT_KEYS: tuple[Key, ...] = (
 )
 
 
+# `vieter-lite agent` (and local builds).
+AGENT_KEYS: tuple[Key, ...] = (
+    Key("address", str, None, check_not_empty, "the server's URL, as build containers reach it"),
+    Key("api_key", str, None, check_not_empty, "the server's api_key"),
+    Key("arch", str, machine_arch(), check_not_empty, "the arch this agent builds for"),
+    Key("data_dir", str, "agent-data", check_not_empty, "the agent's own files"),
+    Key("log_level", str, "WARN", _check_log_level, "FATAL, ERROR, WARN, INFO or DEBUG"),
+    Key("max_concurrent_builds", int, 1, check_positive, "builds run at once"),
+    Key("polling_frequency", int, 30, check_positive, "seconds between polls"),
+    Key("image_rebuild_frequency", int, 1440, check_positive,
+        "minutes before a builder image is prepared again"),
+    Key("podman_url", str, "", None,
+        "Podman API socket (unix:///...); empty: start a private rootless service"),
+    Key("prepare_script", str, "", None,
+        "file with the shell script that prepares a builder image (default: Arch's)"),
+    Key("build_user", str, "build", check_not_empty, "the unprivileged user makepkg runs as"),
+    Key("makepkg_args", str, "--syncdeps --needed", None, "extra makepkg arguments"),
+)
+
+
+# ~/.vieterrc is shared by every command, as in Vieter: a file may hold any command's keys.
+ALL_KEY_NAMES = frozenset(k.name for k in SERVER_KEYS + CLIENT_KEYS + AGENT_KEYS)
+
+
 @dataclass(frozen=True)
 class ClientConfig:
     address: str
@@ -175,11 +190,6 @@ def _coerce(key: Key, raw: Any, source: str) -> Any:
     return value
 
 
-def _command_keys() -> frozenset[str]:
-    """Every key some vieter-lite command reads: a shared file may hold all of them."""
-    return frozenset(k.name for k in SERVER_KEYS + CLIENT_KEYS)
-
-
 def read_file_values(path: Path, known: frozenset[str]) -> dict[str, Any]:
     """Read one TOML file; a key no vieter-lite command knows stops start-up."""
     try:
@@ -190,7 +200,7 @@ def read_file_values(path: Path, known: frozenset[str]) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
     for name in data:
-        if name not in known and name not in FOREIGN_KEYS and name not in _command_keys():
+        if name not in known and name not in ALL_KEY_NAMES:
             raise ConfigError(f"unknown config key '{name}' in {path}")
     return data
 

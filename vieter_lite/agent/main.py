@@ -12,28 +12,11 @@ from typing import Mapping
 
 from vieter_lite.agent import script
 from vieter_lite.agent.daemon import Agent, AgentSettings, Images
-from vieter_lite.config import Key, check_not_empty, check_positive, load_values, machine_arch
+from vieter_lite.config import AGENT_KEYS, load_values
 from vieter_lite.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-AGENT_KEYS: tuple[Key, ...] = (
-    Key("address", str, None, check_not_empty, "the server's URL, as build containers reach it"),
-    Key("api_key", str, None, check_not_empty, "the server's api_key"),
-    Key("arch", str, machine_arch(), check_not_empty, "the arch this agent builds for"),
-    Key("data_dir", str, "agent-data", check_not_empty, "the agent's own files"),
-    Key("log_level", str, "WARN", None, "FATAL, ERROR, WARN, INFO or DEBUG"),
-    Key("max_concurrent_builds", int, 1, check_positive, "builds run at once"),
-    Key("polling_frequency", int, 30, check_positive, "seconds between polls"),
-    Key("image_rebuild_frequency", int, 1440, check_positive,
-        "minutes before a builder image is prepared again"),
-    Key("podman_url", str, "", None,
-        "Podman API socket (unix:///...); empty: start a private rootless service"),
-    Key("prepare_script", str, "", None,
-        "file with the shell script that prepares a builder image (default: Arch's)"),
-    Key("build_user", str, "build", check_not_empty, "the unprivileged user makepkg runs as"),
-    Key("makepkg_args", str, "--syncdeps --needed", None, "extra makepkg arguments"),
-)
 
 
 def load_settings(config_file: str | None,
