@@ -32,6 +32,7 @@ class ServerProcess:
     data_dir: Path
     port: int = field(default_factory=free_port)
     env_extra: dict[str, str] = field(default_factory=dict)
+    command: list[str] = field(default_factory=lambda: [sys.executable, "-m", "vieter_lite"])
     proc: subprocess.Popen | None = None
     log_path: Path | None = None
 
@@ -51,7 +52,7 @@ class ServerProcess:
     def start(self, timeout: float = 15.0) -> "ServerProcess":
         self.log_path = self.data_dir.parent / f"server-{self.port}.log"
         log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "vieter_lite", "server"],
+        self.proc = subprocess.Popen([*self.command, "server"],
                                      env=self.env(), stdout=log, stderr=subprocess.STDOUT,
                                      cwd=self.data_dir.parent)
         log.close()

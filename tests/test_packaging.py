@@ -12,11 +12,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.error
 import urllib.request
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -48,30 +46,9 @@ def zipapp(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-@dataclass
-class ZipappServer(ServerProcess):
-    """ServerProcess, but `python3 -I vieter-lite.pyz server` (run from another directory)."""
-
-    zipapp: Path = Path()
-    flags: tuple[str, ...] = ("-I",)
-
-    def start(self, timeout: float = 15.0) -> "ZipappServer":
-        self.log_path = self.data_dir.parent / f"zipapp-server-{self.port}.log"
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen([PY, *self.flags, str(self.zipapp), "server"],
-                                         env=self.env(), stdout=log, stderr=subprocess.STDOUT,
-                                         cwd="/")
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log()}")
-            try:
-                with urllib.request.urlopen(self.url + "/health", timeout=1) as resp:
-                    if resp.status == 200:
-                        return self
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError(f"server did not come up:\n{self.log()}")
+def zipapp_server(data_dir: Path, zipapp: Path) -> ServerProcess:
+    """`python3 -I vieter-lite.pyz server`, run from the data dir's parent like any server."""
+    return ServerProcess(data_dir, command=[PY, "-I", str(zipapp)])
 
 
 def publish(server: ServerProcess, path: Path) -> dict:
@@ -159,7 +136,7 @@ except InvalidPackage as exc:
 
 @pytest.mark.skipif(not pacman_available(), reason="pacman missing, or not running as root")
 def test_zipapp_server_publishes_and_pacman_syncs(zipapp: Path, tmp_path: Path):
-    server = ZipappServer(tmp_path / "data", zipapp=zipapp).start()
+    server = zipapp_server(tmp_path / "data", zipapp).start()
     try:
         info = {"pkgname": "zipapp-hello", "pkgver": "1.2-1", "pkgdesc": "hello",
                 "arch": ARCH, "size": "6"}

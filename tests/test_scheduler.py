@@ -165,7 +165,7 @@ def test_a_target_with_a_queued_build_is_not_queued_twice(env: Env) -> None:
 
 
 def test_a_running_build_gets_one_follow_up_that_waits(env: Env) -> None:
-    tid = env.target("* *")
+    env.target("* *")
     env.sched.arm_all()
     env.clock.now = MINUTE + 60
     [first] = env.sched.tick()
