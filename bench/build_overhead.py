@@ -239,15 +239,9 @@ def agent_log_events(path: Path) -> tuple[list[tuple[float, str]], list[int]]:
     return images, pids
 
 
-def _interrupted(signum: int, _frame: object) -> None:
-    """SIGTERM (and SIGINT even when a shell started us with it ignored) unwind through
-    the finally blocks, so the agent, the server and the scratch dir are cleaned up."""
-    raise KeyboardInterrupt(f"signal {signum}")
-
 
 def main(argv: list[str] | None = None) -> int:
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, _interrupted)
+    c.unwind_on_signals()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=5,
                         help="timed builds after the warm-up (default: %(default)s)")

@@ -23,7 +23,6 @@ import os
 import random
 import shlex
 import shutil
-import signal
 import sqlite3
 import sys
 import tempfile
@@ -178,15 +177,9 @@ def time_http(server: c.Server, queries: list[int], warmup: int,
     return result
 
 
-def _interrupted(signum: int, _frame: object) -> None:
-    """SIGTERM (and SIGINT even when a shell started us with it ignored) unwind through
-    the finally blocks, so the server and scratch dirs are cleaned up."""
-    raise KeyboardInterrupt(f"signal {signum}")
-
 
 def main(argv: list[str] | None = None) -> int:
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, _interrupted)
+    c.unwind_on_signals()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--builds", type=int, default=100_000,
                         help="finished build records (default: %(default)s)")

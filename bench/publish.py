@@ -23,7 +23,6 @@ import pstats
 import random
 import shlex
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -191,15 +190,9 @@ def run_size(n: int, repeat: int, base_tmp: str | None, repo_add_tmp: str | None
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _interrupted(signum: int, _frame: object) -> None:
-    """SIGTERM (and SIGINT even when a shell started us with it ignored) unwind through
-    the finally blocks, so the server and scratch dirs are cleaned up."""
-    raise KeyboardInterrupt(f"signal {signum}")
-
 
 def main(argv: list[str] | None = None) -> int:
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, _interrupted)
+    c.unwind_on_signals()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="1000,5000,20000",
                         help="comma-separated arch-repo sizes (default: %(default)s)")
