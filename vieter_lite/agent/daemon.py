@@ -49,9 +49,13 @@ class Images:
         self._lock = threading.Lock()
         self._current: dict[str, tuple[str, float]] = {}
 
-    def tag_for(self, base: str, when: float) -> str:
+    def _stem(self, base: str) -> str:
+        """Every builder image of `base` is tagged '<stem><time it was made>'."""
         slug = re.sub(r"[^a-z0-9]+", "-", base.lower()).strip("-")[:60] or "base"
-        return f"{self.PREFIX}:{slug}-{int(when)}"
+        return f"{self.PREFIX}:{slug}-"
+
+    def tag_for(self, base: str, when: float) -> str:
+        return f"{self._stem(base)}{int(when)}"
 
     def builder_for(self, base: str, on_output: Callable[[bytes], None] | None = None) -> str:
         """The newest prepared image for `base`, made now if missing or too old (the
@@ -68,7 +72,7 @@ class Images:
             return tag
 
     def _remove_old(self, base: str, keep: str) -> None:
-        stem = self.tag_for(base, 0).rsplit("-", 1)[0] + "-"
+        stem = self._stem(base)
         for ref, _created in self.podman.images(self.PREFIX):
             if ref != keep and ref.startswith(stem):
                 try:
