@@ -173,8 +173,10 @@ def world(tmp_path_factory):
         shutil.rmtree(base, ignore_errors=True)
 
 
-def start_agent(base: Path, server: ServerProcess, arch: str) -> subprocess.Popen:
-    """`vieter-lite agent` as the agent user, polling every second for `arch`."""
+def start_agent(base: Path, server: ServerProcess, arch: str, network: str = "host",
+                address: str | None = None) -> subprocess.Popen:
+    """`vieter-lite agent` as the agent user, polling every second for `arch`. The sources
+    of these tests are served on 127.0.0.1, so builds share the host's network by default."""
     agent_dir = base / f"agent-{arch}"
     agent_dir.mkdir()
     (agent_dir / "prepare.sh").write_text(PREPARE)
@@ -185,8 +187,9 @@ def start_agent(base: Path, server: ServerProcess, arch: str) -> subprocess.Pope
             # setpriv, not runuser: runuser kills its child 2 s after a SIGTERM
             ["setpriv", f"--reuid={AGENT_USER}", f"--regid={AGENT_USER}", "--init-groups",
              "env", "-i", f"HOME={home}", "PATH=/usr/local/bin:/usr/bin:/bin",
-             f"PYTHONPATH={base / 'code'}", f"VIETER_ADDRESS={server.url}",
+             f"PYTHONPATH={base / 'code'}", f"VIETER_ADDRESS={address or server.url}",
              f"VIETER_API_KEY={API_KEY}", f"VIETER_ARCH={arch}", f"VIETER_DATA_DIR={agent_dir}",
+             f"VIETER_BUILD_NETWORK={network}",
              "VIETER_POLLING_FREQUENCY=1", "VIETER_MAX_CONCURRENT_BUILDS=2",
              f"VIETER_PREPARE_SCRIPT={agent_dir}/prepare.sh", "VIETER_MAKEPKG_ARGS=--nodeps",
              "VIETER_LOG_LEVEL=INFO", AGENT_PYTHON, "-m", "vieter_lite", "agent"],
@@ -322,6 +325,7 @@ def test_targets_build_runs_one_build_here_and_prints_its_log(world):
          f"PYTHONPATH={world['base'] / 'code'}", f"VIETER_ADDRESS={world['server'].url}",
          f"VIETER_API_KEY={API_KEY}", f"VIETER_DATA_DIR={agent_dir}",
          f"VIETER_PREPARE_SCRIPT={agent_dir}/prepare.sh", "VIETER_MAKEPKG_ARGS=--nodeps",
+         "VIETER_BUILD_NETWORK=host",
          AGENT_PYTHON, "-m", "vieter_lite", "targets", "build", str(target), "--force"],
         cwd=agent_dir, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, (done.stdout, done.stderr)

@@ -22,19 +22,19 @@ def test_scripts_are_valid_bash(text):
 def test_job_values_reach_the_script_only_through_the_environment():
     hostile = dict(JOB, url="https://x/'$(touch /tmp/pwned)'.git", branch="a; rm -rf /",
                    path="../../etc", repo="bur")
-    env = script.build_env(hostile, "http://127.0.0.1:8000/", "tok3n")
+    env = script.build_env(hostile, "http://127.0.0.1:8000/")
     assert env["VL_URL"] == hostile["url"] and env["VL_BRANCH"] == "a; rm -rf /"
     assert env["VL_ADDRESS"] == "http://127.0.0.1:8000"
-    assert env["VL_TOKEN"] == "tok3n" and env["VL_FORCE"] == "0"
+    assert env["VL_FORCE"] == "0" and env["PKGDEST"] == script.OUTPUT_DIR
     assert env["VL_USER_SCRIPT"] == script.USER_SCRIPT
     command = script.command()
     assert command[:2] == ["/bin/bash", "-c"] and command[2] == script.ROOT_SCRIPT
-    for value in ("touch", "rm -rf", "tok3n"):
+    for value in ("touch", "rm -rf"):
         assert value not in script.ROOT_SCRIPT + script.USER_SCRIPT
 
 
 def test_force_and_defaults_in_the_environment():
-    env = script.build_env(dict(JOB, force=True, branch=None, path=None), "http://h", "t",
+    env = script.build_env(dict(JOB, force=True, branch=None, path=None), "http://h",
                            user="builder", makepkg_args="--nodeps")
     assert (env["VL_FORCE"], env["VL_BRANCH"], env["VL_PATH"]) == ("1", "", "")
     assert (env["VL_USER"], env["VL_MAKEPKG_ARGS"]) == ("builder", "--nodeps")
@@ -52,8 +52,16 @@ def test_markers(line, expected):
     assert script.marker(line) == expected
 
 
-def test_every_task_has_a_marker_in_order():
+def test_every_task_in_the_container_has_a_marker_in_order():
     text = script.ROOT_SCRIPT + script.USER_SCRIPT
     positions = [text.index(f'echo "{script.TASK_MARKER} {name}"')
-                 for name in ("setup", "source", "build", "publish")]
+                 for name in ("setup", "source", "build")]
     assert positions == sorted(positions)
+
+
+def test_no_secret_and_no_publishing_in_the_container():
+    """The agent publishes from the host: the container gets no token and never uploads."""
+    env = script.build_env(JOB, "http://h")
+    assert not [k for k in env if "TOKEN" in k or "KEY" in k]
+    text = script.ROOT_SCRIPT + script.USER_SCRIPT
+    assert "/publish" not in text and "X-Api-Key" not in text and "-T " not in text

@@ -406,3 +406,40 @@ def test_makepkg_builds_a_package_as_build_in_the_builder_image(pm, builder):
     assert "hello-podman-1.2.3-1-any.pkg.tar.zst" in out
     assert "pkgname = hello-podman" in out and "pkgver = 1.2.3-1" in out
     assert "depend = bash" in out
+
+
+# -- copying the output out, network modes -------------------------------------------------
+
+def test_copy_out_reads_a_directory_of_the_stopped_container(pm, tmp_path):
+    from vieter_lite.agent.output import extract_packages
+
+    taken: list[Path] = []
+    code = pm.run(BASE, ["sh", "-c", "mkdir -p /o/sub && echo pkg > /o/a-1-1-any.pkg.tar.zst"
+                         " && ln -s /etc/passwd /o/b-1-1-any.pkg.tar.zst"
+                         " && echo x > /o/sub/c-1-1-any.pkg.tar.zst"],
+                  copy_out=("/o", lambda chunks: taken.extend(extract_packages(chunks, tmp_path))))
+    assert code == 0
+    assert [p.name for p in taken] == ["a-1-1-any.pkg.tar.zst"]
+    assert (tmp_path / "a-1-1-any.pkg.tar.zst").read_text() == "pkg\n"
+    assert pm.containers() == []
+
+
+def test_copy_out_is_not_called_after_a_failure(pm):
+    called: list[object] = []
+    assert pm.run(BASE, ["sh", "-c", "mkdir /o; exit 2"], copy_out=("/o", called.append)) == 2
+    assert called == [] and pm.containers() == []
+
+
+def test_copy_out_of_a_missing_path_is_a_podman_error(pm):
+    with pytest.raises(PodmanError, match="copy /nowhere out of container"):
+        pm.run(BASE, ["true"], copy_out=("/nowhere", lambda chunks: b"".join(chunks)))
+    assert pm.containers() == []
+
+
+def test_network_none_has_only_loopback(pm):
+    code, out = run_collect(pm, BASE, ["sh", "-c", "tail -n +3 /proc/net/dev | cut -d: -f1"],
+                            network="none")
+    assert code == 0 and out.split() == ["lo"]
+    code, out = run_collect(pm, BASE, ["sh", "-c", "tail -n +3 /proc/net/dev | cut -d: -f1"],
+                            network="host")
+    assert code == 0 and "lo" in out.split() and len(out.split()) > 1

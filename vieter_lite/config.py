@@ -55,6 +55,15 @@ def _check_schedule(value: str) -> None:
     cron.parse(value)
 
 
+# Podman's network modes a build container may use (podman-py passes them as `nsmode`).
+BUILD_NETWORKS = ("private", "slirp4netns", "pasta", "bridge", "none", "host")
+
+
+def _check_build_network(value: str) -> None:
+    if value not in BUILD_NETWORKS:
+        raise ValueError("must be one of " + ", ".join(BUILD_NETWORKS))
+
+
 def check_not_empty(value: str) -> None:
     if not value.strip():
         raise ValueError("must not be empty")
@@ -146,6 +155,10 @@ AGENT_KEYS: tuple[Key, ...] = (
         "file with the shell script that prepares a builder image (default: Arch's)"),
     Key("build_user", str, "build", check_not_empty, "the unprivileged user makepkg runs as"),
     Key("makepkg_args", str, "--syncdeps --needed", None, "extra makepkg arguments"),
+    Key("build_network", str, "private", _check_build_network,
+        "network mode of build containers: private (a network namespace of their own, "
+        "Podman's rootless default: slirp4netns, pasta on Podman 5), slirp4netns, pasta, "
+        "bridge, none, or host (the host's network, its loopback services included)"),
 )
 
 

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import logging
 import re
+import shutil
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from pathlib import Path
+from typing import Any, Callable, Iterable
 
 from vieter_lite.agent import script
+from vieter_lite.agent.output import OutputError, extract_packages
 from vieter_lite.agent.podman import BuildTimeout, Podman, PodmanError
 from vieter_lite.client import Client, ClientError
 
@@ -33,6 +37,8 @@ class AgentSettings:
     build_user: str = "build"
     makepkg_args: str = "--syncdeps --needed"
     runner: str = ""
+    build_network: str = "private"
+    work_dir: str = ""  # where produced packages wait for their upload (empty: the temp dir)
 
 
 class Images:
@@ -41,9 +47,10 @@ class Images:
     PREFIX = "localhost/vieter-lite-builder"
 
     def __init__(self, podman: Podman, prepare_script: str, rebuild_minutes: int,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time, network: str | None = None):
         self.podman = podman
         self.prepare_script = prepare_script
+        self.network = network
         self.max_age = rebuild_minutes * 60
         self.clock = clock
         self._lock = threading.Lock()
@@ -66,7 +73,8 @@ class Images:
             if current and now - current[1] < self.max_age and self.podman.image_exists(current[0]):
                 return current[0]
             tag = self.tag_for(base, now)
-            self.podman.build_image(base, tag, self.prepare_script, on_output=on_output)
+            self.podman.build_image(base, tag, self.prepare_script, on_output=on_output,
+                                    network=self.network)
             self._current[base] = (tag, now)
             self._remove_old(base, tag)
             return tag
@@ -226,16 +234,35 @@ class Agent:
             stream.line(f"vieter-lite agent: build {build_id} of target {job['target_id']} "
                         f"({job['kind']} {job['url']}) for {job['repo']}/{job['arch']}")
             image = self.images.builder_for(job["base_image"], stream.feed)
-            env = script.build_env(job, self.settings.address, token, self.settings.build_user,
+            env = script.build_env(job, self.settings.address, self.settings.build_user,
                                    self.settings.makepkg_args)
-            exit_code = self.podman.run(image, script.command(), env=env, user="root",
-                                        workdir="/", timeout=float(job["timeout"]),
-                                        on_output=stream.feed)
-            if exit_code != 0:
-                stream.line(f"vieter-lite agent: the build exited with {exit_code}")
+            if self.settings.work_dir:
+                Path(self.settings.work_dir).mkdir(parents=True, exist_ok=True)
+            outdir = Path(tempfile.mkdtemp(prefix=f"build-{build_id}-",
+                                           dir=self.settings.work_dir or None))
+            try:
+                packages: list[Path] = []
+
+                def receive(chunks: Iterable[bytes]) -> None:
+                    packages.extend(extract_packages(chunks, outdir))
+
+                exit_code = self.podman.run(
+                    image, script.command(), env=env, user="root", workdir="/",
+                    timeout=float(job["timeout"]), on_output=stream.feed,
+                    network=self.settings.build_network,
+                    copy_out=(script.OUTPUT_DIR, receive))
+                if exit_code != 0:
+                    stream.line(f"vieter-lite agent: the build exited with {exit_code}")
+                elif not stream.skipped:
+                    exit_code = self._publish(api, job["repo"], packages, stream)
+            finally:
+                shutil.rmtree(outdir, ignore_errors=True)
         except BuildTimeout:
             exit_code = TIMEOUT_EXIT
             stream.line(f"vieter-lite agent: build killed after its timeout of {job['timeout']} s")
+        except OutputError as exc:
+            exit_code = 1
+            stream.line(f"vieter-lite agent: nothing published: {exc}")
         except PodmanError as exc:
             stream.line(f"vieter-lite agent: the build could not run: {exc}")
         except Exception as exc:  # report every failure as a failed build; keep the agent
@@ -256,6 +283,24 @@ class Agent:
             except ClientError as exc:
                 log.error("build %d: could not report the result: %s", build_id, exc)
         return exit_code
+
+    @staticmethod
+    def _publish(api: Client, repo: str, packages: list[Path], stream: LogStream) -> int:
+        """Upload the packages from here with the build token (the container never had
+        it); 0 when every one was published."""
+        stream.start_task("publish")
+        if not packages:
+            stream.line("error: makepkg produced no package")
+            return 1
+        failed = 0
+        for package in packages:
+            stream.line(f"+ publish {package.name}")
+            try:
+                api.publish(repo, package)
+            except ClientError as exc:
+                stream.line(f"error: publishing {package.name} failed: {exc}")
+                failed = 1
+        return failed
 
     @staticmethod
     def _renew(api: Client, build_id: int, done: threading.Event) -> None:

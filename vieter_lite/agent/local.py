@@ -35,7 +35,8 @@ def build(client: Client, target_id: int, arch: str, force: bool, timeout: int |
         with PodmanService(values["podman_url"] or None) as service:
             podman = Podman(service.url)
             agent = Agent(settings, podman, Images(podman, settings.prepare_script,
-                                                   settings.image_rebuild_frequency))
+                                                   settings.image_rebuild_frequency,
+                                                   network=settings.build_network))
             agent.build(jobs[0], echo=_echo)
     except PodmanError as exc:  # no Podman at all: the build is reported failed by the server
         client.release_build(build_id)

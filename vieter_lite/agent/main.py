@@ -35,7 +35,8 @@ def load_settings(config_file: str | None,
         polling_frequency=values["polling_frequency"],
         image_rebuild_frequency=values["image_rebuild_frequency"], prepare_script=prepare,
         build_user=values["build_user"], makepkg_args=values["makepkg_args"],
-        runner=socket.gethostname())
+        runner=socket.gethostname(), build_network=values["build_network"],
+        work_dir=str(Path(values["data_dir"]).expanduser()))
     return settings, values
 
 
@@ -55,7 +56,8 @@ def run(settings: AgentSettings, values: dict) -> int:
     try:
         podman = Podman(service.start())
         agent = Agent(settings, podman,
-                      Images(podman, settings.prepare_script, settings.image_rebuild_frequency))
+                      Images(podman, settings.prepare_script, settings.image_rebuild_frequency,
+                             network=settings.build_network))
         log.warning("agent polling %s for %s (%d slot(s))", settings.address, settings.arch,
                     settings.max_concurrent_builds)
 

@@ -17,11 +17,12 @@ import time
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator, NamedTuple
+from typing import Any, Callable, Iterable, Iterator, NamedTuple
 
 log = logging.getLogger(__name__)
 
 OutputFn = Callable[[bytes], None]
+CopyFn = Callable[[Iterable[bytes]], Any]  # receives the tar stream of a container path
 LABEL = "io.vieter-lite.role"  # set on every container this module creates ("build", "image")
 OWNER_LABEL = "io.vieter-lite.owner"  # which Podman instance created it
 
@@ -108,7 +109,8 @@ class PodmanService:
         return self.url
 
     def _command(self) -> tuple[list[str], dict[str, str], str | None, pwd.struct_passwd | None]:
-        env = dict(os.environ)
+        # The service needs none of the agent's own settings (its api_key among them).
+        env = {k: v for k, v in os.environ.items() if not k.startswith("VIETER_")}
         env.pop("CONTAINER_HOST", None)
         me = pwd.getpwuid(os.getuid())
         if self.user is None or self.user in (me.pw_name, str(me.pw_uid)):
@@ -305,7 +307,8 @@ class Podman:
         return True
 
     def build_image(self, base_ref: str, tag: str, prepare_script: str,
-                    timeout: float | None = 3600.0, on_output: OutputFn | None = None) -> None:
+                    timeout: float | None = 3600.0, on_output: OutputFn | None = None,
+                    network: str | None = None) -> None:
         """Run `sh -c prepare_script` as root in `base_ref` and commit the result as `tag`."""
         tail: collections.deque[bytes] = collections.deque(maxlen=200)
 
@@ -314,7 +317,8 @@ class Podman:
             if on_output is not None:
                 on_output(chunk)
 
-        container = self._create(base_ref, ["sh", "-c", prepare_script], None, "root", "/", "image")
+        container = self._create(base_ref, ["sh", "-c", prepare_script], None, "root", "/", "image",
+                                 network)
         try:
             code = self._supervise(container, timeout, collect)
             if code != 0:
@@ -333,23 +337,48 @@ class Podman:
 
     def run(self, image: str, command: list[str], env: dict[str, str] | None = None,
             user: str | None = None, workdir: str | None = None, timeout: float | None = None,
-            on_output: OutputFn | None = None) -> int:
+            on_output: OutputFn | None = None, network: str | None = None,
+            copy_out: tuple[str, CopyFn] | None = None) -> int:
         """Run `command` in a fresh container and return its exit code.
 
         Output (stdout and stderr, in arrival order) goes to `on_output` while it runs. Past
-        `timeout` seconds the container is killed and BuildTimeout raised. The container is
-        always removed.
+        `timeout` seconds the container is killed and BuildTimeout raised. `network` is the
+        network mode (None: containers.conf's). With `copy_out=(path, receive)`, after an
+        exit 0 `receive` gets the tar stream of `path` in the stopped container: nothing
+        runs in it any more while the files are read, and no host directory is shared
+        with it (a bind mount would be owned by a subuid the agent's user cannot read,
+        and would let the build plant links there). The container is always removed.
         """
-        container = self._create(image, list(command), env, user, workdir, "build")
+        container = self._create(image, list(command), env, user, workdir, "build", network)
         try:
-            return self._supervise(container, timeout, on_output)
+            code = self._supervise(container, timeout, on_output)
+            if code == 0 and copy_out is not None:
+                path, receive = copy_out
+                what = f"copy {path} out of container {container.id[:12]}"
+                with self._call(what):
+                    chunks, _stat = container.get_archive(path)
+                receive(self._guarded(chunks, what))  # receive's own errors pass unchanged
+            return code
         finally:
             self._remove_container(container)
 
+    def _guarded(self, chunks: Iterable[bytes], what: str) -> Iterator[bytes]:
+        """The chunks, with transport errors while reading them as PodmanError."""
+        it = iter(chunks)
+        while True:
+            with self._call(what):
+                chunk = next(it, None)
+            if chunk is None:
+                return
+            yield chunk
+
     def _create(self, image: str, command: list[str], env: dict[str, str] | None,
-                user: str | None, workdir: str | None, role: str) -> Any:
+                user: str | None, workdir: str | None, role: str,
+                network: str | None = None) -> Any:
         kwargs: dict[str, Any] = {"environment": dict(env or {}), "labels": {LABEL: role, OWNER_LABEL: self.owner},
                                   "log_config": {"Type": "json-file"}}
+        if network:
+            kwargs["network_mode"] = network
         if user:
             kwargs["user"] = user
         if workdir:

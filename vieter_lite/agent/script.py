@@ -1,7 +1,9 @@
 """Pure: the build script a container runs for a job, and the markers it prints per task.
 
 Every value from the job reaches the script through environment variables, never through
-the script text, so no URL, branch or path can inject shell code.
+the script text, so no URL, branch or path can inject shell code. No secret reaches the
+container at all: makepkg writes the packages to OUTPUT_DIR, and the agent copies them out
+after the container has exited and publishes them itself.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from typing import Any
 
 TASK_MARKER = "::vieter-task::"
 SKIP_MARKER = "::vieter-skip::"
+OUTPUT_DIR = "/build/out"  # makepkg's PKGDEST; the agent takes the packages from here
 
 # Runs as root: the target's own repo joins pacman.conf, the system is updated, then the
 # unprivileged user does the rest.
@@ -18,7 +21,7 @@ echo "::vieter-task:: setup"
 printf '\n[%s]\nServer = %s/$repo/$arch\nSigLevel = Optional TrustAll\n' "$VL_REPO" "$VL_ADDRESS" >> /etc/pacman.conf
 echo "+ pacman -Syu --noconfirm --needed"
 pacman -Syu --noconfirm --needed || echo "warning: pacman -Syu failed; building with the image as it is"
-install -d -o "$VL_USER" -g "$VL_USER" /build
+install -d -o "$VL_USER" -g "$VL_USER" /build "$PKGDEST"
 cd /build
 exec runuser -u "$VL_USER" -- bash -c "$VL_USER_SCRIPT"
 """
@@ -57,29 +60,12 @@ fi
 echo "::vieter-task:: build"
 echo "+ makepkg $VL_MAKEPKG_ARGS"
 MAKEFLAGS="-j$(nproc)" makepkg --noextract --noconfirm $VL_MAKEPKG_ARGS
-echo "::vieter-task:: publish"
-shopt -s nullglob
-packages=(*.pkg.tar*)
-failed=0
-for pkg in "${packages[@]}"; do
-    case "$pkg" in *.sig) continue ;; esac
-    echo "+ publish $pkg"
-    if ! curl -fsS -X POST -T "$pkg" -H "X-Api-Key: $VL_TOKEN" -o /dev/null "$VL_ADDRESS/$VL_REPO/publish"; then
-        echo "error: publishing $pkg failed"
-        failed=1
-    fi
-done
-if [ "${#packages[@]}" = 0 ]; then
-    echo "error: makepkg produced no package"
-    failed=1
-fi
-exit "$failed"
 """
 
 
-def build_env(job: dict[str, Any], address: str, token: str, user: str = "build",
+def build_env(job: dict[str, Any], address: str, user: str = "build",
               makepkg_args: str = "--syncdeps --needed") -> dict[str, str]:
-    """The container's environment for a job (everything the scripts read)."""
+    """The container's environment for a job (everything the scripts read; no secret)."""
     return {
         "VL_ADDRESS": address.rstrip("/"),
         "VL_REPO": str(job["repo"]),
@@ -89,10 +75,10 @@ def build_env(job: dict[str, Any], address: str, token: str, user: str = "build"
         "VL_BRANCH": str(job.get("branch") or ""),
         "VL_PATH": str(job.get("path") or ""),
         "VL_FORCE": "1" if job.get("force") else "0",
-        "VL_TOKEN": token,
         "VL_USER": user,
         "VL_MAKEPKG_ARGS": makepkg_args,
         "VL_USER_SCRIPT": USER_SCRIPT,
+        "PKGDEST": OUTPUT_DIR,
         "LANG": "C.UTF-8",
     }
 
