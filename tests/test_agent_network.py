@@ -94,7 +94,7 @@ def lan():
         for arch, network in (("x86_64", "private"), ("e2ehost", "host")):
             agents.append(start_agent(base, server, arch, network=network, address=lan_url))
         yield {"api": Api(server.url), "service": service, "base": base, "web_root": web_root,
-               "web_url": f"http://{address}:{web.server_address[1]}"}
+               "web_url": f"http://{address}:{web.server_address[1]}", "lan_url": lan_url}
     finally:
         for agent in agents:
             agent.terminate()

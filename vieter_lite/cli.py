@@ -35,6 +35,16 @@ def cmd_server(args: argparse.Namespace) -> int:
 def cmd_agent(args: argparse.Namespace) -> int:
     from vieter_lite.agent import main as agent_main
 
+    if args.check:
+        from vieter_lite.agent.check import check
+
+        problems = check(getattr(args, "config_file", None), os.environ, args.image)
+        for line in problems:
+            print(line)
+        if not problems:
+            print("the agent can build here: subordinate ids, storage, runtime, network and "
+                  "a test container are fine")
+        return 1 if problems else 0
     settings, values = agent_main.load_settings(getattr(args, "config_file", None))
     _setup_logging(str(values["log_level"]).upper())
     return agent_main.run(settings, values)
@@ -68,6 +78,11 @@ def build_parser() -> argparse.ArgumentParser:
     server.set_defaults(func=cmd_server)
     agent = commands.add_parser("agent", parents=[common],
                                 help="run a build agent (builds jobs in rootless Podman)")
+    agent.add_argument("--check", action="store_true",
+                       help="check this user's rootless Podman set-up (one line per problem, "
+                       "with its fix; exit 1 when there is one) instead of running")
+    agent.add_argument("--image", help="the image --check runs its test container from "
+                       "(default: the newest local builder image)")
     agent.set_defaults(func=cmd_agent)
     schedule = commands.add_parser("schedule", help="print the next run times of a cron expression")
     schedule.add_argument("expression", nargs="+", help="e.g. '0 3' or '*/15 * * *'")

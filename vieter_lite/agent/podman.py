@@ -273,6 +273,11 @@ class Podman:
             if not self._client.ping():
                 raise PodmanError(f"ping {self.url}: the service did not answer OK")
 
+    def info(self) -> dict[str, Any]:
+        """`podman info` of the service (host, store, ... in libpod's lowerCamel keys)."""
+        with self._call("info"):
+            return dict(self._client.info())
+
     def version(self) -> str:
         with self._call("version"):
             return str(self._client.version().get("Version", ""))
