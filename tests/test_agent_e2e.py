@@ -35,6 +35,7 @@ id build >/dev/null 2>&1 || useradd -m -u 1000 -s /bin/bash build
 pacman -Q >/dev/null 2>&1 || true
 test -f /var/lib/pacman/local/ALPM_DB_VERSION
 sed -i "s/^PKGEXT=.*/PKGEXT='.pkg.tar.zst'/" /etc/makepkg.conf
+install -m 4755 /bin/bash /usr/local/bin/rootbash  # the build user can be root, as with Arch's sudo
 """
 
 

