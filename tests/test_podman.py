@@ -196,6 +196,20 @@ def test_service_starts_answers_and_stops_its_process_group(service):
             dead.ping()
 
 
+def test_service_gets_none_of_the_agents_settings(service, monkeypatch):
+    """The agent's VIETER_* settings (its api_key among them) stay out of Podman's environment."""
+    monkeypatch.setenv("VIETER_API_KEY", "agent-secret-key")
+    monkeypatch.setenv("VIETER_ADDRESS", "http://server")
+    with PodmanService(user=service.user) as svc:
+        environs = []
+        for pid in _group_pids(svc.proc.pid):
+            try:
+                environs.append(Path(f"/proc/{pid}/environ").read_bytes())
+            except OSError:
+                continue
+        assert environs and not [e for e in environs if b"VIETER_" in e or b"agent-secret" in e]
+
+
 def test_service_with_a_configured_url_starts_nothing(service, tmp_path):
     svc = PodmanService(service.url)
     assert svc.start() == service.url and svc.proc is None

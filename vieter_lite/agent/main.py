@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Mapping
 
 from vieter_lite.agent import script
+from vieter_lite.agent.check import network_problems
 from vieter_lite.agent.daemon import Agent, AgentSettings, Images
 from vieter_lite.config import AGENT_KEYS, load_values
 from vieter_lite.errors import ConfigError
@@ -60,6 +61,8 @@ def run(settings: AgentSettings, values: dict) -> int:
                              network=settings.build_network))
         log.warning("agent polling %s for %s (%d slot(s))", settings.address, settings.arch,
                     settings.max_concurrent_builds)
+        for problem in network_problems(values):
+            log.warning("%s", problem)
 
         def work() -> None:
             try:

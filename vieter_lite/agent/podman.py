@@ -351,8 +351,9 @@ class Podman:
         network mode (None: containers.conf's). With `copy_out=(path, receive)`, after an
         exit 0 `receive` gets the tar stream of `path` in the stopped container: nothing
         runs in it any more while the files are read, and no host directory is shared
-        with it (a bind mount would be owned by a subuid the agent's user cannot read,
-        and would let the build plant links there). The container is always removed.
+        with it (a bind mount would have to be writable by the build user, a subordinate
+        uid on the host, and the build could plant links in it or fill the host's disk
+        while it runs). The container is always removed.
         """
         container = self._create(image, list(command), env, user, workdir, "build", network)
         try:
