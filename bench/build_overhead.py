@@ -323,6 +323,7 @@ def main(argv: list[str] | None = None) -> int:
                       "VIETER_MAX_CONCURRENT_BUILDS=1",
                       f"VIETER_PREPARE_SCRIPT={agent_dir}/prepare.sh",
                       f"VIETER_MAKEPKG_ARGS={MAKEPKG_ARGS}", "VIETER_LOG_LEVEL=INFO",
+                      "VIETER_BUILD_NETWORK=host",  # the server and the PKGBUILD are on 127.0.0.1
                       AGENT_PYTHON, "-m", "vieter_lite", "agent"], home),
             cwd=agent_dir, stdout=agent_log_file, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True)  # Ctrl-C reaches us only

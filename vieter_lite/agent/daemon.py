@@ -234,29 +234,7 @@ class Agent:
             stream.line(f"vieter-lite agent: build {build_id} of target {job['target_id']} "
                         f"({job['kind']} {job['url']}) for {job['repo']}/{job['arch']}")
             image = self.images.builder_for(job["base_image"], stream.feed)
-            env = script.build_env(job, self.settings.address, self.settings.build_user,
-                                   self.settings.makepkg_args)
-            if self.settings.work_dir:
-                Path(self.settings.work_dir).mkdir(parents=True, exist_ok=True)
-            outdir = Path(tempfile.mkdtemp(prefix=f"build-{build_id}-",
-                                           dir=self.settings.work_dir or None))
-            try:
-                packages: list[Path] = []
-
-                def receive(chunks: Iterable[bytes]) -> None:
-                    packages.extend(extract_packages(chunks, outdir))
-
-                exit_code = self.podman.run(
-                    image, script.command(), env=env, user="root", workdir="/",
-                    timeout=float(job["timeout"]), on_output=stream.feed,
-                    network=self.settings.build_network,
-                    copy_out=(script.OUTPUT_DIR, receive))
-                if exit_code != 0:
-                    stream.line(f"vieter-lite agent: the build exited with {exit_code}")
-                elif not stream.skipped:
-                    exit_code = self._publish(api, job["repo"], packages, stream)
-            finally:
-                shutil.rmtree(outdir, ignore_errors=True)
+            exit_code = self._build_and_publish(job, image, api, stream)
         except BuildTimeout:
             exit_code = TIMEOUT_EXIT
             stream.line(f"vieter-lite agent: build killed after its timeout of {job['timeout']} s")
@@ -283,6 +261,34 @@ class Agent:
             except ClientError as exc:
                 log.error("build %d: could not report the result: %s", build_id, exc)
         return exit_code
+
+    def _build_and_publish(self, job: dict[str, Any], image: str, api: Client,
+                           stream: LogStream) -> int:
+        """Build in a container; after it exited 0, copy its packages out and publish them."""
+        env = script.build_env(job, self.settings.address, self.settings.build_user,
+                               self.settings.makepkg_args)
+        if self.settings.work_dir:
+            Path(self.settings.work_dir).mkdir(parents=True, exist_ok=True)
+        outdir = Path(tempfile.mkdtemp(prefix=f"build-{job['build_id']}-",
+                                       dir=self.settings.work_dir or None))
+        try:
+            packages: list[Path] = []
+
+            def receive(chunks: Iterable[bytes]) -> None:
+                packages.extend(extract_packages(chunks, outdir))
+
+            exit_code = self.podman.run(
+                image, script.command(), env=env, user="root", workdir="/",
+                timeout=float(job["timeout"]), on_output=stream.feed,
+                network=self.settings.build_network, copy_out=(script.OUTPUT_DIR, receive))
+            if exit_code != 0:
+                stream.line(f"vieter-lite agent: the build exited with {exit_code}")
+                return exit_code
+            if stream.skipped:
+                return 0
+            return self._publish(api, job["repo"], packages, stream)
+        finally:
+            shutil.rmtree(outdir, ignore_errors=True)
 
     @staticmethod
     def _publish(api: Client, repo: str, packages: list[Path], stream: LogStream) -> int:
