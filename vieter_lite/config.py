@@ -140,7 +140,8 @@ CLIENT_KEYS: tuple[Key, ...] = (
 
 # `vieter-lite agent` (and local builds).
 AGENT_KEYS: tuple[Key, ...] = (
-    Key("address", str, None, check_not_empty, "the server's URL, as build containers reach it"),
+    Key("address", str, None, check_not_empty,
+        "the server's URL, for the agent and as build containers reach it (see build_network)"),
     Key("api_key", str, None, check_not_empty, "the server's api_key"),
     Key("arch", str, machine_arch(), check_not_empty, "the arch this agent builds for"),
     Key("data_dir", str, "agent-data", check_not_empty, "the agent's own files"),
