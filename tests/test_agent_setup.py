@@ -223,3 +223,19 @@ def test_network_problems():
     assert not check.network_problems(dict(values, build_network="host"))
     assert not [line for line in check.network_problems(dict(values, address="http://10.1.2.3:8000"))
                 if "loopback" in line]
+
+
+def test_storage_conf_path_follows_xdg_config_home():
+    assert check.storage_conf({}, "/home/a") == Path("/home/a/.config/containers/storage.conf")
+    assert check.storage_conf({"XDG_CONFIG_HOME": "/x"}, "/home/a") == \
+        Path("/x/containers/storage.conf")
+
+
+@pytest.mark.parametrize("reason, fix", [
+    ('slirp4netns failed: "open(\\"/dev/net/tun\\"): Permission denied', "chmod 0666 /dev/net/tun"),
+    ("crun: cgroups in hybrid mode not supported", 'runtime = "runc"'),
+    ("commit localhost/x:1: runroot must be set", "graphroot or runroot"),
+    ("something else", "see Podman's message"),
+])
+def test_container_failures_get_their_fix(reason, fix):
+    assert fix in check.container_hint(reason)
