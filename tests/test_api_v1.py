@@ -922,14 +922,14 @@ def test_build_token_scope(client, u, tmp_path):
                      "Unauthorized.")
     assert get_target(client, mine_t)["branch"] == ""
 
-    # publishing: the build's own repo only
-    pkg = package(tmp_path, f"p{u}")
+    # publishing: the build's own repo (and arch) only
+    pkg = package(tmp_path, f"p{u}", arch)
     resp = client.request("POST", f"/s{u}/publish", pkg, token_headers(token))
     assert_error(resp, 403, f"this build token may publish to 'r{u}' only")
-    assert client.request("GET", f"/s{u}/x86_64/s{u}.db", headers=NO_KEY).status == 404
+    assert client.request("GET", f"/s{u}/{arch}/s{u}.db", headers=NO_KEY).status == 404
     published = ok(client.request("POST", f"/r{u}/publish", pkg, bearer(token)))
-    assert published == {"name": f"p{u}", "version": "1.0-1", "archs": ["x86_64"]}
-    resp = client.request("GET", f"/r{u}/x86_64/p{u}-1.0-1-x86_64.pkg.tar.zst", headers=NO_KEY)
+    assert published == {"name": f"p{u}", "version": "1.0-1", "archs": [arch]}
+    resp = client.request("GET", f"/r{u}/{arch}/p{u}-1.0-1-{arch}.pkg.tar.zst", headers=NO_KEY)
     assert resp.status == 200 and resp.body == pkg
 
     # finishing ends the token

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import bottle
 from bottle import HTTPResponse, request
 
-from vieter_lite.errors import BadRequest, Forbidden, NotFound
+from vieter_lite.errors import BadRequest, NotFound
 from vieter_lite.repo.store import checked
 from vieter_lite.web import files
 from vieter_lite.web.app import caller, envelope, query_flag, request_body, require_api_key
@@ -41,15 +41,14 @@ def register(app: bottle.Bottle, services: "Services") -> None:
     def publish(repo: str) -> HTTPResponse:
         build = caller(services)  # the api_key, or a build token for this repo
         checked(repo)
-        if build is not None and build.repo != repo:
-            raise Forbidden(f"this build token may publish to '{build.repo}' only")
+        store.check_publisher(repo, build)  # before the body is read
         force = query_flag("force")
         if request.content_type.startswith("multipart/"):
             raise BadRequest("send the package file itself as the request body "
                              "(curl -T FILE or --data-binary @FILE), not a form")
         upload, sha256 = store.receive_upload(*request_body())
         try:
-            result = store.publish(repo, upload, sha256, force=force)
+            result = store.publish(repo, upload, sha256, force=force, build=build)
         finally:
             upload.unlink(missing_ok=True)
         return envelope({"name": result.name, "version": result.version,
