@@ -974,17 +974,18 @@ def test_build_log_in_chunks_is_readable_midway_and_listed_when_finished(client,
     meta = ok(client.request("GET", f"/api/v1/logs/{build_id}"))
     assert (meta["end_time"], meta["exit_code"]) == (None, None)
 
+    # an end time from the agent is taken when it lies between the claim and now
     done = ok(client.request("POST", f"/api/v1/builds/{build_id}/finish?exitCode=0"
-                                     f"&endTime={meta['start_time'] + 5}",
+                                     f"&endTime={meta['start_time']}",
                              headers=token_headers(token)))
     assert list(done) == BUILD_KEYS
     assert (done["status"], done["exit_code"], done["ended_at"]) == \
-        ("success", 0, meta["start_time"] + 5)
+        ("success", 0, meta["start_time"])
     assert done["tasks"] == [{"name": n, "status": "skipped"}
                              for n in ("setup", "source", "build", "publish")]
     assert list_logs(client, target=target_id) == [
         {"id": build_id, "target_id": target_id, "start_time": meta["start_time"],
-         "end_time": meta["start_time"] + 5, "arch": arch, "exit_code": 0}]
+         "end_time": meta["start_time"], "arch": arch, "exit_code": 0}]
     assert [log["id"] for log in list_logs(client, target=target_id, exit_codes="0")] == \
         [build_id]
     assert content(client, build_id).body == b"".join(chunks)
@@ -1151,3 +1152,30 @@ def test_queue_and_tokens_survive_a_restart(tmp_path, u):
     finally:
         rc = second.stop()
     assert rc == 0, second.log()
+
+
+def test_release_at_most_three_times_then_the_build_fails(client, u):
+    arch = f"a{u}"
+    target_id = add_target(client, repo=f"r{u}", arch=arch)
+    build_id = queue(client, target_id, arch)
+    for n in (1, 2, 3):
+        assert [j["build_id"] for j in poll(client, arch, 1)] == [build_id]
+        released = ok(client.request("POST", f"/api/v1/builds/{build_id}/release"))
+        assert released["status"] == "queued", n
+    poll(client, arch, 1)
+    failed = ok(client.request("POST", f"/api/v1/builds/{build_id}/release"))
+    assert (failed["status"], failed["exit_code"]) == ("failed", -1)
+    assert content(client, build_id).body.endswith(
+        b"vieter-lite: the build was handed back 3 times already; build failed\n")
+    assert poll(client, arch, 1) == []
+
+
+def test_finish_keeps_the_servers_times_against_the_agents(client, u):
+    arch = f"a{u}"
+    job = claim(client, add_target(client, repo=f"r{u}", arch=arch), arch)
+    claimed = ok(client.request("GET", f"/api/v1/builds/{job['build_id']}"))["started_at"]
+    done = ok(client.request("POST", f"/api/v1/builds/{job['build_id']}/finish?exitCode=0"
+                                     "&startTime=1&endTime=99999999999",
+                             headers=token_headers(job["token"])))
+    assert done["started_at"] == claimed
+    assert claimed <= done["ended_at"] < 99999999999
