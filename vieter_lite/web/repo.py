@@ -1,4 +1,4 @@
-"""Repository routes: GET|HEAD /:repo/:arch/:filename, POST /:repo/publish, DELETEs."""
+"""Repository routes: GET|HEAD /:repo/:arch/:filename, POST|PUT /:repo/publish, DELETEs."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def register(app: bottle.Bottle, services: "Services") -> None:
         body = pkg.desc.encode()
         return files.send(body, len(body), pkg.published_at, files.TEXT)
 
-    @app.post("/<repo>/publish")
+    @app.route("/<repo>/publish", method=["POST", "PUT"])  # curl -T sends PUT
     def publish(repo: str) -> HTTPResponse:
         build = caller(services)  # the api_key, or a build token for this repo
         checked(repo)
