@@ -1069,6 +1069,11 @@ API_ROUTES = [
     ("POST", "/api/v1/builds/1/log", b"log"),
     ("PATCH", "/api/v1/builds/1/tasks/build?status=running", None),
     ("POST", "/api/v1/builds/1/finish?exitCode=0", None),
+    ("GET", "/api/v1/builds?status=queued", None),
+    ("GET", "/api/v1/targets/1/schedule", None),
+    ("GET", "/api/v1/repos", None),
+    ("GET", "/api/v1/repos/core", None),
+    ("GET", "/api/v1/repos/core/x86_64", None),
 ]
 
 
@@ -1102,6 +1107,8 @@ def test_the_key_works_both_ways(client):
     ("GET", "/api/v1/builds/abc"), ("POST", "/api/v1/builds/abc/lease"),
     ("POST", "/api/v1/builds/abc/log"), ("PATCH", "/api/v1/builds/abc/tasks/build"),
     ("POST", "/api/v1/builds/abc/finish"),
+    ("GET", "/api/v1/builds?status=nope"), ("GET", "/api/v1/targets/abc/schedule"),
+    ("GET", "/api/v1/repos/-bad"),
 ])
 def test_authentication_comes_before_validation(client, method, path):
     """Without a key nothing about the input is told: 401, never a 400."""
@@ -1179,3 +1186,61 @@ def test_finish_keeps_the_servers_times_against_the_agents(client, u):
                              headers=token_headers(job["token"])))
     assert done["started_at"] == claimed
     assert claimed <= done["ended_at"] < 99999999999
+
+
+def test_read_routes_for_builds_repos_and_schedules(client, u, tmp_path):
+    repo, arch = f"r{u}", f"a{u}"
+    target_id = add_target(client, repo=repo, arch=arch)
+    job = claim(client, target_id, arch)
+    queued = queue(client, add_target(client, repo=repo, arch=arch, url=f"https://e/{u}"), arch)
+    found = ok(client.request("GET", "/api/v1/builds?status=queued,running&limit=0"))
+    mine = [b for b in found if b["repo"] == repo]
+    assert [(b["id"], b["status"]) for b in mine] == [(job["build_id"], "running"),
+                                                      (queued, "queued")]
+    assert all(list(b) == BUILD_KEYS for b in mine)
+    assert [b["id"] for b in ok(client.request(
+        "GET", f"/api/v1/builds?target={target_id}"))] == [job["build_id"]]
+    assert_error(client.request("GET", "/api/v1/builds?status=queued,waiting"), 400,
+                 "unknown build status 'waiting' (one of pending, queued, running, success, "
+                 "failed, cancelled)")
+    assert_error(client.request("GET", "/api/v1/builds?target=x"), 400,
+                 "invalid value for 'target': expected an integer")
+
+    body = package(tmp_path, f"p{u}", arch)
+    ok(client.request("POST", f"/{repo}/publish", body, token_headers(job["token"])))
+    ok(client.request("POST", f"/{repo}/publish", package(tmp_path, f"q{u}", "any")))
+    repos = [r for r in ok(client.request("GET", "/api/v1/repos")) if r["name"] == repo]
+    assert repos == [{"name": repo, "archs": [{"arch": arch, "packages": 2},
+                                              {"arch": "x86_64", "packages": 1}]}]
+    listed = ok(client.request("GET", f"/api/v1/repos/{repo}/{arch}"))
+    assert [{k: v for k, v in p.items() if k != "published_at"} for p in listed] == [
+        {"name": f"p{u}", "version": "1.0-1", "arch": arch, "pkg_arch": arch,
+         "filename": f"p{u}-1.0-1-{arch}.pkg.tar.zst", "size": len(body),
+         "owner": {"target_id": target_id}},
+        {"name": f"q{u}", "version": "1.0-1", "arch": arch, "pkg_arch": "any",
+         "filename": f"q{u}-1.0-1-any.pkg.tar.zst", "size": len(package(tmp_path, f"q{u}", "any")),
+         "owner": {"target_id": None}}]
+    assert [(p["name"], p["arch"]) for p in ok(client.request("GET", f"/api/v1/repos/{repo}"))] \
+        == [(f"p{u}", arch), (f"q{u}", arch), (f"q{u}", "x86_64")]
+    assert_error(client.request("GET", f"/api/v1/repos/n{u}"), 404,
+                 f"repository 'n{u}' not found")
+    assert_error(client.request("GET", f"/api/v1/repos/{repo}/b{u}"), 404,
+                 f"arch-repo {repo}/b{u} not found")
+    assert client.request("GET", "/api/v1/repos/-bad").status == 400
+
+    plan = ok(client.request("GET", f"/api/v1/targets/{target_id}/schedule"))
+    global_schedule = client.services.config.global_schedule if client.mode == "inprocess" \
+        else QUIET_SCHEDULE
+    assert (plan["schedule"], plan["global"]) == (global_schedule, True)
+    assert [a["arch"] for a in plan["archs"]] == [arch]
+    assert isinstance(plan["archs"][0]["next_run"], int)
+    ok(client.request("PATCH", f"/api/v1/targets/{target_id}?schedule=0+4"))
+    plan = ok(client.request("GET", f"/api/v1/targets/{target_id}/schedule"))
+    assert (plan["schedule"], plan["global"]) == ("0 4", False)
+    assert_error(client.request("GET", "/api/v1/targets/999999999/schedule"), 404,
+                 "Target not found.")
+    # admin routes: not for a build token
+    for path in ("/api/v1/builds", "/api/v1/repos", f"/api/v1/repos/{repo}",
+                 f"/api/v1/targets/{target_id}/schedule"):
+        assert_error(client.request("GET", path, headers=token_headers(job["token"])), 401,
+                     "Unauthorized.")

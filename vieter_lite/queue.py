@@ -12,7 +12,7 @@ from vieter_lite import names
 from vieter_lite.db import Database
 from vieter_lite.errors import BadRequest, Conflict, NotFound
 from vieter_lite.logs import BuildLogs
-from vieter_lite.models import TASK_NAMES, TASK_STATES, Build
+from vieter_lite.models import BUILD_STATES, TASK_NAMES, TASK_STATES, Build
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +78,15 @@ class BuildQueue:
         claimed = self.db.claim_builds(arch, limit, runner, self.now(), LEASE_SECONDS,
                                        (hash_token(t) for t in tokens), only)
         return [job_json(build, token) for build, token in zip(claimed, tokens)]
+
+    def list(self, statuses: list[str] | None = None, target: int | None = None,
+             limit: int = 0, offset: int = 0) -> list[Build]:
+        """Builds by id, optionally of some statuses and one target (limit 0 = all)."""
+        for status in statuses or []:
+            if status not in BUILD_STATES:
+                raise BadRequest(f"unknown build status '{status}' (one of "
+                                 f"{', '.join(BUILD_STATES)})")
+        return self.db.builds(statuses or [], target, limit, offset)
 
     def get(self, build_id: int) -> Build:
         build = self.db.build(build_id)

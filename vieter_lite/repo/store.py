@@ -42,6 +42,24 @@ class PublishResult:
     archs: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class ListedPackage:
+    """A package as a listing shows it: the record, its file's size and the name's owner."""
+
+    package: RepoPackage
+    size: int
+    owner: PackageOwner | None
+
+
+def _csize(desc_text: str) -> int:
+    """%CSIZE% of a desc entry (the package file's size), 0 when absent."""
+    lines = desc_text.split("\n")
+    try:
+        return int(lines[lines.index("%CSIZE%") + 1])
+    except (ValueError, IndexError):
+        return 0
+
+
 def checked(repo: str, arch: str | None = None, pkgname: str | None = None) -> None:
     """Raise BadRequest for an unsafe repo, arch or package name."""
     try:
@@ -314,6 +332,30 @@ class RepoStore:
             shutil.rmtree(self.pkg_dir / repo / arch, ignore_errors=True)
         log.info("removed arch-repo %s/%s", repo, arch)
         return True
+
+    # -- listings ---------------------------------------------------------------------
+
+    def repos(self) -> dict[str, dict[str, int]]:
+        """{repo: {arch: package count}} for every arch-repo, by name."""
+        result: dict[str, dict[str, int]] = {}
+        for (repo, arch), count in sorted(self.db.package_counts().items()):
+            result.setdefault(repo, {})[arch] = count
+        return result
+
+    def listed_packages(self, repo: str, arch: str | None = None) -> list[ListedPackage]:
+        """The packages of a repo's arch-repos (or of one), by arch then name; 404 for an
+        unknown repo or arch-repo."""
+        checked(repo, arch)
+        archs = [a for _, a in self.db.arch_repos(repo)]
+        if not archs:
+            raise NotFound(f"repository '{repo}' not found")
+        if arch is not None:
+            if arch not in archs:
+                raise NotFound(f"arch-repo {repo}/{arch} not found")
+            archs = [arch]
+        owners = self.db.package_owners(repo)
+        return [ListedPackage(p, _csize(p.desc), owners.get(p.name))
+                for a in archs for p in self.db.packages(repo, a)]
 
     # -- lookups for serving ----------------------------------------------------------
 
