@@ -42,10 +42,18 @@ def for_this_server(args: list[str], address: str, key: str) -> list[str]:
     return result
 
 
+def uploaded_file(args: list[str]) -> str:
+    """The file the command sends: -T/--upload-file FILE or --data-binary @FILE."""
+    for flag in ("-T", "--upload-file", "--data-binary"):
+        if flag in args:
+            return args[args.index(flag) + 1].removeprefix("@")
+    raise AssertionError(f"README's publish command sends no file: {args}")
+
+
 def test_readme_publish_example_publishes(server, tmp_path: Path):
     args = readme_publish_line()
     assert args[0] == "curl"
-    upload = args[args.index("-T") + 1] if "-T" in args else args[args.index("--upload-file") + 1]
+    upload = uploaded_file(args)
     name, version, arch = re.fullmatch(r"(.+)-([^-]+-[^-]+)-([^-]+)\.pkg\.tar\.zst",
                                        Path(upload).name).groups()
     repo = urlsplit(next(a for a in args if a.startswith("http"))).path.split("/")[1]
