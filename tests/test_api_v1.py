@@ -922,14 +922,14 @@ def test_build_token_scope(client, u, tmp_path):
                      "Unauthorized.")
     assert get_target(client, mine_t)["branch"] == ""
 
-    # publishing: the build's own repo only
-    pkg = package(tmp_path, f"p{u}")
+    # publishing: the build's own repo (and arch) only
+    pkg = package(tmp_path, f"p{u}", arch)
     resp = client.request("POST", f"/s{u}/publish", pkg, token_headers(token))
     assert_error(resp, 403, f"this build token may publish to 'r{u}' only")
-    assert client.request("GET", f"/s{u}/x86_64/s{u}.db", headers=NO_KEY).status == 404
+    assert client.request("GET", f"/s{u}/{arch}/s{u}.db", headers=NO_KEY).status == 404
     published = ok(client.request("POST", f"/r{u}/publish", pkg, bearer(token)))
-    assert published == {"name": f"p{u}", "version": "1.0-1", "archs": ["x86_64"]}
-    resp = client.request("GET", f"/r{u}/x86_64/p{u}-1.0-1-x86_64.pkg.tar.zst", headers=NO_KEY)
+    assert published == {"name": f"p{u}", "version": "1.0-1", "archs": [arch]}
+    resp = client.request("GET", f"/r{u}/{arch}/p{u}-1.0-1-{arch}.pkg.tar.zst", headers=NO_KEY)
     assert resp.status == 200 and resp.body == pkg
 
     # finishing ends the token
@@ -974,17 +974,18 @@ def test_build_log_in_chunks_is_readable_midway_and_listed_when_finished(client,
     meta = ok(client.request("GET", f"/api/v1/logs/{build_id}"))
     assert (meta["end_time"], meta["exit_code"]) == (None, None)
 
+    # an end time from the agent is taken when it lies between the claim and now
     done = ok(client.request("POST", f"/api/v1/builds/{build_id}/finish?exitCode=0"
-                                     f"&endTime={meta['start_time'] + 5}",
+                                     f"&endTime={meta['start_time']}",
                              headers=token_headers(token)))
     assert list(done) == BUILD_KEYS
     assert (done["status"], done["exit_code"], done["ended_at"]) == \
-        ("success", 0, meta["start_time"] + 5)
+        ("success", 0, meta["start_time"])
     assert done["tasks"] == [{"name": n, "status": "skipped"}
                              for n in ("setup", "source", "build", "publish")]
     assert list_logs(client, target=target_id) == [
         {"id": build_id, "target_id": target_id, "start_time": meta["start_time"],
-         "end_time": meta["start_time"] + 5, "arch": arch, "exit_code": 0}]
+         "end_time": meta["start_time"], "arch": arch, "exit_code": 0}]
     assert [log["id"] for log in list_logs(client, target=target_id, exit_codes="0")] == \
         [build_id]
     assert content(client, build_id).body == b"".join(chunks)
@@ -1068,6 +1069,11 @@ API_ROUTES = [
     ("POST", "/api/v1/builds/1/log", b"log"),
     ("PATCH", "/api/v1/builds/1/tasks/build?status=running", None),
     ("POST", "/api/v1/builds/1/finish?exitCode=0", None),
+    ("GET", "/api/v1/builds?status=queued", None),
+    ("GET", "/api/v1/targets/1/schedule", None),
+    ("GET", "/api/v1/repos", None),
+    ("GET", "/api/v1/repos/core", None),
+    ("GET", "/api/v1/repos/core/x86_64", None),
 ]
 
 
@@ -1101,6 +1107,8 @@ def test_the_key_works_both_ways(client):
     ("GET", "/api/v1/builds/abc"), ("POST", "/api/v1/builds/abc/lease"),
     ("POST", "/api/v1/builds/abc/log"), ("PATCH", "/api/v1/builds/abc/tasks/build"),
     ("POST", "/api/v1/builds/abc/finish"),
+    ("GET", "/api/v1/builds?status=nope"), ("GET", "/api/v1/targets/abc/schedule"),
+    ("GET", "/api/v1/repos/-bad"),
 ])
 def test_authentication_comes_before_validation(client, method, path):
     """Without a key nothing about the input is told: 401, never a 400."""
@@ -1151,3 +1159,88 @@ def test_queue_and_tokens_survive_a_restart(tmp_path, u):
     finally:
         rc = second.stop()
     assert rc == 0, second.log()
+
+
+def test_release_at_most_three_times_then_the_build_fails(client, u):
+    arch = f"a{u}"
+    target_id = add_target(client, repo=f"r{u}", arch=arch)
+    build_id = queue(client, target_id, arch)
+    for n in (1, 2, 3):
+        assert [j["build_id"] for j in poll(client, arch, 1)] == [build_id]
+        released = ok(client.request("POST", f"/api/v1/builds/{build_id}/release"))
+        assert released["status"] == "queued", n
+    poll(client, arch, 1)
+    failed = ok(client.request("POST", f"/api/v1/builds/{build_id}/release"))
+    assert (failed["status"], failed["exit_code"]) == ("failed", -1)
+    assert content(client, build_id).body.endswith(
+        b"vieter-lite: the build was handed back 3 times already; build failed\n")
+    assert poll(client, arch, 1) == []
+
+
+def test_finish_keeps_the_servers_times_against_the_agents(client, u):
+    arch = f"a{u}"
+    job = claim(client, add_target(client, repo=f"r{u}", arch=arch), arch)
+    claimed = ok(client.request("GET", f"/api/v1/builds/{job['build_id']}"))["started_at"]
+    done = ok(client.request("POST", f"/api/v1/builds/{job['build_id']}/finish?exitCode=0"
+                                     "&startTime=1&endTime=99999999999",
+                             headers=token_headers(job["token"])))
+    assert done["started_at"] == claimed
+    assert claimed <= done["ended_at"] < 99999999999
+
+
+def test_read_routes_for_builds_repos_and_schedules(client, u, tmp_path):
+    repo, arch = f"r{u}", f"a{u}"
+    target_id = add_target(client, repo=repo, arch=arch)
+    job = claim(client, target_id, arch)
+    queued = queue(client, add_target(client, repo=repo, arch=arch, url=f"https://e/{u}"), arch)
+    found = ok(client.request("GET", "/api/v1/builds?status=queued,running&limit=0"))
+    mine = [b for b in found if b["repo"] == repo]
+    assert [(b["id"], b["status"]) for b in mine] == [(job["build_id"], "running"),
+                                                      (queued, "queued")]
+    assert all(list(b) == BUILD_KEYS for b in mine)
+    assert [b["id"] for b in ok(client.request(
+        "GET", f"/api/v1/builds?target={target_id}"))] == [job["build_id"]]
+    assert_error(client.request("GET", "/api/v1/builds?status=queued,waiting"), 400,
+                 "unknown build status 'waiting' (one of pending, queued, running, success, "
+                 "failed, cancelled)")
+    assert_error(client.request("GET", "/api/v1/builds?target=x"), 400,
+                 "invalid value for 'target': expected an integer")
+
+    body = package(tmp_path, f"p{u}", arch)
+    ok(client.request("POST", f"/{repo}/publish", body, token_headers(job["token"])))
+    ok(client.request("POST", f"/{repo}/publish", package(tmp_path, f"q{u}", "any")))
+    repos = [r for r in ok(client.request("GET", "/api/v1/repos")) if r["name"] == repo]
+    assert repos == [{"name": repo, "archs": [{"arch": arch, "packages": 2},
+                                              {"arch": "x86_64", "packages": 1}]}]
+    listed = ok(client.request("GET", f"/api/v1/repos/{repo}/{arch}"))
+    assert [{k: v for k, v in p.items() if k != "published_at"} for p in listed] == [
+        {"name": f"p{u}", "version": "1.0-1", "arch": arch, "pkg_arch": arch,
+         "filename": f"p{u}-1.0-1-{arch}.pkg.tar.zst", "size": len(body),
+         "owner": {"target_id": target_id}},
+        {"name": f"q{u}", "version": "1.0-1", "arch": arch, "pkg_arch": "any",
+         "filename": f"q{u}-1.0-1-any.pkg.tar.zst", "size": len(package(tmp_path, f"q{u}", "any")),
+         "owner": {"target_id": None}}]
+    assert [(p["name"], p["arch"]) for p in ok(client.request("GET", f"/api/v1/repos/{repo}"))] \
+        == [(f"p{u}", arch), (f"q{u}", arch), (f"q{u}", "x86_64")]
+    assert_error(client.request("GET", f"/api/v1/repos/n{u}"), 404,
+                 f"repository 'n{u}' not found")
+    assert_error(client.request("GET", f"/api/v1/repos/{repo}/b{u}"), 404,
+                 f"arch-repo {repo}/b{u} not found")
+    assert client.request("GET", "/api/v1/repos/-bad").status == 400
+
+    plan = ok(client.request("GET", f"/api/v1/targets/{target_id}/schedule"))
+    global_schedule = client.services.config.global_schedule if client.mode == "inprocess" \
+        else QUIET_SCHEDULE
+    assert (plan["schedule"], plan["global"]) == (global_schedule, True)
+    assert [a["arch"] for a in plan["archs"]] == [arch]
+    assert isinstance(plan["archs"][0]["next_run"], int)
+    ok(client.request("PATCH", f"/api/v1/targets/{target_id}?schedule=0+4"))
+    plan = ok(client.request("GET", f"/api/v1/targets/{target_id}/schedule"))
+    assert (plan["schedule"], plan["global"]) == ("0 4", False)
+    assert_error(client.request("GET", "/api/v1/targets/999999999/schedule"), 404,
+                 "Target not found.")
+    # admin routes: not for a build token
+    for path in ("/api/v1/builds", "/api/v1/repos", f"/api/v1/repos/{repo}",
+                 f"/api/v1/targets/{target_id}/schedule"):
+        assert_error(client.request("GET", path, headers=token_headers(job["token"])), 401,
+                     "Unauthorized.")

@@ -238,10 +238,18 @@ def test_targets_add_list_info(cli, admin, u):
     assert [t["id"] for t in listed] == [first, second]
     assert listed[0] == target
 
+    plan = admin.target_schedule(first)
+    assert (plan["schedule"], plan["global"]) == ("*/30 4", False)
+    runs = {a["arch"]: a["next_run"] for a in plan["archs"]}
+    assert list(runs) == ["x86_64", "aarch64"] and all(runs.values())
     assert cli.ok("targets", "info", str(first)) == (
         f"id: {first}\nkind: git\nurl: https://example.org/a{u}.git\nbranch: main\n"
-        f"path: pkg\nrepo: {repo}\nschedule: */30 4\narch: x86_64, aarch64\n")
-    assert cli.json("targets", "info", str(first)) == target
+        f"path: pkg\nrepo: {repo}\nschedule: */30 4\narch: x86_64, aarch64\n"
+        f"next run (x86_64): {local_text(runs['x86_64'])}\n"
+        f"next run (aarch64): {local_text(runs['aarch64'])}\n")
+    assert cli.json("targets", "info", str(first)) == {
+        **target, "schedule_effective": "*/30 4", "schedule_global": False,
+        "next_runs": plan["archs"]}
 
 
 def test_targets_list_filters(cli, admin, u):
@@ -474,6 +482,85 @@ def test_repos_remove(cli, admin, srv, tmp_path, u):
     assert cli.ok("repos", "remove", repo, "--force") == f"Repository '{repo}' removed.\n"
     assert one_error(cli("repos", "remove", repo, "--force"), 1) == \
         f"vieter-lite: repository '{repo}' not found"
+
+
+def test_targets_info_shows_the_global_schedule_and_next_run(cli, admin, u):
+    target_id = add_target(admin, u)
+    plan = admin.target_schedule(target_id)
+    assert (plan["schedule"], plan["global"]) == (QUIET_SCHEDULE, True)
+    next_run = plan["archs"][0]["next_run"]
+    assert time.time() < next_run <= time.time() + 367 * 86400  # once a year
+    info = cli.ok("targets", "info", str(target_id)).splitlines()
+    assert f"schedule: {QUIET_SCHEDULE} (global_schedule)" in info
+    assert info[-1] == f"next run (x86_64): {local_text(next_run)}"
+
+
+def claim_build(admin: Client, target_id: int, arch: str) -> dict[str, Any]:
+    build_id = admin.queue_build(target_id, arch)
+    jobs = admin.poll_jobs(arch, 1, build=build_id)
+    assert [j["build_id"] for j in jobs] == [build_id]
+    return jobs[0]
+
+
+def test_builds_list_shows_what_is_waiting(cli, admin, u):
+    arch, other = f"a{u}", f"b{u}"
+    target_id = add_target(admin, u, arch=[arch, other])
+    queued = admin.queue_build(target_id, other)
+    running = claim_build(admin, target_id, arch)["build_id"]
+    queued_at = {b["id"]: b for b in (admin.get_build(queued), admin.get_build(running))}
+
+    table = rows(cli.ok("builds", "list", "--target", str(target_id)))
+    assert table == [
+        ["ID", "TARGET", "REPO/ARCH", "STATUS", "QUEUED", "STARTED"],
+        [str(queued), str(target_id), f"r{u}/{other}", "queued",
+         local_text(queued_at[queued]["created_at"]), "-"],
+        [str(running), str(target_id), f"r{u}/{arch}", "running",
+         local_text(queued_at[running]["created_at"]),
+         local_text(queued_at[running]["started_at"])]]
+    assert [b["id"] for b in cli.json("builds", "list", "--target", str(target_id),
+                                      "--status", "queued")] == [queued]
+    # finished builds are left out unless asked for
+    admin.finish_build(running, 0)
+    assert [b["id"] for b in cli.json("builds", "list", "--target", str(target_id))] == \
+        [queued]
+    done = cli.json("builds", "list", "--target", str(target_id), "--status", "all")
+    assert [(b["id"], b["status"]) for b in done] == [(queued, "queued"), (running, "success")]
+    assert one_error(cli("builds", "list", "--status", "waiting"), 1) == (
+        "vieter-lite: unknown build status 'waiting' (one of pending, queued, running, "
+        "success, failed, cancelled)")
+
+
+def test_repos_list_and_show_with_owners(cli, admin, srv, tmp_path, u):
+    repo = f"r{u}"
+    publish(admin, tmp_path, repo, "admins")
+    publish(admin, tmp_path, repo, "arm", "aarch64")
+    target_id = add_target(admin, u)
+    job = claim_build(admin, target_id, "x86_64")
+    publish(Client(srv.url, job["token"]), tmp_path, repo, "built")
+    admin.finish_build(job["build_id"], 0)
+
+    assert [r for r in cli.json("repos", "list") if r["name"] == repo] == [
+        {"name": repo, "archs": [{"arch": "aarch64", "packages": 1},
+                                 {"arch": "x86_64", "packages": 2}]}]
+    assert [r for r in rows(cli.ok("repos", "list")) if r[0] in ("REPO", repo)] == [
+        ["REPO", "ARCH", "PACKAGES"], [repo, "aarch64", "1"], [repo, "x86_64", "2"]]
+
+    listed = cli.json("repos", "show", repo, "x86_64")
+    files = {p["name"]: srv.data_dir / "pkgs" / repo / "x86_64" / p["filename"] for p in listed}
+    assert [(p["name"], p["version"], p["owner"], p["size"]) for p in listed] == [
+        ("admins", "1.0-1", {"target_id": None}, files["admins"].stat().st_size),
+        ("built", "1.0-1", {"target_id": target_id}, files["built"].stat().st_size)]
+    table = rows(cli.ok("repos", "show", repo))
+    assert table[0] == ["NAME", "VERSION", "ARCH", "SIZE", "PUBLISHED", "OWNER"]
+    assert [(r[0], r[2], r[5]) for r in table[1:]] == [
+        ("arm", "aarch64", "admin"), ("admins", "x86_64", "admin"),
+        ("built", "x86_64", f"target {target_id}")]
+    assert table[1][4] == local_text(listed[0]["published_at"])
+    assert re.fullmatch(r"\d+ B|\d+\.\d (KiB|MiB)", table[2][3])
+    assert one_error(cli("repos", "show", f"n{u}"), 1) == \
+        f"vieter-lite: repository 'n{u}' not found"
+    assert one_error(cli("repos", "show", repo, "riscv64"), 1) == \
+        f"vieter-lite: arch-repo {repo}/riscv64 not found"
 
 
 # -- aur -------------------------------------------------------------------------------------

@@ -13,8 +13,8 @@ from vieter_lite.db import Database
 from vieter_lite.errors import BadRequest, Conflict, NotFound
 from vieter_lite.logs import BuildLogs
 from vieter_lite.models import TASK_NAMES
-from vieter_lite.queue import (LEASE_SECONDS, MAX_EXPIRIES, MAX_POLL, TIMEOUT_GRACE, BuildQueue,
-                               hash_token)
+from vieter_lite.queue import (LEASE_SECONDS, MAX_EXPIRIES, MAX_POLL, MAX_RELEASES, TIMEOUT_GRACE,
+                               BuildQueue, hash_token)
 
 T0 = 1_700_000_010  # 10 s into a minute
 BASE_IMAGE = "archlinux:base-devel"
@@ -398,11 +398,28 @@ def test_finish_nonzero_is_failed_and_pending_tasks_are_skipped(env: Env) -> Non
                                    "publish": "skipped"}
 
 
-def test_finish_with_explicit_times(env: Env) -> None:
+def test_finish_takes_the_agents_times_within_the_claim_window(env: Env) -> None:
     build_id = env.queue.queue(env.target(), "x86_64")
     env.queue.poll("x86_64", 1)
-    build = env.queue.finish(build_id, 0, started_at=T0 - 5, ended_at=T0 + 7)
-    assert (build.started_at, build.ended_at) == (T0 - 5, T0 + 7)
+    env.clock.now = T0 + 100
+    build = env.queue.finish(build_id, 0, started_at=T0 + 5, ended_at=T0 + 90)
+    assert (build.started_at, build.ended_at) == (T0 + 5, T0 + 90)
+
+
+@pytest.mark.parametrize("start, end, expected", [
+    (None, None, (T0, T0 + 100)),             # nothing sent: claimed and now
+    (T0 - 5, T0 + 7, (T0, T0 + 7)),           # started before it was claimed
+    (1, 2, (T0, T0 + 100)),                   # long ago
+    (T0 + 10, T0 + 500, (T0 + 10, T0 + 100)),  # ended in the future
+    (T0 + 500, None, (T0, T0 + 100)),         # started in the future
+    (T0 + 50, T0 + 20, (T0 + 50, T0 + 100)),  # ended before it started
+])
+def test_finish_replaces_times_outside_the_claim_window(env: Env, start, end, expected) -> None:
+    build_id = env.queue.queue(env.target(), "x86_64")
+    env.queue.poll("x86_64", 1)  # claimed at T0
+    env.clock.now = T0 + 100
+    build = env.queue.finish(build_id, 0, started_at=start, ended_at=end)
+    assert (build.started_at, build.ended_at) == expected
 
 
 def test_finish_on_a_non_running_build_is_conflict(env: Env) -> None:
@@ -519,3 +536,22 @@ def test_release_hands_a_build_back_without_counting_a_lost_lease(env: Env) -> N
     assert [j["build_id"] for j in env.queue.poll("x86_64", 1)] == [build_id]
     with pytest.raises(Conflict):
         env.queue.release(env.queue.queue(env.target(), "x86_64"))  # queued, not running
+
+
+def test_a_build_is_handed_back_at_most_max_releases_times(env: Env) -> None:
+    build_id = env.queue.queue(env.target(), "x86_64")
+    for n in range(1, MAX_RELEASES + 1):
+        assert [j["build_id"] for j in env.queue.poll("x86_64", 1)] == [build_id]
+        released = env.queue.release(build_id)
+        assert (released.status, released.releases) == ("queued", n)
+    token = env.queue.poll("x86_64", 1)[0]["token"]
+    failed = env.queue.release(build_id)
+    assert (failed.status, failed.exit_code, failed.releases) == ("failed", -1, MAX_RELEASES)
+    assert env.queue.token_build(token) is None
+    assert env.logs.path(build_id).read_text().splitlines()[-1] == \
+        f"vieter-lite: the build was handed back {MAX_RELEASES} times already; build failed"
+    assert env.queue.poll("x86_64", 1) == []
+    with pytest.raises(Conflict):
+        env.queue.release(build_id)
+    env.reopen()  # the count is in sqlite
+    assert env.db.build(build_id).releases == MAX_RELEASES

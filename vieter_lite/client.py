@@ -183,6 +183,10 @@ class Client:
     def remove_target(self, target_id: int) -> None:
         self.call("DELETE", f"/api/v1/targets/{_segment(target_id)}")
 
+    def target_schedule(self, target_id: int) -> dict[str, Any]:
+        """{schedule (the effective one), global, archs: [{arch, next_run}]}."""
+        return self.call("GET", f"/api/v1/targets/{_segment(target_id)}/schedule")
+
     # -- build logs -------------------------------------------------------------------
 
     def list_logs(self, limit: int | None = None, offset: int | None = None,
@@ -241,6 +245,15 @@ class Client:
         return self.call("GET", "/api/v1/jobs/poll", {"arch": arch, "max": max_jobs,
                                                        "runner": runner, "build": build})
 
+    def list_builds(self, status: str | Iterable[str] | None = None, target: int | None = None,
+                    limit: int | None = None, offset: int | None = None
+                    ) -> list[dict[str, Any]]:
+        """Builds by id: of these statuses (any when None), of one target."""
+        if status is not None and not isinstance(status, str):
+            status = ",".join(status)
+        return self.call("GET", "/api/v1/builds", {"status": status or None, "target": target,
+                                                    "limit": limit, "offset": offset})
+
     def get_build(self, build_id: int) -> dict[str, Any]:
         return self.call("GET", f"/api/v1/builds/{_segment(build_id)}")
 
@@ -266,6 +279,15 @@ class Client:
             "exitCode": exit_code, "startTime": start_time, "endTime": end_time})
 
     # -- repositories -----------------------------------------------------------------
+
+    def list_repos(self) -> list[dict[str, Any]]:
+        """[{name, archs: [{arch, packages}]}]."""
+        return self.call("GET", "/api/v1/repos")
+
+    def list_packages(self, repo: str, arch: str | None = None) -> list[dict[str, Any]]:
+        """[{name, version, arch, pkg_arch, filename, size, published_at, owner}]."""
+        path = "/api/v1/repos/" + "/".join(_segment(p) for p in (repo, arch) if p is not None)
+        return self.call("GET", path)
 
     def publish(self, repo: str, package: Path, force: bool = False) -> dict[str, Any]:
         """Upload a package file (streamed); {name, version, archs}."""

@@ -71,6 +71,20 @@ class RepoPackage:
 
 
 @dataclass(frozen=True)
+class PackageOwner:
+    """Who may publish a package name in a repo: the target whose build first published
+    it, or the admin (target_id None: published with the api_key)."""
+
+    repo: str
+    name: str
+    target_id: int | None
+    since: int = 0
+
+    def __str__(self) -> str:
+        return "the admin (api_key)" if self.target_id is None else f"target {self.target_id}"
+
+
+@dataclass(frozen=True)
 class TargetArch:
     id: int
     target_id: int
@@ -125,3 +139,5 @@ class Build:
     expiries: int = 0
     log_done: bool = False
     tasks: tuple[tuple[str, str], ...] = ()
+    pkgbase: str = ""       # fixed by the build's first publish
+    releases: int = 0       # times an agent handed it back

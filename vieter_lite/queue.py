@@ -12,12 +12,13 @@ from vieter_lite import names
 from vieter_lite.db import Database
 from vieter_lite.errors import BadRequest, Conflict, NotFound
 from vieter_lite.logs import BuildLogs
-from vieter_lite.models import TASK_NAMES, TASK_STATES, Build
+from vieter_lite.models import BUILD_STATES, TASK_NAMES, TASK_STATES, Build
 
 log = logging.getLogger(__name__)
 
 LEASE_SECONDS = 120      # an agent renews well before this; a silent agent loses the build
 MAX_EXPIRIES = 3         # the build fails after this many lost leases
+MAX_RELEASES = 3         # an agent may hand a build back this often; the next time fails it
 MAX_POLL = 100           # builds handed out by one poll at most
 TIMEOUT_GRACE = 60       # past its timeout (+ grace) a running build is failed by the server
 
@@ -78,6 +79,15 @@ class BuildQueue:
                                        (hash_token(t) for t in tokens), only)
         return [job_json(build, token) for build, token in zip(claimed, tokens)]
 
+    def list(self, statuses: list[str] | None = None, target: int | None = None,
+             limit: int = 0, offset: int = 0) -> list[Build]:
+        """Builds by id, optionally of some statuses and one target (limit 0 = all)."""
+        for status in statuses or []:
+            if status not in BUILD_STATES:
+                raise BadRequest(f"unknown build status '{status}' (one of "
+                                 f"{', '.join(BUILD_STATES)})")
+        return self.db.builds(statuses or [], target, limit, offset)
+
     def get(self, build_id: int) -> Build:
         build = self.db.build(build_id)
         if build is None:
@@ -110,15 +120,29 @@ class BuildQueue:
 
     def finish(self, build_id: int, exit_code: int, started_at: int | None = None,
                ended_at: int | None = None, status: str | None = None) -> Build:
+        """End a running build. Its times are the server's own record (claimed, now); the
+        agent's are taken only within that window, so a report cannot rewrite history."""
         build = self.running(build_id)
+        now = self.now()
+        claimed = build.started_at if build.started_at is not None else now
+        start = started_at if started_at is not None and claimed <= started_at <= now \
+            else claimed
+        end = ended_at if ended_at is not None and start <= ended_at <= now else now
         final = status or ("success" if exit_code == 0 else "failed")
-        self.db.finish_build(build.id, final, exit_code, ended_at or self.now(), started_at)
+        self.db.finish_build(build.id, final, exit_code, end, start)
         return self.get(build_id)
 
     def release(self, build_id: int) -> Build:
         """An agent hands a running build back (it is stopping): queued again, not counted
-        as a lost lease."""
-        self.running(build_id)
+        as a lost lease; after MAX_RELEASES hand-backs the next one fails the build."""
+        build = self.running(build_id)
+        if build.releases >= MAX_RELEASES:
+            self.logs.note(build_id, f"vieter-lite: the build was handed back {MAX_RELEASES} "
+                                     "times already; build failed")
+            log.warning("build %d handed back more than %d times (runner %s); failed",
+                        build_id, MAX_RELEASES, build.runner)
+            self.db.finish_build(build_id, "failed", -1, self.now())
+            return self.get(build_id)
         self.logs.note(build_id, "vieter-lite: the agent stopped and handed the build back")
         self.db.requeue(build_id, self.now(), counted=False)
         return self.get(build_id)

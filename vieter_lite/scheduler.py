@@ -44,6 +44,11 @@ class Scheduler:
     def schedule_of(self, target: Target) -> str:
         return target.schedule or self.global_schedule
 
+    def plan(self, target: Target) -> tuple[str, bool, dict[str, int | None]]:
+        """(the schedule the target runs on, whether it is the global one, {arch: next run})."""
+        return (self.schedule_of(target), not target.schedule,
+                {a.value: a.next_run for a in target.arch})
+
     def next_run_of(self, schedule: str) -> int:
         """When a target with this schedule (already validated) runs next."""
         return next_run(schedule or self.global_schedule, self.clock())

@@ -1,20 +1,21 @@
-"""The client commands (targets, logs, repos, aur): they talk to a server over HTTP only."""
+"""The client commands (targets, builds, logs, repos, aur): they talk to a server over HTTP only."""
 
 from __future__ import annotations
 
 import argparse
 
-from vieter_lite.commands import logs, repos, targets
+from vieter_lite.commands import builds, logs, repos, targets
 from vieter_lite.commands.common import add_client_flags, client_flags
 
 
 def register(commands: argparse._SubParsersAction,
              program: argparse.ArgumentParser | None = None) -> None:
-    """Add targets, logs, repos and aur to the program's subcommands (and their options,
+    """Add targets, builds, logs, repos and aur to the program's subcommands (and their options,
     but -f which it has already, to the program itself)."""
     if program is not None:
         add_client_flags(program, config_file=False)
     flags = client_flags()
     targets.register(commands, flags)
+    builds.register(commands, flags)
     logs.register(commands, flags)
     repos.register(commands, flags)

@@ -1,4 +1,4 @@
-"""vieter-lite repos remove, and vieter-lite aur search | add (AUR RPC v5)."""
+"""vieter-lite repos list | show | remove, and vieter-lite aur search | add (AUR RPC v5)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,47 @@ import sys
 from typing import Any
 
 from vieter_lite.client import ClientError
-from vieter_lite.commands.common import Context, print_json, print_table, refuse, runs
+from vieter_lite.commands.common import Context, local, print_json, print_table, refuse, runs
 from vieter_lite.commands.targets import check_schedule
+
+
+def size(n: int) -> str:
+    """Bytes for a person: 512 B, 3.4 KiB, 12.0 MiB."""
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{n} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} B"
+
+
+def owner(package: dict[str, Any]) -> str:
+    """Who may publish the name: 'target N', 'admin' (the api_key) or '-' (nobody yet)."""
+    found = package.get("owner")
+    if not found:
+        return "-"
+    return "admin" if found.get("target_id") is None else f"target {found['target_id']}"
+
+
+def cmd_repos_list(ctx: Context) -> int:
+    found = ctx.client().list_repos()
+    if ctx.json:
+        print_json(found)
+        return 0
+    print_table(["repo", "arch", "packages"],
+                [(r["name"], a["arch"], a["packages"]) for r in found for a in r["archs"]])
+    return 0
+
+
+def cmd_repos_show(ctx: Context) -> int:
+    found = ctx.client().list_packages(ctx.args.repo, ctx.args.arch)
+    if ctx.json:
+        print_json(found)
+        return 0
+    print_table(["name", "version", "arch", "size", "published", "owner"],
+                [(p["name"], p["version"], p["arch"], size(p["size"]), local(p["published_at"]),
+                  owner(p)) for p in found])
+    return 0
 
 
 def cmd_repos_remove(ctx: Context) -> int:
@@ -81,6 +120,16 @@ def cmd_aur_add(ctx: Context) -> int:
 def register(commands: argparse._SubParsersAction, flags: argparse.ArgumentParser) -> None:
     group = commands.add_parser("repos", parents=[flags], help="manage repositories")
     sub = group.add_subparsers(dest="repos_command", required=True, metavar="COMMAND")
+    p = sub.add_parser("list", parents=[flags], help="list repositories, their archs and "
+                       "package counts")
+    p.set_defaults(func=runs(cmd_repos_list))
+    p = sub.add_parser("show", parents=[flags], help="list a repository's packages",
+                       description="The packages of REPO (or of its arch-repo ARCH): name, "
+                       "version, size, published time (local) and the target that owns the "
+                       "name ('admin': published with the api_key).")
+    p.add_argument("repo", metavar="REPO")
+    p.add_argument("arch", metavar="ARCH", nargs="?")
+    p.set_defaults(func=runs(cmd_repos_show))
     p = sub.add_parser("remove", parents=[flags], help="remove a package, arch-repo or repo",
                        description="REPO ARCH PKG removes one package from one arch-repo; "
                        "REPO ARCH an arch-repo and REPO a whole repository, with --force.")

@@ -6,9 +6,9 @@ import argparse
 from typing import Any
 
 from vieter_lite import cron
-from vieter_lite.client import Client
-from vieter_lite.commands.common import (Context, arch_list, count, positive_id, print_fields,
-                                         print_json, print_table, refuse, runs)
+from vieter_lite.client import Client, ClientError
+from vieter_lite.commands.common import (Context, arch_list, count, local, positive_id,
+                                         print_fields, print_json, print_table, refuse, runs)
 
 KINDS = ("git", "url")
 EDITABLE = ("url", "branch", "repo", "arch", "schedule", "kind", "path")
@@ -55,12 +55,32 @@ def cmd_add(ctx: Context) -> int:
     return 0
 
 
+def schedule_plan(client: Client, target_id: int) -> dict[str, Any] | None:
+    """The effective schedule and next runs, or None from a server without that route."""
+    try:
+        return client.target_schedule(target_id)
+    except ClientError as exc:
+        if exc.status in (404, 405):
+            return None
+        raise
+
+
 def cmd_info(ctx: Context) -> int:
-    target = ctx.client().get_target(ctx.args.id)
+    client = ctx.client()
+    target = client.get_target(ctx.args.id)
+    plan = schedule_plan(client, ctx.args.id)
     if ctx.json:
+        if plan is not None:
+            target = {**target, "schedule_effective": plan["schedule"],
+                      "schedule_global": plan["global"], "next_runs": plan["archs"]}
         print_json(target)
-    else:
-        print_fields(target_fields(target))
+        return 0
+    fields = target_fields(target)
+    if plan is not None:
+        shown = plan["schedule"] + (" (global_schedule)" if plan["global"] else "")
+        fields = [(k, shown if k == "schedule" else v) for k, v in fields]
+        fields += [(f"next run ({a['arch']})", local(a["next_run"])) for a in plan["archs"]]
+    print_fields(fields)
     return 0
 
 

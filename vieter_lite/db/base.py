@@ -11,8 +11,24 @@ from typing import Iterator
 from vieter_lite.db.schema import MIGRATIONS
 
 
+def statements(script: str) -> Iterator[str]:
+    """The SQL statements of a script, each complete: a ';' inside a trigger body, a string
+    or a comment does not end one (sqlite3.complete_statement decides)."""
+    pending = ""
+    for piece in script.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \t\r\n;"):
+                yield pending
+            pending = ""
+    if pending.strip(" \t\r\n;"):
+        raise ValueError(f"incomplete SQL statement at the end of a migration: {pending!r}")
+
+
 class Base:
     """The connection: one sqlite connection (WAL) behind one re-entrant lock."""
+
+    migrations: tuple[str, ...] = MIGRATIONS
 
     def __init__(self, path: Path | str):
         self.path = str(path)
@@ -32,12 +48,11 @@ class Base:
     def _migrate(self) -> None:
         with self._lock:
             version = self._conn.execute("PRAGMA user_version").fetchone()[0]
-            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            for number, script in enumerate(self.migrations[version:], start=version + 1):
                 self._conn.execute("BEGIN IMMEDIATE")
                 try:
-                    for statement in script.split(";"):
-                        if statement.strip():
-                            self._conn.execute(statement)
+                    for statement in statements(script):
+                        self._conn.execute(statement)
                     self._conn.execute(f"PRAGMA user_version = {number}")
                     self._conn.execute("COMMIT")
                 except BaseException:

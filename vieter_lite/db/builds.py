@@ -10,7 +10,7 @@ from vieter_lite.models import TASK_NAMES, Build, Target, TargetArch
 
 _BUILD_COLUMNS = ("id, target_id, arch, status, force, created_at, repo, kind, url, branch, "
                   "path, base_image, timeout, started_at, ended_at, exit_code, runner, "
-                  "lease_expires, expiries, log_done")
+                  "lease_expires, expiries, log_done, pkgbase, releases")
 TARGET_FIELDS = ("kind", "url", "branch", "path", "repo", "schedule")
 
 
@@ -22,7 +22,8 @@ def _build(row: sqlite3.Row, tasks: Iterable[tuple[str, str]] = ()) -> Build:
                  started_at=row["started_at"], ended_at=row["ended_at"],
                  exit_code=row["exit_code"], runner=row["runner"],
                  lease_expires=row["lease_expires"], expiries=row["expiries"],
-                 log_done=bool(row["log_done"]), tasks=tuple(tasks))
+                 log_done=bool(row["log_done"]), tasks=tuple(tasks), pkgbase=row["pkgbase"],
+                 releases=row["releases"])
 
 
 class BuildQueries(Base):
@@ -217,13 +218,14 @@ class BuildQueries(Base):
                                 "AND r.arch = b.arch AND r.status = 'queued' WHERE b.id = ?",
                                 build_id)
             if waiting is not None:
-                self._run("UPDATE builds SET expiries = expiries + ? WHERE id = ?",
-                          int(counted), build_id)
+                self._run("UPDATE builds SET expiries = expiries + ?, releases = releases + ? "
+                          "WHERE id = ?", int(counted), int(not counted), build_id)
                 self.finish_build(build_id, "cancelled", -1, now)
                 return "cancelled"
             self._run("UPDATE builds SET status = 'queued', runner = '', started_at = NULL, "
-                      "lease_expires = NULL, token_hash = NULL, expiries = expiries + ? "
-                      "WHERE id = ? AND status = 'running'", int(counted), build_id)
+                      "lease_expires = NULL, token_hash = NULL, expiries = expiries + ?, "
+                      "releases = releases + ? WHERE id = ? AND status = 'running'",
+                      int(counted), int(not counted), build_id)
             self._run("UPDATE tasks SET status = 'pending' WHERE build_id = ?", build_id)
             return "queued"
 
@@ -248,6 +250,25 @@ class BuildQueries(Base):
                           "AND status = 'running'",
                           "success" if status == "success" else "failed", build_id)
             return changed
+
+    def fix_pkgbase(self, build_id: int, pkgbase: str) -> None:
+        """Record the pkgbase a build publishes (its first publish sets it; later ones keep it)."""
+        self._run("UPDATE builds SET pkgbase = ? WHERE id = ? AND pkgbase = ''", pkgbase, build_id)
+
+    def builds(self, statuses: Iterable[str] = (), target: int | None = None,
+               limit: int = 0, offset: int = 0) -> list[Build]:
+        """Builds by id with their tasks; filters AND together; limit 0 = no limit."""
+        sql, args = "SELECT id FROM builds WHERE 1", []
+        statuses = list(statuses)
+        if statuses:
+            sql += f" AND status IN ({', '.join('?' * len(statuses))})"
+            args += statuses
+        if target is not None:
+            sql += " AND target_id = ?"
+            args.append(target)
+        sql += " ORDER BY id LIMIT ? OFFSET ?"
+        args += [limit if limit > 0 else -1, offset]
+        return [b for b in (self.build(r["id"]) for r in self._all(sql, *args)) if b is not None]
 
     def set_task(self, build_id: int, name: str, status: str) -> bool:
         return self._run("UPDATE tasks SET status = ? WHERE build_id = ? AND name = ?",

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from typing import Iterator
 
 from vieter_lite.db.base import Base
-from vieter_lite.models import RepoPackage
+from vieter_lite.models import PackageOwner, RepoPackage
 
 BUCKETS = 64  # packages of an arch-repo are grouped by name hash; a change rewrites one group
 
@@ -136,6 +136,34 @@ class RepoQueries(Base):
     def filenames(self, repo: str, arch: str) -> set[str]:
         rows = self._all("SELECT filename FROM packages WHERE repo = ? AND arch = ?", repo, arch)
         return {r["filename"] for r in rows}
+
+    # -- package names and their owners -----------------------------------------------
+
+    def package_owner(self, repo: str, name: str) -> PackageOwner | None:
+        row = self._one("SELECT repo, name, target_id, since FROM package_owners "
+                        "WHERE repo = ? AND name = ?", repo, name)
+        return None if row is None else PackageOwner(row["repo"], row["name"], row["target_id"],
+                                                     row["since"])
+
+    def package_owners(self, repo: str) -> dict[str, PackageOwner]:
+        rows = self._all("SELECT repo, name, target_id, since FROM package_owners "
+                         "WHERE repo = ?", repo)
+        return {r["name"]: PackageOwner(r["repo"], r["name"], r["target_id"], r["since"])
+                for r in rows}
+
+    def set_package_owner(self, repo: str, name: str, target_id: int | None, now: int) -> None:
+        """Make a target (None: the admin) the owner of a name; `since` moves only when the
+        owner changes."""
+        self._run("INSERT INTO package_owners (repo, name, target_id, since) VALUES (?, ?, ?, ?) "
+                  "ON CONFLICT (repo, name) DO UPDATE SET target_id = excluded.target_id, "
+                  "since = excluded.since WHERE target_id IS NOT excluded.target_id",
+                  repo, name, target_id, now)
+
+    def prune_package_owners(self, repo: str) -> int:
+        """Forget the owners of names no arch-repo of the repo holds any more."""
+        return self._run("DELETE FROM package_owners WHERE repo = ? AND NOT EXISTS "
+                         "(SELECT 1 FROM packages p WHERE p.repo = package_owners.repo "
+                         "AND p.name = package_owners.name)", repo)
 
     def package_counts(self) -> dict[tuple[str, str], int]:
         rows = self._all("SELECT a.repo, a.arch, COUNT(p.name) AS n FROM arch_repos a "

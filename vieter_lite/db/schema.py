@@ -89,4 +89,17 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (build_id, name)
     );
     """,
+    # 3: who owns each package name of a repo (target_id NULL: the api_key), the pkgbase a
+    # build has published (fixed by its first publish), and how often a build was handed back
+    """
+    CREATE TABLE package_owners (
+        repo TEXT NOT NULL,
+        name TEXT NOT NULL,
+        target_id INTEGER,
+        since INTEGER NOT NULL,
+        PRIMARY KEY (repo, name)
+    );
+    ALTER TABLE builds ADD COLUMN pkgbase TEXT NOT NULL DEFAULT '';
+    ALTER TABLE builds ADD COLUMN releases INTEGER NOT NULL DEFAULT 0;
+    """,
 )

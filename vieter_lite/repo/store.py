@@ -23,8 +23,8 @@ from typing import Callable
 
 from vieter_lite import names
 from vieter_lite.db import Database
-from vieter_lite.errors import BadRequest, Conflict, NotFound, PayloadTooLarge
-from vieter_lite.models import Package, RepoPackage
+from vieter_lite.errors import BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge
+from vieter_lite.models import Build, Package, PackageOwner, RepoPackage
 from vieter_lite.repo import database, desc
 from vieter_lite.repo.package import read_package
 from vieter_lite.repo.vercmp import vercmp
@@ -40,6 +40,24 @@ class PublishResult:
     name: str
     version: str
     archs: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ListedPackage:
+    """A package as a listing shows it: the record, its file's size and the name's owner."""
+
+    package: RepoPackage
+    size: int
+    owner: PackageOwner | None
+
+
+def _csize(desc_text: str) -> int:
+    """%CSIZE% of a desc entry (the package file's size), 0 when absent."""
+    lines = desc_text.split("\n")
+    try:
+        return int(lines[lines.index("%CSIZE%") + 1])
+    except (ValueError, IndexError):
+        return 0
 
 
 def checked(repo: str, arch: str | None = None, pkgname: str | None = None) -> None:
@@ -103,15 +121,49 @@ class RepoStore:
 
     # -- publishing -------------------------------------------------------------------
 
+    @staticmethod
+    def check_publisher(repo: str, build: Build | None) -> None:
+        """What can be refused before the body is read: a build token publishes to its
+        build's repo only (None is the api_key, which publishes anywhere)."""
+        if build is not None and build.repo != repo:
+            raise Forbidden(f"this build token may publish to '{build.repo}' only")
+
+    def _check_build_may_publish(self, repo: str, build: Build, pkg: Package) -> None:
+        """A build token's publish (under the repo's lock): the build is running under the
+        same claim, the package is for its arch (or any), its name is unowned or owned by
+        the build's target, and its pkgbase is the build's."""
+        self.check_publisher(repo, build)
+        info = pkg.info
+        now = self.db.build(build.id)
+        if now is None or now.status != "running" or now.started_at != build.started_at:
+            raise Forbidden(f"build {build.id} is not running any more: its token may not "
+                            "publish")
+        if info.arch not in (now.arch, "any"):
+            raise Forbidden(f"build {build.id} builds for {now.arch}: it may not publish a "
+                            f"package for {info.arch}")
+        owner = self.db.package_owner(repo, info.name)
+        if owner is not None and owner.target_id != now.target_id:
+            raise Forbidden(f"package '{info.name}' in '{repo}' belongs to {owner}: a build "
+                            f"of target {now.target_id} may not publish it")
+        base = info.base or info.name
+        if now.pkgbase and now.pkgbase != base:
+            raise Forbidden(f"build {build.id} publishes pkgbase '{now.pkgbase}': it may not "
+                            f"publish '{info.name}' of pkgbase '{base}'")
+
     def publish(self, repo: str, upload: Path, sha256: str | None = None,
-                force: bool = False) -> PublishResult:
+                force: bool = False, build: Build | None = None) -> PublishResult:
+        """Publish a package file; `build` is the build whose token sent it (None: the
+        api_key). Names are owned: see _check_build_may_publish."""
         checked(repo)
+        self.check_publisher(repo, build)
         pkg = read_package(upload, sha256)
         info = pkg.info
         desc_text = desc.render_desc(pkg)
         members = database.entry_members(database.Entry(
             info.entry, desc_text, desc.render_files(pkg.files), int(info.builddate or 0)))
         with self._lock(repo):
+            if build is not None:
+                self._check_build_may_publish(repo, build, pkg)
             existing = [arch for _, arch in self.db.arch_repos(repo)]
             targets = sorted(set(existing) | {self.default_arch}) if info.arch == "any" \
                 else [info.arch]
@@ -138,6 +190,10 @@ class RepoStore:
                             self.db.copy_package(other, arch)
                 for arch in targets:
                     self.db.put_package(self._record(repo, arch, pkg, desc_text, now), *members)
+                self.db.set_package_owner(repo, info.name,
+                                          None if build is None else build.target_id, now)
+                if build is not None:
+                    self.db.fix_pkgbase(build.id, info.base or info.name)
         for arch in targets:
             self.write_archives(repo, arch)
         self._unlink_unreferenced(repo, [(arch, cur.filename) for arch, cur in current.items()
@@ -242,7 +298,9 @@ class RepoStore:
             pkg = self.db.package(repo, arch, name)
             if pkg is None:
                 raise NotFound(f"package '{name}' not found in {repo}/{arch}")
-            self.db.remove_package(repo, arch, name)
+            with self.db.transaction():
+                self.db.remove_package(repo, arch, name)
+                self.db.prune_package_owners(repo)
         self.write_archives(repo, arch)
         self._unlink_unreferenced(repo, [(arch, pkg.filename)])
 
@@ -265,13 +323,39 @@ class RepoStore:
 
     def _remove_arch_repo_locked(self, repo: str, arch: str) -> bool:
         with self._lock(("archives", repo, arch)):
-            if not self.db.remove_arch_repo(repo, arch):
-                return False
+            with self.db.transaction():
+                if not self.db.remove_arch_repo(repo, arch):
+                    return False
+                self.db.prune_package_owners(repo)
             self._segments.pop((repo, arch), None)
             shutil.rmtree(self.repos_dir / repo / arch, ignore_errors=True)
             shutil.rmtree(self.pkg_dir / repo / arch, ignore_errors=True)
         log.info("removed arch-repo %s/%s", repo, arch)
         return True
+
+    # -- listings ---------------------------------------------------------------------
+
+    def repos(self) -> dict[str, dict[str, int]]:
+        """{repo: {arch: package count}} for every arch-repo, by name."""
+        result: dict[str, dict[str, int]] = {}
+        for (repo, arch), count in sorted(self.db.package_counts().items()):
+            result.setdefault(repo, {})[arch] = count
+        return result
+
+    def listed_packages(self, repo: str, arch: str | None = None) -> list[ListedPackage]:
+        """The packages of a repo's arch-repos (or of one), by arch then name; 404 for an
+        unknown repo or arch-repo."""
+        checked(repo, arch)
+        archs = [a for _, a in self.db.arch_repos(repo)]
+        if not archs:
+            raise NotFound(f"repository '{repo}' not found")
+        if arch is not None:
+            if arch not in archs:
+                raise NotFound(f"arch-repo {repo}/{arch} not found")
+            archs = [arch]
+        owners = self.db.package_owners(repo)
+        return [ListedPackage(p, _csize(p.desc), owners.get(p.name))
+                for a in archs for p in self.db.packages(repo, a)]
 
     # -- lookups for serving ----------------------------------------------------------
 

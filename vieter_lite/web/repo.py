@@ -1,13 +1,16 @@
-"""Repository routes: GET|HEAD /:repo/:arch/:filename, POST /:repo/publish, DELETEs."""
+"""Repository routes: GET / (a page), GET|HEAD /:repo/:arch/:filename, POST|PUT
+/:repo/publish, DELETEs."""
 
 from __future__ import annotations
 
+import html
 from typing import TYPE_CHECKING
 
 import bottle
 from bottle import HTTPResponse, request
 
-from vieter_lite.errors import BadRequest, Forbidden, NotFound
+from vieter_lite import __version__
+from vieter_lite.errors import BadRequest, NotFound
 from vieter_lite.repo.store import checked
 from vieter_lite.web import files
 from vieter_lite.web.app import caller, envelope, query_flag, request_body, require_api_key
@@ -16,8 +19,36 @@ if TYPE_CHECKING:
     from vieter_lite.web.app import Services
 
 
+def index_page(version: str, base_url: str, repos: dict[str, dict[str, int]]) -> str:
+    """The page at /: the version, each repo with its pacman.conf stanza, where the API is
+    described. Every value is escaped."""
+    e = html.escape
+    parts = ["<!doctype html>", '<html lang="en"><head><meta charset="utf-8">',
+             f"<title>vieter-lite {e(version)}</title></head><body>",
+             f"<h1>vieter-lite {e(version)}</h1>",
+             "<p>An Arch Linux package repository. To use a repository, add its stanza to "
+             "<code>/etc/pacman.conf</code>.</p>"]
+    if not repos:
+        parts.append("<p>No repositories yet: publishing a package creates one.</p>")
+    for repo, archs in repos.items():
+        counts = ", ".join(f"{e(arch)} ({count})" for arch, count in archs.items())
+        parts += [f"<h2>{e(repo)}</h2>", f"<p>Packages per arch: {counts}</p>",
+                  f"<pre>[{e(repo)}]\nServer = {e(base_url)}/$repo/$arch</pre>"]
+    parts += ["<p>The HTTP API (publishing, targets, builds, logs) is described in the "
+              "sections &ldquo;HTTP API&rdquo; of vieter-lite&rsquo;s <code>README.md</code>."
+              "</p>", "</body></html>", ""]
+    return "\n".join(parts)
+
+
 def register(app: bottle.Bottle, services: "Services") -> None:
     store, config = services.store, services.config
+
+    @app.get("/")
+    def index() -> HTTPResponse:
+        """No key needed: what a browser pointed at the server sees."""
+        parts = request.urlparts  # the scheme and host the client used
+        body = index_page(__version__, f"{parts.scheme}://{parts.netloc}", store.repos())
+        return HTTPResponse(body.encode(), headers={"Content-Type": "text/html; charset=utf-8"})
 
     @app.route("/<repo>/<arch>/<filename>", method=["GET", "HEAD"])
     def get_file(repo: str, arch: str, filename: str) -> HTTPResponse:
@@ -37,19 +68,18 @@ def register(app: bottle.Bottle, services: "Services") -> None:
         body = pkg.desc.encode()
         return files.send(body, len(body), pkg.published_at, files.TEXT)
 
-    @app.post("/<repo>/publish")
+    @app.route("/<repo>/publish", method=["POST", "PUT"])  # curl -T sends PUT
     def publish(repo: str) -> HTTPResponse:
         build = caller(services)  # the api_key, or a build token for this repo
         checked(repo)
-        if build is not None and build.repo != repo:
-            raise Forbidden(f"this build token may publish to '{build.repo}' only")
+        store.check_publisher(repo, build)  # before the body is read
         force = query_flag("force")
         if request.content_type.startswith("multipart/"):
             raise BadRequest("send the package file itself as the request body "
                              "(curl -T FILE or --data-binary @FILE), not a form")
         upload, sha256 = store.receive_upload(*request_body())
         try:
-            result = store.publish(repo, upload, sha256, force=force)
+            result = store.publish(repo, upload, sha256, force=force, build=build)
         finally:
             upload.unlink(missing_ok=True)
         return envelope({"name": result.name, "version": result.version,

@@ -11,6 +11,7 @@ from bottle import HTTPResponse, request
 from vieter_lite import cron, names
 from vieter_lite.errors import BadRequest, Conflict, Forbidden, NotFound
 from vieter_lite.models import Build, Target
+from vieter_lite.repo.store import ListedPackage
 from vieter_lite.web import files
 from vieter_lite.web.app import caller, envelope, query_flag, request_body, require_api_key
 
@@ -100,9 +101,18 @@ def build_json(build: Build) -> dict[str, Any]:
             "tasks": [{"name": n, "status": s} for n, s in build.tasks]}
 
 
+def listed_package_json(listed: ListedPackage) -> dict[str, Any]:
+    pkg, owner = listed.package, listed.owner
+    return {"name": pkg.name, "version": pkg.version, "arch": pkg.arch,
+            "pkg_arch": pkg.pkg_arch, "filename": pkg.filename, "size": listed.size,
+            "published_at": pkg.published_at,
+            "owner": None if owner is None else {"target_id": owner.target_id}}
+
+
 def register(app: bottle.Bottle, services: "Services") -> None:
     config, db, queue, scheduler, logs = (services.config, services.db, services.queue,
                                           services.scheduler, services.logs)
+    store = services.store
 
     def admin() -> None:
         require_api_key(config)
@@ -186,6 +196,16 @@ def register(app: bottle.Bottle, services: "Services") -> None:
             assert updated is not None
             db.refresh_queued(updated)
         return envelope(target_json(updated))
+
+    @app.get("/api/v1/targets/<target_id>/schedule")
+    def target_schedule(target_id: str) -> HTTPResponse:
+        admin()
+        target = db.target(path_id(target_id))
+        if target is None:
+            raise NotFound("Target not found.")
+        schedule, is_global, runs = scheduler.plan(target)
+        return envelope({"schedule": schedule, "global": is_global,
+                         "archs": [{"arch": a, "next_run": t} for a, t in runs.items()]})
 
     @app.delete("/api/v1/targets/<target_id>")
     def remove_target(target_id: str) -> HTTPResponse:
@@ -304,6 +324,31 @@ def register(app: bottle.Bottle, services: "Services") -> None:
         })
         return HTTPResponse(text, headers={"Content-Type": "text/plain; version=0.0.4; "
                                                            "charset=utf-8"})
+
+    # -- reading builds and repositories ----------------------------------------------
+
+    @app.get("/api/v1/builds")
+    def list_builds() -> HTTPResponse:
+        admin()
+        statuses = [part.strip() for part in (text_param("status") or "").split(",")
+                    if part.strip()]
+        found = queue.list(statuses, target=int_param("target", minimum=1),
+                           limit=int_param("limit", DEFAULT_LIMIT) or 0,
+                           offset=int_param("offset", 0) or 0)
+        return envelope([build_json(b) for b in found])
+
+    @app.get("/api/v1/repos")
+    def list_repos() -> HTTPResponse:
+        admin()
+        return envelope([{"name": repo, "archs": [{"arch": a, "packages": n}
+                                                  for a, n in archs.items()]}
+                         for repo, archs in store.repos().items()])
+
+    @app.get("/api/v1/repos/<repo>")
+    @app.get("/api/v1/repos/<repo>/<arch>")
+    def list_packages(repo: str, arch: str | None = None) -> HTTPResponse:
+        admin()
+        return envelope([listed_package_json(p) for p in store.listed_packages(repo, arch)])
 
     # -- builds: what agents report while they build ---------------------------------
 

@@ -1,0 +1,86 @@
+-- The schema of the first release (user_version 2), exactly as its migrations made it.
+
+    CREATE TABLE arch_repos (
+        repo TEXT NOT NULL,
+        arch TEXT NOT NULL,
+        generation INTEGER NOT NULL DEFAULT 1,
+        written INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (repo, arch)
+    );
+    CREATE TABLE packages (
+        repo TEXT NOT NULL,
+        arch TEXT NOT NULL,
+        name TEXT NOT NULL,
+        version TEXT NOT NULL,
+        pkg_arch TEXT NOT NULL,
+        filename TEXT NOT NULL,
+        published_at INTEGER NOT NULL,
+        desc TEXT NOT NULL,
+        db_member BLOB NOT NULL,
+        files_member BLOB NOT NULL,
+        bucket INTEGER NOT NULL,
+        PRIMARY KEY (repo, arch, name),
+        FOREIGN KEY (repo, arch) REFERENCES arch_repos (repo, arch) ON DELETE CASCADE
+    );
+    CREATE INDEX packages_by_file ON packages (repo, arch, filename);
+    CREATE INDEX packages_by_bucket ON packages (repo, arch, bucket);
+    CREATE TABLE buckets (
+        repo TEXT NOT NULL,
+        arch TEXT NOT NULL,
+        bucket INTEGER NOT NULL,
+        generation INTEGER NOT NULL,
+        PRIMARY KEY (repo, arch, bucket),
+        FOREIGN KEY (repo, arch) REFERENCES arch_repos (repo, arch) ON DELETE CASCADE
+    );
+    
+    CREATE TABLE targets (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind TEXT NOT NULL,
+        url TEXT NOT NULL,
+        branch TEXT NOT NULL DEFAULT '',
+        path TEXT NOT NULL DEFAULT '',
+        repo TEXT NOT NULL,
+        schedule TEXT NOT NULL DEFAULT ''
+    );
+    CREATE TABLE target_archs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        target_id INTEGER NOT NULL REFERENCES targets (id) ON DELETE CASCADE,
+        value TEXT NOT NULL,
+        next_run INTEGER,
+        UNIQUE (target_id, value)
+    );
+    CREATE INDEX target_archs_due ON target_archs (next_run);
+    CREATE TABLE builds (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        target_id INTEGER NOT NULL,
+        arch TEXT NOT NULL,
+        status TEXT NOT NULL,
+        force INTEGER NOT NULL DEFAULT 0,
+        created_at INTEGER NOT NULL,
+        repo TEXT NOT NULL DEFAULT '',
+        kind TEXT NOT NULL DEFAULT '',
+        url TEXT NOT NULL DEFAULT '',
+        branch TEXT NOT NULL DEFAULT '',
+        path TEXT NOT NULL DEFAULT '',
+        base_image TEXT NOT NULL DEFAULT '',
+        timeout INTEGER NOT NULL DEFAULT 0,
+        started_at INTEGER,
+        ended_at INTEGER,
+        exit_code INTEGER,
+        runner TEXT NOT NULL DEFAULT '',
+        lease_expires INTEGER,
+        expiries INTEGER NOT NULL DEFAULT 0,
+        token_hash TEXT,
+        log_done INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX builds_by_target ON builds (target_id, id);
+    CREATE INDEX builds_by_status ON builds (status, arch, id);
+    CREATE UNIQUE INDEX builds_by_token ON builds (token_hash) WHERE token_hash IS NOT NULL;
+    CREATE INDEX builds_by_start ON builds (started_at);
+    CREATE TABLE tasks (
+        build_id INTEGER NOT NULL REFERENCES builds (id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        status TEXT NOT NULL,
+        PRIMARY KEY (build_id, name)
+    );
+    PRAGMA user_version = 2;
