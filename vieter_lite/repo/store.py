@@ -26,7 +26,7 @@ from vieter_lite.db import Database
 from vieter_lite.errors import BadRequest, Conflict, NotFound, PayloadTooLarge
 from vieter_lite.models import Package, RepoPackage
 from vieter_lite.repo import database, desc
-from vieter_lite.repo.package import read_package
+from vieter_lite.repo.package import read_package, unpacked_limit
 from vieter_lite.repo.vercmp import vercmp
 from vieter_lite.streams import copy_exact
 
@@ -106,7 +106,7 @@ class RepoStore:
     def publish(self, repo: str, upload: Path, sha256: str | None = None,
                 force: bool = False) -> PublishResult:
         checked(repo)
-        pkg = read_package(upload, sha256)
+        pkg = read_package(upload, sha256, unpacked_limit(self.max_upload_size))
         info = pkg.info
         desc_text = desc.render_desc(pkg)
         members = database.entry_members(database.Entry(

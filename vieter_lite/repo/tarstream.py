@@ -29,6 +29,8 @@ _BUILTIN = (b"1", b"2", b"3", b"4", b"5", b"6")  # link, device, directory, fifo
 _LONGNAME, _LONGLINK = b"L", b"K"
 _PAX, _PAX_GLOBAL, _PAX_SOLARIS = b"x", b"g", b"X"
 _PAX_KEYS = ("path", "linkpath", "size", "GNU.sparse.name")  # the only pax keys used here
+_UNSIGNED, _SIGNED = struct.Struct("148B8x356B"), struct.Struct("148b8x356b")
+_OCTAL = re.compile(rb"[0-7]*")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -66,7 +68,7 @@ def _number(field: bytes) -> int:
         value = int.from_bytes(field[1:], "big")
         return value - 256 ** (len(field) - 1) if field[:1] == b"\xff" else value
     digits = field.split(b"\0", 1)[0].strip()
-    if not re.fullmatch(rb"[0-7]*", digits):
+    if not _OCTAL.fullmatch(digits):
         raise _broken("invalid number in a tar header")
     return int(digits or b"0", 8)
 
@@ -162,8 +164,8 @@ class TarReader:
         if buf == bytes(BLOCK):
             return None
         stored = _number(buf[148:156])
-        if stored not in (256 + sum(struct.unpack_from("148B8x356B", buf)),
-                          256 + sum(struct.unpack_from("148b8x356b", buf))):
+        if (stored != 256 + sum(_UNSIGNED.unpack(buf))
+                and stored != 256 + sum(_SIGNED.unpack(buf))):  # old tars summed signed bytes
             raise _broken("bad tar header checksum")
         return buf
 

@@ -19,6 +19,7 @@ BACKENDS = (*MODULES, PROGRAM)
 MISSING = ("this server cannot read .zst packages: no zstd decompressor found (tried the "
            "Python modules compression.zstd (Python >= 3.14), pyzstd and zstandard "
            "(Debian: python3-zstandard), and the zstd program on PATH)")
+_BUFFER = 64 * 1024  # decompressed bytes read ahead, so small tar reads stay cheap
 _STDERR_KEPT = 4096  # bytes of the program's error output quoted in a message
 
 
@@ -142,8 +143,8 @@ def open_zstd(path: Path) -> BinaryIO:
     for name in MODULES:
         module = _module(name)
         if module is not None:
-            return _open_module(name, module, path)  # type: ignore[return-value]
+            return io.BufferedReader(_open_module(name, module, path), _BUFFER)
     program = _program()
     if program is None:
         raise ZstdUnavailable()
-    return _ProgramReader(program, path)  # type: ignore[return-value]
+    return io.BufferedReader(_ProgramReader(program, path), _BUFFER)
