@@ -4,7 +4,8 @@
     python3 packaging/build_zipapp.py [-o dist/vieter-lite.pyz]
 
 The runtime dependencies come from pyproject.toml (pyzstd left out: zstd comes from the
-interpreter, Python >= 3.14, or a system pyzstd). pip fetches them as pure-Python wheels
+interpreter, Python >= 3.14, a system pyzstd or zstandard module, or the zstd program;
+see vieter_lite/repo/zstd.py). pip fetches them as pure-Python wheels
 only (`--platform any --implementation py`), so e.g. charset-normalizer's pure wheel is
 used instead of its mypyc build; the build fails if any compiled module (.so, .pyd) ends up
 inside. The .py files come with .pyc bytecode of the building python3 (--no-pyc: without),

@@ -101,8 +101,6 @@ PARSE_CASES = [
     ("unknown-keys-ignored",
      MINIMAL + "makepkgopt = strip\nmakepkgopt = !debug\npkgtype = pkg\nfrobnicate = x\nbuildenv = ccache\n",
      MINIMAL_INFO),
-    ("last-single-value-wins", "pkgname = foo\npkgver = 0.1-1\npkgver = 1.0-1\narch = any\n",
-     MINIMAL_INFO),
     ("keys-in-any-order", "arch = any\npkgver = 1.0-1\npkgname = foo\n", MINIMAL_INFO),
     ("epoch-version", "pkgname = foo\npkgver = 1:2.0-3\narch = any\n",
      PkgInfo(name="foo", version="1:2.0-3", arch="any")),

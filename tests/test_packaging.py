@@ -106,32 +106,63 @@ def test_zipapp_cli_runs_without_site_packages(zipapp: Path, tmp_path: Path):
     assert proc.returncode != 0 and "api_key" in proc.stderr
 
 
-def test_zipapp_without_zstd_reads_gz_and_names_what_to_install(zipapp: Path, tmp_path: Path):
+def test_zipapp_reads_zstd_through_each_backend_and_names_them_without_any(zipapp: Path, tmp_path: Path):
     info = {"pkgname": "nozstd", "pkgver": "1.0-1", "arch": ARCH, "size": "1"}
     gz = make_synthetic_package(tmp_path / "nozstd-1.0-1-x86_64.pkg.tar.gz", info,
                                 {"usr/share/nozstd/a": b"a"}, compression="gz")
     zst = make_synthetic_package(tmp_path / "nozstd-1.0-1-x86_64.pkg.tar.zst", info,
                                  {"usr/share/nozstd/a": b"a"}, compression="zst")
     code = """\
-import sys
+import os, sys
 sys.path.insert(0, sys.argv[1])
-sys.modules["pyzstd"] = None
-sys.modules["compression.zstd"] = None
+for name in sys.argv[4:]:
+    sys.modules[name] = None
 from vieter_lite.errors import InvalidPackage
-from vieter_lite.repo import package
-assert not package.zstd_available()
+from vieter_lite.repo import package, zstd
+print(zstd.backend())
 print(package.read_package(sys.argv[2]).info.name)
 try:
-    package.read_package(sys.argv[3])
+    print(package.read_package(sys.argv[3]).info.name)
 except InvalidPackage as exc:
     print("ERROR", exc)
 """
-    proc = subprocess.run([PY, "-I", "-S", "-c", code, str(zipapp), str(gz), str(zst)],
-                          capture_output=True, text=True)
+    def run(blocked: list[str], path: str) -> list[str]:
+        # -S: no site-packages, as on a system whose pip is blocked
+        proc = subprocess.run([PY, "-I", "-S", "-c", code, str(zipapp), str(gz), str(zst), *blocked],
+                              capture_output=True, text=True, env={"PATH": path})
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout.splitlines()
+
+    modules = ["compression.zstd", "pyzstd", "zstandard"]
+    # only the zstd program: read as a streaming subprocess
+    assert run(modules, os.environ["PATH"]) == ["zstd", "nozstd", "nozstd"]
+    # nothing at all: gz still reads, zst gets a message naming every way to get zstd
+    lines = run(modules, "")
+    assert lines[:2] == ["None", "nozstd"]
+    assert lines[2].startswith("ERROR") and "python3-zstandard" in lines[2] and "3.14" in lines[2]
+
+
+DEBIAN_PY = "/usr/bin/python3"
+
+
+@pytest.mark.skipif(subprocess.run([DEBIAN_PY, "-I", "-c", "import zstandard"],
+                                   capture_output=True).returncode != 0,
+                    reason="Debian's python3 with python3-zstandard is missing")
+def test_zipapp_on_debian_python_reads_zstd_through_python3_zstandard(zipapp: Path, tmp_path: Path):
+    zst = make_synthetic_package(tmp_path / "deb-1.0-1-x86_64.pkg.tar.zst",
+                                 {"pkgname": "deb", "pkgver": "1.0-1", "arch": ARCH},
+                                 {"usr/share/deb/a": b"a"}, compression="zst")
+    code = """\
+import sys
+sys.path.insert(0, sys.argv[1])
+sys.modules["compression.zstd"] = sys.modules["pyzstd"] = None
+from vieter_lite.repo import package, zstd
+print(zstd.backend(), package.read_package(sys.argv[2]).info.name)
+"""
+    proc = subprocess.run([DEBIAN_PY, "-I", "-c", code, str(zipapp), str(zst)],
+                          capture_output=True, text=True, env={"PATH": ""})  # no zstd program
     assert proc.returncode == 0, proc.stderr
-    lines = proc.stdout.splitlines()
-    assert lines[0] == "nozstd"
-    assert lines[1].startswith("ERROR") and "pyzstd" in lines[1] and "3.14" in lines[1]
+    assert proc.stdout.split() == ["zstandard", "deb"]
 
 
 @pytest.mark.skipif(not pacman_available(), reason="pacman missing, or not running as root")

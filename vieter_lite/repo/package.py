@@ -7,7 +7,6 @@ import gzip
 import hashlib
 import lzma
 import re
-import tarfile
 import zlib
 from pathlib import Path
 from typing import BinaryIO, Iterable
@@ -15,21 +14,24 @@ from typing import BinaryIO, Iterable
 from vieter_lite import names
 from vieter_lite.errors import InvalidPackage
 from vieter_lite.models import Package, PkgInfo
+from vieter_lite.repo import zstd
+from vieter_lite.repo.tarstream import TarReader
 
-try:  # Python >= 3.14
-    from compression import zstd as _zstd  # type: ignore[import-not-found]
-    _ZstdError: type[Exception] = _zstd.ZstdError
-except ImportError:  # pragma: no cover - depends on the interpreter
-    try:
-        import pyzstd as _zstd  # type: ignore[no-redef]
-        _ZstdError = _zstd.ZstdError
-    except ImportError:
-        _zstd = None
-        _ZstdError = OSError
-
+# makepkg writes a few KiB; the text is held in memory and parsed whole.
 MAX_PKGINFO = 1024 * 1024
-MAX_ENTRIES = 2_000_000
 MAX_INT_FIELD = 2 ** 53  # sizes and dates beyond this are absurd
+# Decompressed data is bounded by what a legitimate package of the largest allowed upload
+# could unpack to: max_upload_size x UNPACK_RATIO. Packages shrink 3-5x (text-heavy ones with
+# zstd -19 about 10x), so 20x refuses no real package, while a decompression bomb (thousands
+# to one) is stopped after that many bytes, read in bounded memory.
+UNPACK_RATIO = 20
+DEFAULT_MAX_UPLOAD = 2 * 1024 ** 3  # the server's max_upload_size default
+
+
+def unpacked_limit(max_upload_size: int) -> int:
+    """The most decompressed bytes read from one package when uploads are capped at this size."""
+    return max_upload_size * UNPACK_RATIO
+
 
 # (magic bytes, extension, opener)
 _FORMATS = (
@@ -67,7 +69,7 @@ DOTFILES_SKIPPED = (".PKGINFO", ".BUILDINFO", ".MTREE", ".INSTALL", ".CHANGELOG"
 
 
 def zstd_available() -> bool:
-    return _zstd is not None
+    return zstd.backend() is not None
 
 
 def parse_pkginfo(text: str) -> PkgInfo:
@@ -87,6 +89,8 @@ def parse_pkginfo(text: str) -> PkgInfo:
         if is_multi:
             if value:
                 multi.setdefault(attr, []).append(value)
+        elif attr in single:
+            raise InvalidPackage(f".PKGINFO repeats the single-valued key '{key}'")
         else:
             single[attr] = value
     for required in ("name", "version", "arch"):
@@ -122,18 +126,12 @@ def detect_format(head: bytes) -> tuple[str, str]:
 
 def _open_stream(path: Path, kind: str) -> BinaryIO:
     if kind == "zst":
-        if _zstd is None:
-            raise InvalidPackage("this server cannot read .zst packages: install pyzstd "
-                                 "(python-pyzstd) or use Python >= 3.14")
-        return _zstd.ZstdFile(path, "rb")  # type: ignore[return-value]
+        try:
+            return zstd.open_zstd(path)
+        except zstd.ZstdUnavailable as exc:
+            raise InvalidPackage(str(exc)) from None
     opener = {"gz": gzip.open, "xz": lzma.open, "bz2": bz2.open}.get(kind)
     return opener(path, "rb") if opener else open(path, "rb")  # type: ignore[return-value]
-
-
-def member_path(member: tarfile.TarInfo) -> str:
-    """The entry path as bsdtar lists it (directories keep a trailing '/')."""
-    name = member.name
-    return name + "/" if member.isdir() and not name.endswith("/") else name
 
 
 def file_list(paths: Iterable[str]) -> tuple[str, ...]:
@@ -142,8 +140,12 @@ def file_list(paths: Iterable[str]) -> tuple[str, ...]:
                         key=lambda p: p.encode("utf-8", "surrogateescape")))
 
 
-def read_package(path: Path, sha256: str | None = None) -> Package:
-    """Read a package file in one streaming pass; InvalidPackage for anything unreadable."""
+def read_package(path: Path, sha256: str | None = None,
+                 max_unpacked: int = unpacked_limit(DEFAULT_MAX_UPLOAD)) -> Package:
+    """Read a package file in one streaming pass; InvalidPackage for anything unreadable.
+
+    Hostile archives (huge or unsafe paths, too many entries, a decompression bomb) are
+    refused as soon as a limit is crossed, without reading the rest."""
     path = Path(path)
     with open(path, "rb") as fh:
         head = fh.read(512)
@@ -151,22 +153,20 @@ def read_package(path: Path, sha256: str | None = None) -> Package:
     pkginfo_text: str | None = None
     paths: list[str] = []
     try:
-        with _open_stream(path, kind) as stream, \
-                tarfile.open(fileobj=stream, mode="r|", errorlevel=2) as tar:
-            for member in tar:
-                if len(paths) >= MAX_ENTRIES:
-                    raise InvalidPackage(f"package has more than {MAX_ENTRIES} entries")
-                if member.name in (".PKGINFO", "./.PKGINFO") and member.isfile():
-                    if member.size > MAX_PKGINFO:
-                        raise InvalidPackage(".PKGINFO is larger than 1 MiB")
-                    extracted = tar.extractfile(member)
-                    assert extracted is not None
-                    pkginfo_text = extracted.read().decode("utf-8", "replace")
-                paths.append(member_path(member))
+        with _open_stream(path, kind) as stream:
+            tar = TarReader(stream, max_unpacked)
+            for entry in tar:
+                if entry.path in (".PKGINFO", "./.PKGINFO") and entry.is_regular:
+                    if pkginfo_text is not None:
+                        raise InvalidPackage("package refused: it has a second .PKGINFO")
+                    if entry.size > MAX_PKGINFO:
+                        raise InvalidPackage(f"package refused: .PKGINFO is larger than "
+                                             f"{MAX_PKGINFO} bytes (MAX_PKGINFO)")
+                    pkginfo_text = tar.read_data(entry).decode("utf-8", "replace")
+                paths.append(entry.path)
     except InvalidPackage:
         raise
-    except (tarfile.TarError, EOFError, OSError, zlib.error, lzma.LZMAError, ValueError,
-            _ZstdError) as exc:
+    except (EOFError, OSError, zlib.error, lzma.LZMAError, ValueError) as exc:
         raise InvalidPackage(f"unreadable package archive: {exc or type(exc).__name__}") from None
     if pkginfo_text is None:
         raise InvalidPackage("package has no .PKGINFO")

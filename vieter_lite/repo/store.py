@@ -26,7 +26,7 @@ from vieter_lite.db import Database
 from vieter_lite.errors import BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge
 from vieter_lite.models import Build, Package, PackageOwner, RepoPackage
 from vieter_lite.repo import database, desc
-from vieter_lite.repo.package import read_package
+from vieter_lite.repo.package import read_package, unpacked_limit
 from vieter_lite.repo.vercmp import vercmp
 from vieter_lite.streams import copy_exact
 
@@ -156,7 +156,7 @@ class RepoStore:
         api_key). Names are owned: see _check_build_may_publish."""
         checked(repo)
         self.check_publisher(repo, build)
-        pkg = read_package(upload, sha256)
+        pkg = read_package(upload, sha256, unpacked_limit(self.max_upload_size))
         info = pkg.info
         desc_text = desc.render_desc(pkg)
         members = database.entry_members(database.Entry(
