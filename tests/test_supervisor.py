@@ -72,3 +72,12 @@ def test_a_bad_config_value_stops_start_up_with_one_line(tmp_path):
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1
     assert "global_schedule" in done.stderr
+
+
+@pytest.mark.parametrize("key, warned", [("short-key", True), ("x" * 15, True),
+                                         ("a-key-of-sixteen", False)])
+def test_a_short_api_key_is_warned_about_at_start(tmp_path, key, warned):
+    proc = ServerProcess(tmp_path / "data", env_extra={"VIETER_API_KEY": key}).start()
+    proc.stop()
+    assert ("api_key is shorter than 16 characters" in proc.log()) is warned
+    assert key not in proc.log()

@@ -19,6 +19,9 @@ from vieter_lite.web.server import HttpServer
 
 log = logging.getLogger(__name__)
 
+# An api_key shorter than this is guessable by a patient client on the network.
+MIN_API_KEY_LENGTH = 16
+
 
 def build_services(config: ServerConfig) -> Services:
     """Open the data dir: sqlite, the repo store; finish what a crash left behind."""
@@ -80,6 +83,10 @@ class Supervisor:
 
     def run(self) -> int:
         """Serve until a signal or a crashed thread; 0 on a clean stop, 1 after a crash."""
+        if len(self.config.api_key) < MIN_API_KEY_LENGTH:
+            log.warning("api_key is shorter than %d characters: anyone who guesses it may "
+                        "publish and delete packages (e.g. VIETER_API_KEY=$(openssl rand -hex "
+                        "16))", MIN_API_KEY_LENGTH)
         self._spawn("http", self.http.run)
         self._spawn("scheduler", lambda: self.services.scheduler.run(self.stop_event))
         log.warning("vieter-lite serving on http://%s:%d", self.http.host, self.http.port)
