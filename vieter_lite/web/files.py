@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.utils
+import errno
 import os
 import re
 import stat
@@ -16,6 +17,8 @@ from vieter_lite.errors import NotFound
 OCTET = "application/octet-stream"
 TEXT = "text/plain; charset=utf-8"
 CHUNK = 64 * 1024
+# open() errors that mean "there is no such file" for a client's path.
+_NO_SUCH_FILE = (errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.ENAMETOOLONG)
 _RANGE_SPEC = re.compile(r"([0-9]*)-([0-9]*)", re.ASCII)
 
 
@@ -28,19 +31,25 @@ def parse_range(header: str, size: int) -> tuple[int, int] | None | bool:
     match = _RANGE_SPEC.fullmatch(spec.strip())
     if not match or not any(match.groups()):
         return None
-    first, last = match.groups()
-    if not first:  # suffix: the last N bytes
-        length = int(last)
+    first, last = (_int(g) if g else None for g in match.groups())
+    if first is None:  # suffix: the last N bytes
+        length = last or 0
         if length == 0 or size == 0:
             return False
         return max(0, size - length), size - 1
-    start = int(first)
-    end = size - 1 if not last else min(int(last), size - 1)
-    if last and int(last) < start:
+    start = first
+    end = size - 1 if last is None else min(last, size - 1)
+    if last is not None and last < start:
         return None
     if start >= size:
         return False
     return start, end
+
+
+def _int(digits: str) -> int:
+    """A range bound; one of thousands of digits is just 'larger than any file' (int()
+    refuses strings over 4300 digits)."""
+    return int(digits) if len(digits) <= 19 else 1 << 63
 
 
 def _not_modified_since(mtime: int) -> bool:
@@ -103,8 +112,12 @@ def send_file(path: Path, content_type: str = OCTET) -> HTTPResponse:
     """Serve a regular file (symlinks followed); NotFound if there is none."""
     try:
         fh = open(path, "rb")
-    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+    except ValueError:  # a NUL in the name
         raise NotFound("Not found.") from None
+    except OSError as exc:
+        if exc.errno in _NO_SUCH_FILE:
+            raise NotFound("Not found.") from None
+        raise
     info = os.fstat(fh.fileno())
     if not stat.S_ISREG(info.st_mode):
         fh.close()
