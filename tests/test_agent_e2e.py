@@ -39,13 +39,15 @@ install -m 4755 /bin/bash /usr/local/bin/rootbash  # the build user can be root,
 """
 
 
-def pkgbuild(base: str, version: str = "1.0", body: str = "") -> str:
-    """A split package: an x86_64 program and an any data package; build() talks slowly."""
+def pkgbuild(base: str, version: str = "1.0", body: str = "", bin_arch: str = "x86_64") -> str:
+    """A split package: a program (for bin_arch) and an any data package; build() talks
+    slowly. A build for a test-only arch publishes only `any` packages (bin_arch="any"): a
+    build token publishes its build's arch and `any` only."""
     return f"""pkgbase={base}
 pkgname=({base}-bin {base}-data)
 pkgver={version}
 pkgrel=1
-arch=('x86_64')
+arch=('{bin_arch}')
 options=(!debug !strip)
 build() {{
     for step in 1 2 3; do echo "{base} build step $step"; sleep 1; done
@@ -141,6 +143,7 @@ def world(tmp_path_factory):
         web_root = base / "web"
         web_root.mkdir()
         (web_root / "url.PKGBUILD").write_text(pkgbuild("e2e-url"))
+        (web_root / "local.PKGBUILD").write_text(pkgbuild("e2e-local", bin_arch="any"))
         (web_root / "fail.PKGBUILD").write_text(pkgbuild("e2e-fail", body="echo boom; false"))
         (web_root / "slow.PKGBUILD").write_text(pkgbuild("e2e-slow", body="sleep 120"))
         handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=web_root)
@@ -317,7 +320,7 @@ def test_a_second_signal_hands_running_builds_back(world):
 def test_targets_build_runs_one_build_here_and_prints_its_log(world):
     """`vieter-lite targets build ID` (no --remote), as the agent user with its own Podman."""
     api = world["api"]
-    target = add_target(api, "url", world["web_url"] + "/url.PKGBUILD", arch="e2elocal")
+    target = add_target(api, "url", world["web_url"] + "/local.PKGBUILD", arch="e2elocal")
     agent_dir = world["base"] / "agent-x86_64"
     home = pwd.getpwnam(AGENT_USER).pw_dir
     done = subprocess.run(
@@ -330,7 +333,7 @@ def test_targets_build_runs_one_build_here_and_prints_its_log(world):
          AGENT_PYTHON, "-m", "vieter_lite", "targets", "build", str(target), "--force"],
         cwd=agent_dir, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, (done.stdout, done.stderr)
-    assert "e2e-url build step 3" in done.stdout and "==> Finished making" in done.stdout
+    assert "e2e-local build step 3" in done.stdout and "==> Finished making" in done.stdout
     build_id = int(done.stdout.strip().splitlines()[-1].split()[1].rstrip(":"))
     build = api.build(build_id)
     assert (build["status"], build["arch"], build["runner"].startswith("local:")) == \

@@ -109,7 +109,8 @@ def lan():
 def build(lan, name: str, arch: str) -> tuple[dict, str]:
     api = lan["api"]
     (lan["web_root"] / f"{name}.PKGBUILD").write_text(
-        pkgbuild(name, body=probe(lan["service"].port)))
+        pkgbuild(name, body=probe(lan["service"].port),
+                 bin_arch="x86_64" if arch == "x86_64" else "any"))
     target = add_target(api, "url", f"{lan['web_url']}/{name}.PKGBUILD", arch=arch)
     builds, _ = wait_for(api, [queue_arch(api, target, arch)], timeout=240)
     (done,) = builds.values()

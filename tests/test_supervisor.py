@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import subprocess
+import tempfile
 import sys
 import threading
 import time
@@ -20,6 +21,8 @@ def config(tmp_path, monkeypatch):
     from vieter_lite import config as config_module
     monkeypatch.setattr(config_module, "SYSTEM_CONFIG", tmp_path / "none.toml")
     monkeypatch.setattr(config_module, "USER_CONFIG", tmp_path / "none.toml")
+    # the supervisor points the process's tempfile.tempdir at its data dir: undo it after
+    monkeypatch.setattr(tempfile, "tempdir", tempfile.tempdir)
     return make_config(tmp_path, port=0, host="127.0.0.1")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import signal
 import tempfile
@@ -14,7 +15,7 @@ from vieter_lite.logs import BuildLogs
 from vieter_lite.queue import BuildQueue
 from vieter_lite.repo.store import RepoStore
 from vieter_lite.scheduler import Scheduler
-from vieter_lite.web.app import Services, make_app
+from vieter_lite.web.app import Services, known_key, make_app
 from vieter_lite.web.server import HttpServer
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,8 @@ class Supervisor:
         # (a Pi's /tmp is often a small tmpfs).
         tempfile.tempdir = str(self.services.store.tmp_dir)
         self.http = HttpServer(make_app(self.services), config.host, config.port,
-                               config.threads, config.max_upload_size)
+                               config.threads, config.max_upload_size,
+                               may_send_body=functools.partial(known_key, self.services))
         self._threads: list[threading.Thread] = []
 
     def _spawn(self, name: str, target: Callable[[], None]) -> None:

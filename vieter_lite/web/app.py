@@ -72,6 +72,14 @@ def caller(services: "Services") -> Build | None:
     return build
 
 
+def known_key(services: "Services", key: str) -> bool:
+    """Whether a key may send a request body at all: the api_key or a live build token
+    (the route still checks what that key may do)."""
+    if hmac.compare_digest(key.encode(), services.config.api_key.encode()):
+        return True
+    return bool(key) and services.queue.token_build(key) is not None
+
+
 def request_body() -> tuple[Callable[[int], bytes], int]:
     """(read, length) of the request body; 411 when it has no length."""
     if "CONTENT_LENGTH" not in request.environ or request.content_length < 0:

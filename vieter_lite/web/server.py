@@ -7,8 +7,10 @@ import logging
 from typing import Any, Callable
 
 from waitress.channel import HTTPChannel
+from waitress.parser import HTTPRequestParser
 from waitress.server import create_server
 from waitress.task import ErrorTask
+from waitress.utilities import Error
 
 log = logging.getLogger(__name__)
 
@@ -18,7 +20,8 @@ class _JsonErrorTask(ErrorTask):
 
     def execute(self) -> None:
         error = self.request.error
-        body = json.dumps({"message": f"{error.reason}: {error.body}".strip(": "),
+        text = error.body if error.code == 401 else f"{error.reason}: {error.body}"
+        body = json.dumps({"message": text.strip(": "),
                            "data": ""}, separators=(",", ":")).encode()
         self.status = f"{error.code} {error.reason}"
         self.response_headers.append(("Content-Type", "application/json"))
@@ -27,19 +30,53 @@ class _JsonErrorTask(ErrorTask):
         self.write(body)
 
 
+class _Unauthorized(Error):
+    code = 401
+    reason = "Unauthorized"
+
+
+def given_key(headers: dict[str, str]) -> str:
+    """The key a request carries: X-Api-Key, or Authorization: Bearer (WSGI-style names)."""
+    given = headers.get("X_API_KEY", "")
+    auth = headers.get("AUTHORIZATION", "")
+    if not given and auth[:7].lower() == "bearer ":
+        given = auth[7:].strip()
+    return given
+
+
+class _BodyGuardParser(HTTPRequestParser):
+    """Refuses a request body before a byte of it is read (or buffered to disk) unless the
+    request carries a key that may send one: a client without a key cannot fill the disk
+    or memory with uploads. `may_send_body(key)` is set by HttpServer."""
+
+    may_send_body: Callable[[str], bool] | None = None
+
+    def parse_header(self, header_plus: bytes) -> None:
+        super().parse_header(header_plus)
+        has_body = self.body_rcv is not None and (self.chunked or self.content_length > 0)
+        guard = type(self).may_send_body
+        if has_body and guard is not None and not guard(given_key(self.headers)):
+            self.error = _Unauthorized("Unauthorized.")
+            self.body_rcv = None  # complete now: the body is never read
+            self.content_length = 0
+
+
 class _Channel(HTTPChannel):
     error_task_class = _JsonErrorTask
+    parser_class = _BodyGuardParser
 
 
 class HttpServer:
     """One waitress listener; run() blocks in the calling thread until stop()."""
 
     def __init__(self, app: Callable[..., Any], host: str, port: int, threads: int,
-                 max_body: int):
+                 max_body: int, may_send_body: Callable[[str], bool] | None = None):
         self._server = create_server(app, host=host, port=port, threads=threads,
                                      max_request_body_size=max_body, ident="vieter-lite",
                                      clear_untrusted_proxy_headers=True)
-        self._server.channel_class = _Channel
+        parser = type("_Parser", (_BodyGuardParser,), {"may_send_body": staticmethod(may_send_body)}
+                      if may_send_body else {})
+        self._server.channel_class = type("_GuardedChannel", (_Channel,), {"parser_class": parser})
         self._stopping = False
 
     @property
