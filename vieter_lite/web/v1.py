@@ -26,7 +26,16 @@ _INT = re.compile(r"-?[0-9]{1,18}", re.ASCII)
 # -- parameters -----------------------------------------------------------------------
 
 def text_param(name: str) -> str | None:
-    return request.query.getunicode(name) if name in request.query else None
+    """A query value as text; 400 for bytes that are not UTF-8 or hold a NUL (a value a
+    target would store and hand to a build's shell and git)."""
+    if name not in request.query:
+        return None
+    value = request.query.getunicode(name)
+    if value is None:
+        raise BadRequest(f"invalid value for '{name}': not UTF-8")
+    if "\0" in value:
+        raise BadRequest(f"invalid value for '{name}': contains a NUL character")
+    return value
 
 
 def int_param(name: str, default: int | None = None, minimum: int | None = 0,
