@@ -66,3 +66,40 @@ def test_the_api_key_still_sends_a_body(server):
         status, body = _response(sock)
     assert status == 400  # read, and refused as not a package
     assert "Unauthorized" not in body["message"]
+
+
+def _refused_at_headers(server, head: str) -> tuple[int, dict]:
+    """Send only a request's headers and read the answer (the body never follows)."""
+    with socket.create_connection(("127.0.0.1", server.port)) as sock:
+        sock.sendall(head.encode())
+        return _response(sock)
+
+
+@pytest.mark.parametrize("path, length, status", [
+    ("/api/v1/targets", (64 << 10) + 1, 413),
+    ("//api/v1/targets/", 100 << 20, 413),
+    ("/api/v1/builds/1/log", (1 << 20) + 1, 413),
+    ("/api/v1/jobs/poll", 100 << 20, 413),
+])
+def test_a_body_over_the_routes_limit_is_refused_before_it_is_read(server, path, length,
+                                                                   status):
+    code, body = _refused_at_headers(
+        server, f"POST {path} HTTP/1.1\r\nHost: x\r\nX-Api-Key: {API_KEY}\r\n"
+                f"Content-Length: {length}\r\n\r\n")
+    assert code == status
+    assert "limit" in body["message"] and body["data"] == ""
+
+
+def test_a_chunked_body_on_a_small_route_needs_a_length(server):
+    code, body = _refused_at_headers(
+        server, f"POST /api/v1/targets HTTP/1.1\r\nHost: x\r\nX-Api-Key: {API_KEY}\r\n"
+                "Transfer-Encoding: chunked\r\n\r\n")
+    assert (code, body["message"]) == (411, "Content-Length is required.")
+
+
+def test_a_body_within_the_limit_reaches_the_route(server):
+    with socket.create_connection(("127.0.0.1", server.port)) as sock:
+        sock.sendall(f"POST /api/v1/targets?kind=git&repo=r&url=https://e.com/a.git HTTP/1.1\r\n"
+                     f"Host: x\r\nX-Api-Key: {API_KEY}\r\nContent-Length: 3\r\n\r\nabc".encode())
+        status, body = _response(sock)
+    assert status == 200 and isinstance(body["data"], int)

@@ -98,6 +98,10 @@ SERVER_KEYS: tuple[Key, ...] = (
     Key("log_level", str, "WARN", _check_log_level, "FATAL, ERROR, WARN, INFO or DEBUG"),
     Key("max_upload_size", int, 2 * 1024 ** 3, check_positive, "largest package upload in bytes"),
     Key("threads", int, 8, check_positive, "HTTP worker threads"),
+    Key("max_log_chunk", int, 1024 ** 2, check_positive,
+        "largest build-log chunk an agent may send in one request, bytes (413 above it)"),
+    Key("max_api_body", int, 64 * 1024, check_positive,
+        "largest body of any other API request, bytes (413 above it)"),
     Key("global_schedule", str, "0 3", _check_schedule, "cron schedule for targets without one"),
     Key("base_image", str, "archlinux:base-devel", check_not_empty, "image builds start from"),
     Key("max_log_age", int, 0, _check_not_negative, "days to keep build logs (0 = keep)"),
@@ -118,6 +122,8 @@ class ServerConfig:
     log_level: str
     max_upload_size: int
     threads: int
+    max_log_chunk: int
+    max_api_body: int
     global_schedule: str
     base_image: str
     max_log_age: int

@@ -15,7 +15,7 @@ from vieter_lite.logs import BuildLogs
 from vieter_lite.queue import BuildQueue
 from vieter_lite.repo.store import RepoStore
 from vieter_lite.scheduler import Scheduler
-from vieter_lite.web.app import Services, known_key, make_app
+from vieter_lite.web.app import Services, body_refusal, make_app
 from vieter_lite.web.server import HttpServer
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ class Supervisor:
         tempfile.tempdir = str(self.services.store.tmp_dir)
         self.http = HttpServer(make_app(self.services), config.host, config.port,
                                config.threads, config.max_upload_size,
-                               may_send_body=functools.partial(known_key, self.services))
+                               refusal=functools.partial(body_refusal, self.services))
         self._threads: list[threading.Thread] = []
 
     def _spawn(self, name: str, target: Callable[[], None]) -> None:

@@ -80,6 +80,35 @@ def known_key(services: "Services", key: str) -> bool:
     return bool(key) and services.queue.token_build(key) is not None
 
 
+_LOG_CHUNK_ROUTE = re.compile(r"/api/v1/builds/[^/]+/log")
+
+
+def body_limit(config: ServerConfig, path: str) -> int:
+    """The largest body a route takes: a package or a whole finished log, one log chunk,
+    or a small API body."""
+    path = _NormalisePath.normalise(path)
+    if path.endswith("/publish") or path == "/api/v1/logs":
+        return config.max_upload_size
+    if _LOG_CHUNK_ROUTE.fullmatch(path):
+        return config.max_log_chunk
+    return config.max_api_body
+
+
+def body_refusal(services: "Services", path: str, key: str,
+                 length: int | None) -> tuple[int, str] | None:
+    """Why a request may not send its body, decided from its headers alone (before a byte
+    of it is read): (401, ...) without a known key, (413, ...) over the route's limit,
+    (411, ...) for a chunked body on a route with a small limit; None to read it."""
+    if not known_key(services, key):
+        return 401, "Unauthorized."
+    limit = body_limit(services.config, path)
+    if length is None and limit < services.config.max_upload_size:
+        return 411, "Content-Length is required."
+    if length is not None and length > limit:
+        return 413, f"the body is larger than this route's limit of {limit} bytes"
+    return None
+
+
 def request_body() -> tuple[Callable[[int], bytes], int]:
     """(read, length) of the request body; 411 when it has no length."""
     if "CONTENT_LENGTH" not in request.environ or request.content_length < 0:
@@ -136,11 +165,13 @@ class _NormalisePath:
     def __init__(self, app: Callable[..., Any]):
         self.app = app
 
+    @classmethod
+    def normalise(cls, path: str) -> str:
+        path = cls._SLASHES.sub("/", path)
+        return path.rstrip("/") if len(path) > 1 else path
+
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
-        path = self._SLASHES.sub("/", environ.get("PATH_INFO", "/"))
-        if len(path) > 1:
-            path = path.rstrip("/")
-        environ["PATH_INFO"] = path
+        environ["PATH_INFO"] = self.normalise(environ.get("PATH_INFO", "/"))
         return self.app(environ, start_response)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from http import HTTPStatus
 from typing import Any, Callable
 
 from waitress.channel import HTTPChannel
@@ -20,7 +21,7 @@ class _JsonErrorTask(ErrorTask):
 
     def execute(self) -> None:
         error = self.request.error
-        text = error.body if error.code == 401 else f"{error.reason}: {error.body}"
+        text = error.body if isinstance(error, _Refused) else f"{error.reason}: {error.body}"
         body = json.dumps({"message": text.strip(": "),
                            "data": ""}, separators=(",", ":")).encode()
         self.status = f"{error.code} {error.reason}"
@@ -30,9 +31,13 @@ class _JsonErrorTask(ErrorTask):
         self.write(body)
 
 
-class _Unauthorized(Error):
-    code = 401
-    reason = "Unauthorized"
+class _Refused(Error):
+    """A refusal decided from the headers: code and reason set per instance."""
+
+    def __init__(self, code: int, body: str):
+        super().__init__(body)
+        self.code = code
+        self.reason = HTTPStatus(code).phrase
 
 
 def given_key(headers: dict[str, str]) -> str:
@@ -45,18 +50,23 @@ def given_key(headers: dict[str, str]) -> str:
 
 
 class _BodyGuardParser(HTTPRequestParser):
-    """Refuses a request body before a byte of it is read (or buffered to disk) unless the
-    request carries a key that may send one: a client without a key cannot fill the disk
-    or memory with uploads. `may_send_body(key)` is set by HttpServer."""
+    """Refuses a request body before a byte of it is read (or buffered to disk) when its
+    headers already say it may not be sent: no known key, over the route's limit. A
+    client without a key cannot fill the disk or memory with uploads. `refusal(path,
+    key, length)` (None for a chunked body) is set by HttpServer."""
 
-    may_send_body: Callable[[str], bool] | None = None
+    refusal: Callable[[str, str, int | None], tuple[int, str] | None] | None = None
 
     def parse_header(self, header_plus: bytes) -> None:
         super().parse_header(header_plus)
         has_body = self.body_rcv is not None and (self.chunked or self.content_length > 0)
-        guard = type(self).may_send_body
-        if has_body and guard is not None and not guard(given_key(self.headers)):
-            self.error = _Unauthorized("Unauthorized.")
+        decide = type(self).refusal
+        if not has_body or decide is None:
+            return
+        refused = decide(self.path, given_key(self.headers),
+                         None if self.chunked else self.content_length)
+        if refused is not None:
+            self.error = _Refused(*refused)
             self.body_rcv = None  # complete now: the body is never read
             self.content_length = 0
 
@@ -70,12 +80,13 @@ class HttpServer:
     """One waitress listener; run() blocks in the calling thread until stop()."""
 
     def __init__(self, app: Callable[..., Any], host: str, port: int, threads: int,
-                 max_body: int, may_send_body: Callable[[str], bool] | None = None):
+                 max_body: int,
+                 refusal: Callable[[str, str, int | None], tuple[int, str] | None] | None = None):
         self._server = create_server(app, host=host, port=port, threads=threads,
                                      max_request_body_size=max_body, ident="vieter-lite",
                                      clear_untrusted_proxy_headers=True)
-        parser = type("_Parser", (_BodyGuardParser,), {"may_send_body": staticmethod(may_send_body)}
-                      if may_send_body else {})
+        parser = type("_Parser", (_BodyGuardParser,), {"refusal": staticmethod(refusal)}
+                      if refusal else {})
         self._server.channel_class = type("_GuardedChannel", (_Channel,), {"parser_class": parser})
         self._stopping = False
 
