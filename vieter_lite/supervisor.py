@@ -9,6 +9,7 @@ import tempfile
 import threading
 from typing import Callable
 
+from vieter_lite import __version__
 from vieter_lite.config import ServerConfig
 from vieter_lite.db import Database
 from vieter_lite.logs import BuildLogs
@@ -91,11 +92,15 @@ class Supervisor:
                         "16))", MIN_API_KEY_LENGTH)
         self._spawn("http", self.http.run)
         self._spawn("scheduler", lambda: self.services.scheduler.run(self.stop_event))
-        log.warning("vieter-lite serving on http://%s:%d", self.http.host, self.http.port)
+        repos = self.services.store.repos()
+        log.info("vieter-lite %s serving on http://%s:%d, data in %s, repos: %s", __version__,
+                 self.http.host, self.http.port, self.config.data_dir,
+                 ", ".join(f"{name} ({', '.join(sorted(archs))})"
+                           for name, archs in sorted(repos.items())) or "none yet")
         while not self.signalled and not self.stop_event.wait(0.2):
             pass
         self.stop_event.set()
-        log.warning("stopping")
+        log.info("stopping")
         self.http.stop()
         for thread in self._threads:
             thread.join(timeout=5)

@@ -21,6 +21,7 @@ from vieter_lite.models import Build
 from vieter_lite.queue import BuildQueue
 from vieter_lite.repo.store import RepoStore
 from vieter_lite.scheduler import Scheduler
+from vieter_lite.web.access_log import AccessLog, escape
 from vieter_lite.web.metrics import UNMATCHED, Metrics
 
 log = logging.getLogger(__name__)
@@ -140,7 +141,7 @@ def _error_plugin(callback: Callable[..., Any]) -> Callable[..., Any]:
         except VieterError as exc:
             return envelope(message=exc.message, status=exc.status)
         except Exception:
-            log.exception("error handling %s %s", request.method, request.path)
+            log.exception("error handling %s %s", escape(request.method), escape(request.path))
             return envelope(message="Internal server error.", status=500)
 
     return wrapper
@@ -192,4 +193,4 @@ def make_app(services: Services) -> Callable[..., Any]:
     v1.register(app, services)
     repo.register(app, services)
     app.services = services  # type: ignore[attr-defined]
-    return _NormalisePath(app)
+    return AccessLog(_NormalisePath(app))
