@@ -103,3 +103,17 @@ def test_a_body_within_the_limit_reaches_the_route(server):
                      f"Host: x\r\nX-Api-Key: {API_KEY}\r\nContent-Length: 3\r\n\r\nabc".encode())
         status, body = _response(sock)
     assert status == 200 and isinstance(body["data"], int)
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT"])
+def test_curl_upload_without_a_key_is_answered_at_once(server, tmp_path, method):
+    """curl -T sends `Expect: 100-continue`: the refusal must not wait for the body."""
+    import subprocess
+
+    upload = tmp_path / "x.pkg.tar.zst"
+    upload.write_bytes(b"\0" * 1000)
+    done = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "-X", method,
+                           "-T", str(upload), "-H", "X-Api-Key: wrong", "-H",
+                           "Expect: 100-continue", "--max-time", "20",
+                           f"{server.url}/r/publish"], capture_output=True, text=True)
+    assert done.stdout == "401", done.stderr

@@ -69,6 +69,8 @@ class _BodyGuardParser(HTTPRequestParser):
             self.error = _Refused(*refused)
             self.body_rcv = None  # complete now: the body is never read
             self.content_length = 0
+            # no "100 Continue" for a refused body (waitress would then wait for it)
+            self.expect_continue = False
 
 
 class _Channel(HTTPChannel):
