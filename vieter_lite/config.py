@@ -98,6 +98,14 @@ SERVER_KEYS: tuple[Key, ...] = (
     Key("log_level", str, "INFO", _check_log_level, "FATAL, ERROR, WARN, INFO or DEBUG"),
     Key("max_upload_size", int, 2 * 1024 ** 3, check_positive, "largest package upload in bytes"),
     Key("threads", int, 8, check_positive, "HTTP worker threads"),
+    Key("connection_limit", int, 100, check_positive,
+        "most open HTTP connections; when full, the one waiting longest on its client is "
+        "closed to make room"),
+    Key("channel_timeout", int, 60, check_positive,
+        "seconds a connection may sit without traffic while no request of it runs (idle "
+        "keep-alive, a client that stopped reading) before it is closed"),
+    Key("header_timeout", int, 10, check_positive,
+        "seconds a client has to send a request's headers from their first byte"),
     Key("max_log_chunk", int, 1024 ** 2, check_positive,
         "largest build-log chunk an agent may send in one request, bytes (413 above it)"),
     Key("max_api_body", int, 64 * 1024, check_positive,
@@ -122,6 +130,9 @@ class ServerConfig:
     log_level: str
     max_upload_size: int
     threads: int
+    connection_limit: int
+    channel_timeout: int
+    header_timeout: int
     max_log_chunk: int
     max_api_body: int
     global_schedule: str

@@ -55,7 +55,10 @@ class Supervisor:
         tempfile.tempdir = str(self.services.store.tmp_dir)
         self.http = HttpServer(make_app(self.services), config.host, config.port,
                                config.threads, config.max_upload_size,
-                               refusal=functools.partial(body_refusal, self.services))
+                               refusal=functools.partial(body_refusal, self.services),
+                               connection_limit=config.connection_limit,
+                               channel_timeout=config.channel_timeout,
+                               header_timeout=config.header_timeout)
         self._threads: list[threading.Thread] = []
 
     def _spawn(self, name: str, target: Callable[[], None]) -> None:

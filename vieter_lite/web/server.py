@@ -1,15 +1,19 @@
-"""The waitress server: JSON error pages for waitress's own errors, and a clean stop."""
+"""The waitress server: JSON error pages for waitress's own errors, bodies refused from
+their headers, connections that cannot starve the others, and a clean stop."""
 
 from __future__ import annotations
 
 import json
 import logging
+import time
 from http import HTTPStatus
 from typing import Any, Callable
 
 from waitress.channel import HTTPChannel
 from waitress.parser import HTTPRequestParser
-from waitress.server import create_server
+from waitress.adjustments import Adjustments
+from waitress.server import TcpWSGIServer
+from waitress.task import ThreadedTaskDispatcher
 from waitress.task import ErrorTask
 from waitress.utilities import Error
 
@@ -57,6 +61,11 @@ class _BodyGuardParser(HTTPRequestParser):
 
     refusal: Callable[[str, str, int | None], tuple[int, str] | None] | None = None
 
+    def __init__(self, adj: Adjustments):
+        super().__init__(adj)
+        # waitress makes a parser when the first byte of a request arrives
+        self.started = time.time()
+
     def parse_header(self, header_plus: bytes) -> None:
         super().parse_header(header_plus)
         has_body = self.body_rcv is not None and (self.chunked or self.content_length > 0)
@@ -78,18 +87,110 @@ class _Channel(HTTPChannel):
     parser_class = _BodyGuardParser
 
 
+def waiting_since(channel: HTTPChannel) -> float | None:
+    """When a connection began waiting on its client for a request (time.time()): the
+    first byte of headers still incomplete, or the end of its last exchange when idle.
+    None while the server owes it something: a request running, a response being sent, or
+    a request body being received (only a known key gets that far)."""
+    if channel.requests or channel.total_outbufs_len or channel.will_close \
+            or channel.close_when_flushed:
+        return None
+    request = channel.request
+    if request is None:
+        return float(channel.last_activity)
+    if request.headers_finished:
+        return None
+    return float(getattr(request, "started", channel.last_activity))
+
+
+def _close_soon(channel: HTTPChannel) -> None:
+    """Close a connection from the I/O loop's next write pass. Not at once: this runs while
+    the loop gathers the sockets to poll, and a closed descriptor would break the poll."""
+    channel.will_close = True
+
+
+class _GuardedServer(TcpWSGIServer):
+    """waitress's listener with two rules, so that clients without a key cannot lock the
+    others out by holding connections:
+
+    - request headers must arrive within header_timeout of their first byte (a client
+      that trickles a byte a second keeps waitress's idle timer fresh forever);
+    - at connection_limit, instead of no longer accepting, the connection that has waited
+      longest on its client (idle or with incomplete headers) is closed to make room.
+      Connections being served are never closed for room; if every one is, waitress
+      stops accepting until one ends, as before.
+    """
+
+    header_timeout: float = 10.0
+    _closed_slow = 0
+    _closed_for_room = 0
+    _next_report = 0.0
+
+    def readable(self) -> bool:
+        if self.accepting and len(self._map) >= self.adj.connection_limit:
+            self._make_room(len(self._map) - self.adj.connection_limit + 1)
+        return bool(super().readable())
+
+    def _make_room(self, count: int) -> None:
+        channels = list(self.active_channels.values())
+        count -= sum(1 for channel in channels if channel.will_close)  # already closing
+        waiting = [(since, channel) for channel in channels
+                   if (since := waiting_since(channel)) is not None]
+        waiting.sort(key=lambda pair: pair[0])
+        for _, channel in waiting[:max(0, count)]:
+            _close_soon(channel)
+            self._closed_for_room += 1
+        self._report(time.time())
+
+    def maintenance(self, now: float) -> None:
+        super().maintenance(now)
+        cutoff = now - self.header_timeout
+        for channel in list(self.active_channels.values()):
+            request = channel.request
+            if request is None or request.headers_finished:
+                continue
+            since = waiting_since(channel)
+            if since is not None and since < cutoff:
+                _close_soon(channel)
+                self._closed_slow += 1
+        self._report(now)
+
+    def _report(self, now: float) -> None:
+        """One line a minute at most, however many connections an attack costs."""
+        if not (self._closed_slow or self._closed_for_room) or now < self._next_report:
+            return
+        log.warning("closed %d connections whose request headers took over %gs and %d idle "
+                    "ones to make room under connection_limit=%d (within the last minute)",
+                    self._closed_slow, self.header_timeout, self._closed_for_room,
+                    self.adj.connection_limit)
+        self._closed_slow = self._closed_for_room = 0
+        self._next_report = now + 60
+
+
 class HttpServer:
     """One waitress listener; run() blocks in the calling thread until stop()."""
 
     def __init__(self, app: Callable[..., Any], host: str, port: int, threads: int,
                  max_body: int,
-                 refusal: Callable[[str, str, int | None], tuple[int, str] | None] | None = None):
-        self._server = create_server(app, host=host, port=port, threads=threads,
-                                     max_request_body_size=max_body, ident="vieter-lite",
-                                     clear_untrusted_proxy_headers=True)
+                 refusal: Callable[[str, str, int | None], tuple[int, str] | None] | None = None,
+                 connection_limit: int = 100, channel_timeout: int = 60,
+                 header_timeout: float = 10.0):
+        adj = Adjustments(host=host, port=port, threads=threads,
+                          max_request_body_size=max_body, ident="vieter-lite",
+                          clear_untrusted_proxy_headers=True,
+                          connection_limit=connection_limit, channel_timeout=channel_timeout,
+                          # how often the timeouts are checked
+                          cleanup_interval=1)
+        dispatcher = ThreadedTaskDispatcher()
+        dispatcher.set_thread_count(threads)
         parser = type("_Parser", (_BodyGuardParser,), {"refusal": staticmethod(refusal)}
                       if refusal else {})
-        self._server.channel_class = type("_GuardedChannel", (_Channel,), {"parser_class": parser})
+        channel = type("_GuardedChannel", (_Channel,), {"parser_class": parser})
+        server_class = type("_Server", (_GuardedServer,), {"channel_class": channel,
+                                                            "header_timeout": header_timeout})
+        # one listening socket: the first address the host resolves to
+        self._server = server_class(app, {}, True, None, dispatcher=dispatcher, adj=adj,
+                                    sockinfo=adj.listen[0])
         self._stopping = False
 
     @property

@@ -1,0 +1,198 @@
+"""Clients without a key cannot hold connections until nobody else gets one: headers that
+trickle in are cut off, and a full server closes the longest-waiting connection to make
+room. Each test runs a real server process and real sockets."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from conftest import API_KEY, ServerProcess
+from pkgfactory import make_synthetic_package
+
+from vieter_lite.web.server import waiting_since
+
+
+def _server(tmp_path: Path, **keys: int) -> ServerProcess:
+    env = {f"VIETER_{name.upper()}": str(value) for name, value in keys.items()}
+    return ServerProcess(tmp_path / "data", env_extra=env).start()
+
+
+class Trickler:
+    """Connections that send a request's headers a byte at a time, never finishing."""
+
+    def __init__(self, port: int, count: int, every: float = 0.25):
+        self.socks = [socket.create_connection(("127.0.0.1", port)) for _ in range(count)]
+        self.every = every
+        self.stop = threading.Event()
+        self.closed_by_server: set[int] = set()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        text = b"GET /health HTTP/1.1\r\nHost: x\r\nX-Padding: " + b"a" * 100_000
+        position = 0
+        while not self.stop.wait(self.every):
+            for index, sock in enumerate(self.socks):
+                if index in self.closed_by_server:
+                    continue
+                try:
+                    sock.send(text[position:position + 1])
+                except OSError:
+                    self.closed_by_server.add(index)
+            position += 1
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join()
+        for sock in self.socks:
+            sock.close()
+
+
+def _closed_by_peer(sock: socket.socket, within: float) -> bool:
+    """True when the server closes this connection before `within` seconds pass."""
+    sock.settimeout(within)
+    try:
+        return sock.recv(1) == b""
+    except ConnectionResetError:
+        return True
+    except socket.timeout:
+        return False
+
+
+def _get(url: str, timeout: float = 15) -> int:
+    with urllib.request.urlopen(url, timeout=timeout) as resp:
+        resp.read()
+        return resp.status
+
+
+def test_headers_that_trickle_in_are_cut_off_after_header_timeout(tmp_path):
+    proc = _server(tmp_path, header_timeout=2, channel_timeout=60)
+    try:
+        sock = socket.create_connection(("127.0.0.1", proc.port))
+        stop = threading.Event()
+
+        def trickle() -> None:
+            # a byte every 0.2 s keeps waitress's idle timer (channel_timeout) fresh
+            for byte in b"GET /health HTTP/1.1\r\nX-Slow: " + b"z" * 1000:
+                if stop.wait(0.2):
+                    return
+                try:
+                    sock.send(bytes([byte]))
+                except OSError:
+                    return
+
+        thread = threading.Thread(target=trickle, daemon=True)
+        thread.start()
+        try:
+            # well inside channel_timeout, well past header_timeout
+            assert _closed_by_peer(sock, within=20)
+        finally:
+            stop.set()
+            thread.join()
+            sock.close()
+        # a client that sends its headers at once is served as before
+        assert _get(proc.url + "/health") == 200
+    finally:
+        proc.stop()
+
+
+def test_an_idle_connection_is_closed_after_channel_timeout(tmp_path):
+    proc = _server(tmp_path, channel_timeout=2)
+    try:
+        sock = socket.create_connection(("127.0.0.1", proc.port))
+        try:
+            assert _closed_by_peer(sock, within=20)
+        finally:
+            sock.close()
+    finally:
+        proc.stop()
+
+
+def test_trickling_connections_at_the_limit_do_not_lock_others_out(tmp_path):
+    # header_timeout is long, so only making room can let the client in
+    proc = _server(tmp_path, connection_limit=20, header_timeout=600, channel_timeout=600)
+    trickler = Trickler(proc.port, count=40)
+    try:
+        time.sleep(1)
+        for _ in range(3):
+            assert _get(proc.url + "/health") == 200
+        request = urllib.request.Request(f"{proc.url}/api/v1/targets",
+                                         headers={"X-Api-Key": API_KEY})
+        with urllib.request.urlopen(request, timeout=15) as resp:
+            assert resp.status == 200
+        assert trickler.closed_by_server, "no trickling connection was closed for room"
+    finally:
+        trickler.close()
+        proc.stop()
+
+
+def test_making_room_never_closes_a_download_in_progress(tmp_path):
+    proc = _server(tmp_path, connection_limit=12, header_timeout=600, channel_timeout=600)
+    try:
+        payload = os.urandom(32 << 20)  # more than the socket buffers hold
+        pkg = make_synthetic_package(
+            tmp_path / "big.pkg.tar.gz", {"pkgname": "big", "pkgver": "1.0-1", "arch": "x86_64"},
+            {"usr/share/big/blob": payload}, compression="gz")
+        publish = urllib.request.Request(f"{proc.url}/r/publish", data=pkg.read_bytes(),
+                                         headers={"X-Api-Key": API_KEY}, method="POST")
+        urllib.request.urlopen(publish, timeout=60).close()
+        reader = socket.create_connection(("127.0.0.1", proc.port))
+        reader.sendall(b"GET /r/x86_64/big-1.0-1-x86_64.pkg.tar.gz HTTP/1.1\r\nHost: x\r\n\r\n")
+        time.sleep(1)  # the response is on its way, blocked on the reader
+        trickler = Trickler(proc.port, count=30)
+        try:
+            time.sleep(1)
+            assert _get(proc.url + "/health") == 200
+            reader.settimeout(30)
+            received = bytearray()
+            while b"\r\n\r\n" not in received:
+                received += reader.recv(65536)
+            head, _, body = bytes(received).partition(b"\r\n\r\n")
+            body = bytearray(body)
+            while len(body) < pkg.stat().st_size:
+                chunk = reader.recv(1 << 20)
+                if not chunk:
+                    break
+                body += chunk
+            assert head.startswith(b"HTTP/1.1 200")
+            assert body == pkg.read_bytes()
+            assert trickler.closed_by_server
+        finally:
+            trickler.close()
+            reader.close()
+    finally:
+        proc.stop()
+
+
+class _Parser:
+    def __init__(self, started: float, headers_finished: bool = False):
+        self.started = started
+        self.headers_finished = headers_finished
+
+
+class _Channel:
+    def __init__(self, request=None, requests=(), outbuf=0, last_activity=5.0):
+        self.request = request
+        self.requests = list(requests)
+        self.total_outbufs_len = outbuf
+        self.will_close = False
+        self.close_when_flushed = False
+        self.last_activity = last_activity
+
+
+@pytest.mark.parametrize("channel, expected", [
+    (_Channel(), 5.0),                                           # idle keep-alive
+    (_Channel(request=_Parser(3.0)), 3.0),                       # headers incomplete
+    (_Channel(request=_Parser(3.0, headers_finished=True)), None),  # a keyholder's body
+    (_Channel(requests=["running"]), None),                      # a request running
+    (_Channel(outbuf=10), None),                                 # a response being sent
+])
+def test_which_connections_may_be_closed_for_room(channel, expected):
+    assert waiting_since(channel) == expected
