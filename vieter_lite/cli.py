@@ -11,7 +11,7 @@ from datetime import datetime
 from vieter_lite import __version__, config, cron
 from vieter_lite import commands as client_commands
 from vieter_lite.client import ClientError
-from vieter_lite.errors import ConfigError
+from vieter_lite.errors import ConfigError, StartupError
 
 LEVELS = {"FATAL": logging.CRITICAL, "ERROR": logging.ERROR, "WARN": logging.WARNING,
           "WARNING": logging.WARNING, "INFO": logging.INFO, "DEBUG": logging.DEBUG}
@@ -103,6 +103,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except ClientError as exc:
         print(f"vieter-lite: {exc.message}", file=sys.stderr)
+        return 1
+    except StartupError as exc:
+        print(f"vieter-lite: {exc}", file=sys.stderr)
         return 1
     except BrokenPipeError:  # `vieter-lite logs content 3 | head`
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
