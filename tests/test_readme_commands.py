@@ -7,16 +7,18 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, free_port
+from conftest import API_KEY, ROOT, ServerProcess, free_port
 
 SYSTEM_PYTHON = "/usr/bin/python3"
 
@@ -108,3 +110,42 @@ def test_readme_server_command_serves_as_written(tmp_path):
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
     assert "stopping" in log_path.read_text()
+
+
+def first_steps_block() -> str:
+    """README's ```sh block that adds a target and watches it build."""
+    blocks = re.findall(r"```sh\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+    found = [b for b in blocks if "vieter-lite targets add" in b and "export " in b]
+    assert len(found) == 1, found
+    return found[0]
+
+
+def test_readme_first_steps_run_against_a_server(server):
+    """Each client line of README's first steps against a real server; a comment that
+    starts with a capital letter is the line's output. `logs tail` waits for an agent, so
+    it is only parsed."""
+    from vieter_lite.cli import build_parser
+
+    lines = first_steps_block().strip().splitlines()
+    assert lines[0].startswith("export VIETER_ADDRESS=") and "VIETER_API_KEY=" in lines[0]
+    env = ServerProcess(server.data_dir).env()
+    env.update({"VIETER_ADDRESS": server.url, "VIETER_API_KEY": API_KEY})
+    ran = 0
+    for line in lines[1:]:
+        command, _, comment = line.partition("#")
+        argv = shlex.split(command)
+        assert argv[0] == ".venv/bin/vieter-lite", line
+        build_parser().parse_args(argv[1:])  # exits 2 on an argument the CLI does not take
+        if argv[1:3] == ["logs", "tail"]:
+            continue
+        done = subprocess.run([sys.executable, "-m", "vieter_lite", *argv[1:]], env=env,
+                              cwd=ROOT, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, (line, done.stderr)
+        expected = comment.strip()
+        if expected[:1].isupper():
+            assert done.stdout.strip() == expected, line
+        ran += 1
+    assert ran == 3
+    listed = subprocess.run([sys.executable, "-m", "vieter_lite", "builds", "list", "--json"],
+                            env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert [b["status"] for b in json.loads(listed.stdout)] == ["queued"]
