@@ -5,7 +5,6 @@ meaning. `python3 packaging/make_config.py` rewrites it; `--check` exits 1 when 
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -13,9 +12,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from vieter_lite.config import AGENT_KEYS, SERVER_KEYS  # noqa: E402
+from vieter_lite.config_text import MACHINE_DEPENDENT, note, toml_value  # noqa: E402
 
 OUTPUT = ROOT / "packaging" / "vieter-lite.toml"
-MACHINE_DEPENDENT = {"default_arch", "arch"}
 HEADER = """\
 # /etc/vieter-lite/vieter-lite.toml: read by `vieter-lite server` and `vieter-lite agent`
 # (vieter-lite.service and vieter-lite-agent.service). Every key is shown commented out
@@ -28,25 +27,9 @@ HEADER = """\
 """
 
 
-def _value(key) -> str:
-    if key.name in MACHINE_DEPENDENT:
-        return '"x86_64"'
-    if key.default is None:
-        return '""'
-    if isinstance(key.default, bool):
-        return "true" if key.default else "false"
-    if isinstance(key.default, int):
-        return str(key.default)
-    return json.dumps(key.default)
-
-
 def _entry(key) -> list[str]:
-    note = key.doc
-    if key.default is None:
-        note += " [required]" if "required" not in note else ""
-    if key.name in MACHINE_DEPENDENT:
-        note += " [default: this machine's architecture]"
-    return [f"# {note}", f"#{key.name} = {_value(key)}", ""]
+    value = "x86_64" if key.name in MACHINE_DEPENDENT else key.default
+    return [f"# {note(key)}", f"#{key.name} = {toml_value(value)}", ""]
 
 
 def render() -> str:

@@ -33,6 +33,7 @@ class ServerProcess:
     port: int = field(default_factory=free_port)
     env_extra: dict[str, str] = field(default_factory=dict)
     command: list[str] = field(default_factory=lambda: [sys.executable, "-m", "vieter_lite"])
+    args: list[str] = field(default_factory=list)  # after `server`
     proc: subprocess.Popen | None = None
     log_path: Path | None = None
 
@@ -52,7 +53,7 @@ class ServerProcess:
     def start(self, timeout: float = 15.0) -> "ServerProcess":
         self.log_path = self.data_dir.parent / f"server-{self.port}.log"
         log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([*self.command, "server"],
+        self.proc = subprocess.Popen([*self.command, "server", *self.args],
                                      env=self.env(), stdout=log, stderr=subprocess.STDOUT,
                                      cwd=self.data_dir.parent)
         log.close()

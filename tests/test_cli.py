@@ -42,3 +42,25 @@ def test_server_without_api_key_names_the_key(capsys, tmp_path, monkeypatch):
         monkeypatch.delenv(name)
     assert main(["server"]) == 2
     assert "api_key" in capsys.readouterr().err
+
+
+def test_server_flags_win_over_file_and_environment(tmp_path):
+    """--host, --port and --data-dir over a config file and VIETER_* saying otherwise."""
+    from conftest import ServerProcess, free_port
+
+    config_file = tmp_path / "vieter.toml"
+    config_file.write_text(f'port = {free_port()}\ndata_dir = "{tmp_path}/file-data"\n'
+                           'host = "127.0.0.2"\n')
+    flag_port = free_port()
+    server = ServerProcess(
+        tmp_path / "env-data", port=flag_port,
+        env_extra={"VIETER_PORT": str(free_port()), "VIETER_HOST": "127.0.0.3"},
+        args=["-f", str(config_file), "--host", "127.0.0.1", "--port", str(flag_port),
+              "--data-dir", str(tmp_path / "flag-data")]).start()
+    try:
+        assert (tmp_path / "flag-data" / "vieter.sqlite").is_file()
+        assert f"serving on http://127.0.0.1:{flag_port}, data in {tmp_path}/flag-data" \
+            in server.log()
+    finally:
+        assert server.stop() == 0
+    assert not (tmp_path / "env-data").exists() and not (tmp_path / "file-data").exists()

@@ -137,6 +137,25 @@ def test_environment_wins_over_file(tmp_path, var, value, attr, expected):
     assert cfg.replace(**{attr: getattr(from_file, attr)}) == from_file
 
 
+@pytest.mark.parametrize("flag, value, attr, expected", [
+    ("port", "9100", "port", 9100),
+    ("host", "::1", "host", "::1"),
+    ("data_dir", "/flag", "data_dir", Path("/flag")),
+    ("data_dir", "/flag", "pkg_dir", Path("/flag/pkgs")),  # the default follows data_dir
+])
+def test_command_line_overrides_win_over_environment_and_file(tmp_path, flag, value, attr,
+                                                              expected):
+    env = {"VIETER_PORT": "8081", "VIETER_HOST": "127.0.0.2", "VIETER_DATA_DIR": "/env"}
+    cfg = load_server(write(tmp_path, FULL_FILE.replace('pkg_dir = "/srv/pkgs"\n', "")), env,
+                      overrides={flag: value})
+    assert getattr(cfg, attr) == expected
+
+
+def test_a_bad_command_line_value_names_the_flag():
+    with pytest.raises(ConfigError, match=r"config key 'port' \(--port\): must be between"):
+        load_server(None, KEY, overrides={"port": "70000"})
+
+
 def test_env_without_file():
     cfg = load_server(None, {**KEY, "VIETER_PORT": "1234", "VIETER_COLLECT_METRICS": "true"})
     assert (cfg.api_key, cfg.port, cfg.collect_metrics) == ("secret", 1234, True)

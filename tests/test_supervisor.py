@@ -75,6 +75,7 @@ def test_a_bad_config_value_stops_start_up_with_one_line(tmp_path):
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1
     assert "global_schedule" in done.stderr
+    assert not (tmp_path / "data").exists()
 
 
 @pytest.mark.parametrize("key, warned", [("short-key", True), ("x" * 15, True),

@@ -6,12 +6,13 @@ import argparse
 import logging
 import os
 import sys
+import textwrap
 from datetime import datetime
 
-from vieter_lite import __version__, config, cron
+from vieter_lite import __version__, config, config_text, cron
 from vieter_lite import commands as client_commands
 from vieter_lite.client import ClientError
-from vieter_lite.errors import ConfigError
+from vieter_lite.errors import ConfigError, StartupError
 
 LEVELS = {"FATAL": logging.CRITICAL, "ERROR": logging.ERROR, "WARN": logging.WARNING,
           "WARNING": logging.WARNING, "INFO": logging.INFO, "DEBUG": logging.DEBUG}
@@ -22,10 +23,18 @@ def _setup_logging(level: str) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
+# The settings `server` also takes as flags (they win over the file and the environment).
+SERVER_FLAGS = ("host", "port", "data_dir")
+
+
 def cmd_server(args: argparse.Namespace) -> int:
     from vieter_lite.supervisor import Supervisor
 
-    cfg = config.load_server(getattr(args, "config_file", None))
+    for line in config_text.unknown_env_warnings(os.environ):
+        print(f"vieter-lite: {line}", file=sys.stderr)
+    overrides = {name: getattr(args, name) for name in SERVER_FLAGS
+                 if getattr(args, name) is not None}
+    cfg = config.load_server(getattr(args, "config_file", None), overrides=overrides)
     _setup_logging(cfg.log_level)
     supervisor = Supervisor(cfg)
     supervisor.install_signal_handlers()
@@ -74,7 +83,17 @@ def build_parser() -> argparse.ArgumentParser:
                      description="A small Arch Linux repository and build server.")
     parser.add_argument("--version", action="version", version=f"vieter-lite {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    server = commands.add_parser("server", parents=[common], help="run the repository server")
+    server = commands.add_parser(
+        "server", parents=[common], help="run the repository server",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=textwrap.fill(
+            "Run the repository server. Settings come from, in increasing order of "
+            f"precedence: the defaults, {config.SYSTEM_CONFIG} and ~/.vieterrc when present "
+            "(or only the file given with -f), VIETER_<KEY> environment variables, then the "
+            "flags below.", 80), epilog=config_text.key_help())
+    for name in SERVER_FLAGS:
+        server.add_argument("--" + name.replace("_", "-"), dest=name, metavar=name.upper(),
+                            help=f"overrides {name} and {config.env_var(name)}")
     server.set_defaults(func=cmd_server)
     agent = commands.add_parser("agent", parents=[common],
                                 help="run a build agent (builds jobs in rootless Podman)")
@@ -103,6 +122,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except ClientError as exc:
         print(f"vieter-lite: {exc.message}", file=sys.stderr)
+        return 1
+    except StartupError as exc:
+        print(f"vieter-lite: {exc}", file=sys.stderr)
         return 1
     except BrokenPipeError:  # `vieter-lite logs content 3 | head`
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

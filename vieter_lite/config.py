@@ -236,11 +236,16 @@ def read_file_values(path: Path, known: frozenset[str]) -> dict[str, Any]:
     return data
 
 
+def env_var(name: str) -> str:
+    """The environment variable of a key: VIETER_<KEY> (VIETER_<KEY>_FILE reads a file)."""
+    return "VIETER_" + name.upper()
+
+
 def env_values(keys: tuple[Key, ...], environ: Mapping[str, str]) -> dict[str, tuple[str, str]]:
     """VIETER_<KEY> and VIETER_<KEY>_FILE values as {name: (value, source)}."""
     values: dict[str, tuple[str, str]] = {}
     for key in keys:
-        var = "VIETER_" + key.name.upper()
+        var = env_var(key.name)
         direct, file_var = environ.get(var), environ.get(var + "_FILE")
         if direct is not None and file_var is not None:
             raise ConfigError(f"config key '{key.name}': set {var} or {var}_FILE, not both")
@@ -282,7 +287,7 @@ def load_values(keys: tuple[Key, ...], config_file: str | None,
             values[key.name] = _coerce(key, *raw[key.name])
         elif key.default is None:
             raise ConfigError(f"config key '{key.name}' is required: set it in the config "
-                              f"file or as VIETER_{key.name.upper()}")
+                              f"file or as {env_var(key.name)}")
         else:
             values[key.name] = key.default
     return values
@@ -298,9 +303,13 @@ def _check_pkg_dir(data_dir: Path, pkg_dir: Path) -> None:
                           "use a directory of its own (default: <data_dir>/pkgs)")
 
 
-def load_server(config_file: str | None = None,
-                environ: Mapping[str, str] | None = None) -> ServerConfig:
+def load_server(config_file: str | None = None, environ: Mapping[str, str] | None = None,
+                overrides: Mapping[str, str] | None = None) -> ServerConfig:
+    """defaults < files < VIETER_* < command-line `overrides` ({key: value})."""
     values = load_values(SERVER_KEYS, config_file, os.environ if environ is None else environ)
+    keys = {k.name: k for k in SERVER_KEYS}
+    for name, value in (overrides or {}).items():
+        values[name] = _coerce(keys[name], value, "--" + name.replace("_", "-"))
     data_dir = Path(values["data_dir"]).expanduser()
     values["data_dir"] = data_dir
     values["pkg_dir"] = Path(values["pkg_dir"]).expanduser() if values["pkg_dir"] else data_dir / "pkgs"

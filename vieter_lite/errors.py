@@ -53,3 +53,7 @@ class InvalidPackage(BadRequest):
 
 class ConfigError(Exception):
     """Invalid configuration: stops start-up with one line naming the key."""
+
+
+class StartupError(Exception):
+    """The server cannot start here (port taken, data dir not writable): one line, exit 1."""

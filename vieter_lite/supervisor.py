@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 import signal
 import tempfile
 import threading
 from typing import Callable
 
-from vieter_lite import __version__
+from vieter_lite import __version__, preflight
 from vieter_lite.config import ServerConfig
 from vieter_lite.db import Database
 from vieter_lite.logs import BuildLogs
@@ -49,17 +48,35 @@ class Supervisor:
         self.stop_event = threading.Event()
         self.failed: list[str] = []
         self.signalled = False
-        self.services = build_services(config)
+        # Nothing is created before the checks pass: the dirs are checked, then the
+        # address is bound (waitress binds at construction; requests wait in the backlog
+        # until run()), and only then is the data dir opened.
+        preflight.check_dirs(config)
+        try:
+            self.http = HttpServer(self._app, config.host, config.port,
+                                   config.threads, config.max_upload_size,
+                                   refusal=self._refusal,
+                                   connection_limit=config.connection_limit,
+                                   channel_timeout=config.channel_timeout,
+                                   header_timeout=config.header_timeout)
+        except (OSError, ValueError) as exc:
+            raise preflight.listen_error(exc, config.host, config.port) from None
+        try:
+            self.services = build_services(config)
+        except BaseException:
+            self.http.stop()
+            raise
+        self._wsgi = make_app(self.services)
         # waitress buffers request bodies in temp files: keep them on the data disk
         # (a Pi's /tmp is often a small tmpfs).
         tempfile.tempdir = str(self.services.store.tmp_dir)
-        self.http = HttpServer(make_app(self.services), config.host, config.port,
-                               config.threads, config.max_upload_size,
-                               refusal=functools.partial(body_refusal, self.services),
-                               connection_limit=config.connection_limit,
-                               channel_timeout=config.channel_timeout,
-                               header_timeout=config.header_timeout)
         self._threads: list[threading.Thread] = []
+
+    def _app(self, environ: dict, start_response: Callable) -> object:
+        return self._wsgi(environ, start_response)
+
+    def _refusal(self, path: str, key: str, length: int | None) -> tuple[int, str] | None:
+        return body_refusal(self.services, path, key, length)
 
     def _spawn(self, name: str, target: Callable[[], None]) -> None:
         def guarded() -> None:
