@@ -57,3 +57,19 @@ class ConfigError(Exception):
 
 class StartupError(Exception):
     """The server cannot start here (port taken, data dir not writable): one line, exit 1."""
+
+
+class Invalid(BadRequest):
+    """A value that breaks a rule, naming its field (`kind`, `source.git`) and a short code
+    (`missing`, `invalid`, `too_long`, ...). Each API renders it in its own words: v1 as
+    Vieter's 400 text (the message), v2 as a 422 that names the field."""
+
+    def __init__(self, field: str, code: str, message: str):
+        super().__init__(message)
+        self.field = field
+        self.code = code
+
+
+class Malformed(BadRequest):
+    """A body or query that cannot be read at all (not JSON, not an object, an unknown
+    query parameter): 400 in every API."""
