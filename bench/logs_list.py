@@ -210,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
         data_dir.mkdir()
         config_path = c.write_config(workdir / "vieter-lite.toml", data_dir, c.free_port())
         cfg = c.load_config(config_path)
-        db_path = cfg.data_dir / "vieter.sqlite"   # where supervisor.build_services opens it
+        db_path = cfg.data_dir / "vieter.sqlite"   # where services.build_services opens it
         now = int(time.time())
 
         print(f"# preparing {args.builds} builds across {args.targets} targets ...",

@@ -43,7 +43,7 @@ RATIO_TARGET = 5.0
 def prepare(workdir: Path, n: int) -> tuple[Path, Path]:
     """Data dir with bench/x86_64 holding n entries (one of them TARGET 1.0.0-1); returns
     (config path, data dir)."""
-    from vieter_lite.supervisor import build_services
+    from vieter_lite.services import build_services
 
     data_dir = workdir / "data"
     config_path = c.write_config(workdir / "vieter-lite.toml", data_dir, c.free_port())
@@ -118,7 +118,7 @@ def time_repo_add(archives: dict[str, Path], packages: list[Path], scratch: Path
 
 def profile_publish(config_path: Path, package: Path, top: int) -> str:
     """One publish in-process under cProfile (the server's code path minus HTTP)."""
-    from vieter_lite.supervisor import build_services
+    from vieter_lite.services import build_services
 
     services = build_services(c.load_config(config_path))
     try:

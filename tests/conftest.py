@@ -101,7 +101,7 @@ def make_config(tmp_path: Path, **overrides: object):
 def services(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """The server's services on a fresh data dir, in-process."""
     from vieter_lite import config
-    from vieter_lite.supervisor import build_services
+    from vieter_lite.services import build_services
 
     monkeypatch.setattr(config, "SYSTEM_CONFIG", tmp_path / "no-system.toml")
     monkeypatch.setattr(config, "USER_CONFIG", tmp_path / "no-user.toml")

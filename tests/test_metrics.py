@@ -8,7 +8,7 @@ import pytest
 import webtest
 
 from conftest import API_KEY, make_config
-from vieter_lite.supervisor import build_services
+from vieter_lite.services import build_services
 from vieter_lite.web.app import make_app
 from vieter_lite.web.metrics import Metrics, route_label
 

@@ -15,12 +15,18 @@ from vieter_lite.logs import BuildLogs
 from vieter_lite.models import TASK_NAMES
 from vieter_lite.queue import (LEASE_SECONDS, MAX_EXPIRIES, MAX_POLL, MAX_RELEASES, TIMEOUT_GRACE,
                                BuildQueue, hash_token)
+from vieter_lite.web.v1.shapes import job_json
 
 T0 = 1_700_000_010  # 10 s into a minute
 BASE_IMAGE = "archlinux:base-devel"
 TIMEOUT = 3600
 SEED_FIELDS = ("target_id", "kind", "url", "branch", "path", "repo", "base_image", "force",
                "timeout")
+
+
+def _jobs(claims):
+    """Claims as the jobs /api/v1/jobs/poll hands out."""
+    return [job_json(claim.build, claim.token) for claim in claims]
 
 
 class Clock:
@@ -127,7 +133,7 @@ def test_poll_hands_out_a_job_with_seed_fields_lease_and_token(env: Env) -> None
     tid = env.target(branch="dev", path="sub")
     build_id = env.queue.queue(tid, "x86_64", force=True)
     env.clock.now = T0 + 5
-    jobs = env.queue.poll("x86_64", 5, runner="agent-1")
+    jobs = _jobs(env.queue.poll("x86_64", 5, runner="agent-1"))
     assert len(jobs) == 1
     job = jobs[0]
     assert {k: job[k] for k in SEED_FIELDS} == {
@@ -143,43 +149,43 @@ def test_poll_hands_out_a_job_with_seed_fields_lease_and_token(env: Env) -> None
     assert build.lease_expires == T0 + 5 + LEASE_SECONDS
     assert build.runner == "agent-1"
     # an immediate re-poll gets nothing
-    assert env.queue.poll("x86_64", 5) == []
+    assert _jobs(env.queue.poll("x86_64", 5)) == []
 
 
 def test_poll_zero_or_negative_max_returns_nothing(env: Env) -> None:
     build_id = env.queue.queue(env.target(), "x86_64")
-    assert env.queue.poll("x86_64", 0) == []
-    assert env.queue.poll("x86_64", -3) == []
+    assert _jobs(env.queue.poll("x86_64", 0)) == []
+    assert _jobs(env.queue.poll("x86_64", -3)) == []
     assert env.db.build(build_id).status == "queued"
 
 
 def test_poll_respects_max_and_hands_out_oldest_first(env: Env) -> None:
     ids = [env.queue.queue(env.target(), "x86_64") for _ in range(3)]
-    first = env.queue.poll("x86_64", 2)
+    first = _jobs(env.queue.poll("x86_64", 2))
     assert [j["build_id"] for j in first] == ids[:2]
-    second = env.queue.poll("x86_64", 2)
+    second = _jobs(env.queue.poll("x86_64", 2))
     assert [j["build_id"] for j in second] == ids[2:]
-    assert env.queue.poll("x86_64", 2) == []
+    assert _jobs(env.queue.poll("x86_64", 2)) == []
 
 
 def test_poll_is_capped_at_max_poll(env: Env) -> None:
     for _ in range(MAX_POLL + 3):
         env.queue.queue(env.target(), "x86_64")
-    assert len(env.queue.poll("x86_64", MAX_POLL + 50)) == MAX_POLL
-    assert len(env.queue.poll("x86_64", MAX_POLL + 50)) == 3
+    assert len(_jobs(env.queue.poll("x86_64", MAX_POLL + 50))) == MAX_POLL
+    assert len(_jobs(env.queue.poll("x86_64", MAX_POLL + 50))) == 3
 
 
 def test_poll_one_build_at_a_time_per_target_arch(env: Env) -> None:
     tid = env.target()
     first = env.queue.queue(tid, "x86_64")
-    assert [j["build_id"] for j in env.queue.poll("x86_64", 5)] == [first]
+    assert [j["build_id"] for j in _jobs(env.queue.poll("x86_64", 5))] == [first]
     # queued while the first runs: a new build, not handed out yet
     second = env.queue.queue(tid, "x86_64")
     assert second != first
     assert env.db.build(second).status == "queued"
-    assert env.queue.poll("x86_64", 5) == []
+    assert _jobs(env.queue.poll("x86_64", 5)) == []
     env.queue.finish(first, 0)
-    jobs = env.queue.poll("x86_64", 5)
+    jobs = _jobs(env.queue.poll("x86_64", 5))
     assert [j["build_id"] for j in jobs] == [second]
 
 
@@ -187,18 +193,18 @@ def test_poll_does_not_return_other_archs(env: Env) -> None:
     tid = env.target(archs=("x86_64", "aarch64"))
     x86 = env.queue.queue(tid, "x86_64")
     arm = env.queue.queue(tid, "aarch64")
-    assert env.queue.poll("riscv64", 5) == []
-    assert [j["build_id"] for j in env.queue.poll("x86_64", 5)] == [x86]
+    assert _jobs(env.queue.poll("riscv64", 5)) == []
+    assert [j["build_id"] for j in _jobs(env.queue.poll("x86_64", 5))] == [x86]
     assert env.db.build(arm).status == "queued"
     # the running x86_64 build does not block the aarch64 one
-    jobs = env.queue.poll("aarch64", 5)
+    jobs = _jobs(env.queue.poll("aarch64", 5))
     assert [(j["build_id"], j["arch"]) for j in jobs] == [(arm, "aarch64")]
 
 
 def test_tokens_differ_per_build_and_only_hashes_are_stored(env: Env) -> None:
     for _ in range(4):
         env.queue.queue(env.target(), "x86_64")
-    jobs = env.queue.poll("x86_64", 4)
+    jobs = _jobs(env.queue.poll("x86_64", 4))
     tokens = [j["token"] for j in jobs]
     assert len(set(tokens)) == 4
     for job in jobs:
@@ -209,7 +215,7 @@ def test_tokens_differ_per_build_and_only_hashes_are_stored(env: Env) -> None:
 
 def test_token_build_valid_while_running_then_none_after_finish(env: Env) -> None:
     build_id = env.queue.queue(env.target(), "x86_64")
-    token = env.queue.poll("x86_64", 1)[0]["token"]
+    token = _jobs(env.queue.poll("x86_64", 1))[0]["token"]
     assert env.queue.token_build(token).id == build_id
     env.clock.now = T0 + TIMEOUT  # exactly at the timeout: still valid
     env.queue.renew(build_id)
@@ -220,7 +226,7 @@ def test_token_build_valid_while_running_then_none_after_finish(env: Env) -> Non
 
 def test_token_build_none_after_timeout(env: Env) -> None:
     build_id = env.queue.queue(env.target(), "x86_64")
-    token = env.queue.poll("x86_64", 1)[0]["token"]
+    token = _jobs(env.queue.poll("x86_64", 1))[0]["token"]
     env.clock.now = T0 + TIMEOUT + TIMEOUT_GRACE  # an agent may still report a killed build
     assert env.queue.token_build(token).id == build_id
     env.clock.now = T0 + TIMEOUT + TIMEOUT_GRACE + 1
@@ -231,7 +237,7 @@ def test_token_build_none_after_timeout(env: Env) -> None:
 @pytest.mark.parametrize("garbage", ["", "x", "not-a-token", "A" * 43, hash_token("x")])
 def test_token_build_none_for_garbage(env: Env, garbage: str) -> None:
     env.queue.queue(env.target(), "x86_64")
-    env.queue.poll("x86_64", 1)
+    _jobs(env.queue.poll("x86_64", 1))
     assert env.queue.token_build(garbage) is None
 
 
@@ -246,7 +252,7 @@ def test_concurrent_polls_from_two_connections_never_share_a_build(tmp_path: Pat
     def worker(i: int) -> None:
         barrier.wait()
         while True:
-            jobs = queues[i].poll("x86_64", 3)
+            jobs = _jobs(queues[i].poll("x86_64", 3))
             if not jobs:
                 return
             got[i] += [j["build_id"] for j in jobs]
@@ -267,7 +273,7 @@ def test_concurrent_polls_from_two_connections_never_share_a_build(tmp_path: Pat
 
 def test_renew_extends_the_lease(env: Env) -> None:
     build_id = env.queue.queue(env.target(), "x86_64")
-    env.queue.poll("x86_64", 1)
+    _jobs(env.queue.poll("x86_64", 1))
     env.clock.now = T0 + 100
     renewed = env.queue.renew(build_id)
     assert renewed.lease_expires == T0 + 100 + LEASE_SECONDS
@@ -288,7 +294,7 @@ def test_renew_errors(env: Env) -> None:
 
 def test_reap_requeues_an_expired_lease(env: Env) -> None:
     build_id = env.queue.queue(env.target(), "x86_64")
-    old_token = env.queue.poll("x86_64", 1, runner="a1")[0]["token"]
+    old_token = _jobs(env.queue.poll("x86_64", 1, runner="a1"))[0]["token"]
     env.queue.set_task(build_id, "setup", "success")
     env.queue.set_task(build_id, "source", "running")
     env.clock.now = T0 + LEASE_SECONDS  # the lease's last second: not expired yet
@@ -304,7 +310,7 @@ def test_reap_requeues_an_expired_lease(env: Env) -> None:
     assert env.queue.reap() == []  # nothing left to reap
     # and it can be polled again, with a new token
     env.clock.now = T0 + 200
-    jobs = env.queue.poll("x86_64", 1, runner="a2")
+    jobs = _jobs(env.queue.poll("x86_64", 1, runner="a2"))
     assert [j["build_id"] for j in jobs] == [build_id]
     assert jobs[0]["token"] != old_token
     build = env.db.build(build_id)
@@ -317,7 +323,7 @@ def test_reap_requeues_an_expired_lease(env: Env) -> None:
 def test_reap_fails_the_build_after_max_expiries(env: Env) -> None:
     build_id = env.queue.queue(env.target(), "x86_64")
     for lost in range(1, MAX_EXPIRIES + 1):
-        jobs = env.queue.poll("x86_64", 1)
+        jobs = _jobs(env.queue.poll("x86_64", 1))
         assert [j["build_id"] for j in jobs] == [build_id]
         env.clock.now += LEASE_SECONDS + 1
         assert env.queue.reap() == [build_id]
@@ -328,7 +334,7 @@ def test_reap_fails_the_build_after_max_expiries(env: Env) -> None:
     assert build.exit_code == -1
     assert build.ended_at == env.clock.now
     assert build.lease_expires is None
-    assert env.queue.poll("x86_64", 1) == []
+    assert _jobs(env.queue.poll("x86_64", 1)) == []
     text = env.logs.path(build_id).read_text()
     assert "stopped reporting" in text and f"{MAX_EXPIRIES} leases lost" in text
     assert env.tasks(build_id) == {name: "skipped" for name in TASK_NAMES}
@@ -338,21 +344,21 @@ def test_reap_fails_the_build_after_max_expiries(env: Env) -> None:
 def test_a_lost_lease_is_cancelled_when_a_newer_build_is_queued(env: Env) -> None:
     target = env.target()
     running = env.queue.queue(target, "x86_64")
-    env.queue.poll("x86_64", 1)
+    _jobs(env.queue.poll("x86_64", 1))
     newer = env.queue.queue(target, "x86_64", force=True)
     assert newer != running
     env.clock.now += LEASE_SECONDS + 1
     assert env.queue.reap() == [running]
     lost = env.db.build(running)
     assert (lost.status, lost.exit_code, lost.expiries) == ("cancelled", -1, 1)
-    jobs = env.queue.poll("x86_64", 5)
+    jobs = _jobs(env.queue.poll("x86_64", 5))
     assert [(j["build_id"], j["force"]) for j in jobs] == [(newer, True)]
 
 
 def test_reap_fails_a_build_past_its_timeout(tmp_path: Path) -> None:
     env = Env(tmp_path, timeout=100)
     build_id = env.queue.queue(env.target(), "x86_64")
-    env.queue.poll("x86_64", 1)
+    _jobs(env.queue.poll("x86_64", 1))
     env.queue.append_log(build_id, reader(b"building...\n"), 12)
     env.queue.set_task(build_id, "build", "running")
     env.clock.now = T0 + 100
@@ -376,7 +382,7 @@ def test_reap_fails_a_build_past_its_timeout(tmp_path: Path) -> None:
 
 def test_finish_zero_is_success(env: Env) -> None:
     build_id = env.queue.queue(env.target(), "x86_64")
-    token = env.queue.poll("x86_64", 1)[0]["token"]
+    token = _jobs(env.queue.poll("x86_64", 1))[0]["token"]
     for name in TASK_NAMES:
         env.queue.set_task(build_id, name, "success")
     env.clock.now = T0 + 42
@@ -389,7 +395,7 @@ def test_finish_zero_is_success(env: Env) -> None:
 
 def test_finish_nonzero_is_failed_and_pending_tasks_are_skipped(env: Env) -> None:
     build_id = env.queue.queue(env.target(), "x86_64")
-    env.queue.poll("x86_64", 1)
+    _jobs(env.queue.poll("x86_64", 1))
     env.queue.set_task(build_id, "setup", "success")
     env.queue.set_task(build_id, "source", "failed")
     build = env.queue.finish(build_id, 2)
@@ -400,7 +406,7 @@ def test_finish_nonzero_is_failed_and_pending_tasks_are_skipped(env: Env) -> Non
 
 def test_finish_takes_the_agents_times_within_the_claim_window(env: Env) -> None:
     build_id = env.queue.queue(env.target(), "x86_64")
-    env.queue.poll("x86_64", 1)
+    _jobs(env.queue.poll("x86_64", 1))
     env.clock.now = T0 + 100
     build = env.queue.finish(build_id, 0, started_at=T0 + 5, ended_at=T0 + 90)
     assert (build.started_at, build.ended_at) == (T0 + 5, T0 + 90)
@@ -416,7 +422,7 @@ def test_finish_takes_the_agents_times_within_the_claim_window(env: Env) -> None
 ])
 def test_finish_replaces_times_outside_the_claim_window(env: Env, start, end, expected) -> None:
     build_id = env.queue.queue(env.target(), "x86_64")
-    env.queue.poll("x86_64", 1)  # claimed at T0
+    _jobs(env.queue.poll("x86_64", 1))  # claimed at T0
     env.clock.now = T0 + 100
     build = env.queue.finish(build_id, 0, started_at=start, ended_at=end)
     assert (build.started_at, build.ended_at) == expected
@@ -426,7 +432,7 @@ def test_finish_on_a_non_running_build_is_conflict(env: Env) -> None:
     build_id = env.queue.queue(env.target(), "x86_64")
     with pytest.raises(Conflict):
         env.queue.finish(build_id, 0)  # queued
-    env.queue.poll("x86_64", 1)
+    _jobs(env.queue.poll("x86_64", 1))
     env.queue.finish(build_id, 0)
     with pytest.raises(Conflict):
         env.queue.finish(build_id, 1)  # already finished
@@ -439,7 +445,7 @@ def test_set_task_validates_names_and_statuses(env: Env) -> None:
     build_id = env.queue.queue(env.target(), "x86_64")
     with pytest.raises(Conflict):
         env.queue.set_task(build_id, "build", "running")  # not running yet
-    env.queue.poll("x86_64", 1)
+    _jobs(env.queue.poll("x86_64", 1))
     with pytest.raises(BadRequest):
         env.queue.set_task(build_id, "compile", "running")
     with pytest.raises(BadRequest):
@@ -459,7 +465,7 @@ def test_append_log_only_while_running(env: Env) -> None:
     build_id = env.queue.queue(env.target(), "x86_64")
     with pytest.raises(Conflict):
         env.queue.append_log(build_id, reader(b"x"), 1)
-    env.queue.poll("x86_64", 1)
+    _jobs(env.queue.poll("x86_64", 1))
     assert env.queue.append_log(build_id, reader(b"hello "), 6) == 6
     assert env.queue.append_log(build_id, reader(b"world\n"), 6) == 12
     assert env.logs.path(build_id).read_bytes() == b"hello world\n"
@@ -475,7 +481,7 @@ def test_queue_survives_a_restart(env: Env) -> None:
     a, b = env.target(), env.target()
     first = env.queue.queue(a, "x86_64", force=True)
     second = env.queue.queue(b, "x86_64")
-    job = env.queue.poll("x86_64", 1, runner="a1")[0]
+    job = _jobs(env.queue.poll("x86_64", 1, runner="a1"))[0]
     assert job["build_id"] == first
     env.queue.set_task(first, "setup", "success")
     env.clock.now = T0 + 30
@@ -490,7 +496,7 @@ def test_queue_survives_a_restart(env: Env) -> None:
     assert env.queue.token_build(job["token"]).id == first
     # the queued build is still there, and still one at a time for the running target
     assert env.queue.queue(b, "x86_64") == second
-    jobs = env.queue.poll("x86_64", 5)
+    jobs = _jobs(env.queue.poll("x86_64", 5))
     assert [j["build_id"] for j in jobs] == [second]
     # the running build's lease goes on from where it was
     assert env.queue.renew(first).lease_expires == T0 + 30 + LEASE_SECONDS
@@ -500,12 +506,12 @@ def test_queue_survives_a_restart(env: Env) -> None:
 
 def test_lease_expires_across_a_restart(env: Env) -> None:
     build_id = env.queue.queue(env.target(), "x86_64")
-    token = env.queue.poll("x86_64", 1)[0]["token"]
+    token = _jobs(env.queue.poll("x86_64", 1))[0]["token"]
     env.reopen()
     env.clock.now = T0 + LEASE_SECONDS + 1  # the agent died while the server was down
     assert env.queue.reap() == [build_id]
     assert env.queue.token_build(token) is None
-    assert [j["build_id"] for j in env.queue.poll("x86_64", 1)] == [build_id]
+    assert [j["build_id"] for j in _jobs(env.queue.poll("x86_64", 1))] == [build_id]
 
 
 def test_queue_does_not_create_a_build_for_a_target_deleted_meanwhile(env: Env) -> None:
@@ -523,17 +529,17 @@ def test_queue_does_not_create_a_build_for_a_target_deleted_meanwhile(env: Env) 
     with pytest.raises(NotFound):
         env.queue.queue(tid, "x86_64")
     assert env.db.build_counts() == {}
-    assert env.queue.poll("x86_64", 5) == []
+    assert _jobs(env.queue.poll("x86_64", 5)) == []
 
 
 def test_release_hands_a_build_back_without_counting_a_lost_lease(env: Env) -> None:
     build_id = env.queue.queue(env.target(), "x86_64")
-    token = env.queue.poll("x86_64", 1)[0]["token"]
+    token = _jobs(env.queue.poll("x86_64", 1))[0]["token"]
     released = env.queue.release(build_id)
     assert (released.status, released.expiries, released.runner) == ("queued", 0, "")
     assert env.queue.token_build(token) is None
     assert "handed the build back" in env.logs.path(build_id).read_text()
-    assert [j["build_id"] for j in env.queue.poll("x86_64", 1)] == [build_id]
+    assert [j["build_id"] for j in _jobs(env.queue.poll("x86_64", 1))] == [build_id]
     with pytest.raises(Conflict):
         env.queue.release(env.queue.queue(env.target(), "x86_64"))  # queued, not running
 
@@ -541,16 +547,16 @@ def test_release_hands_a_build_back_without_counting_a_lost_lease(env: Env) -> N
 def test_a_build_is_handed_back_at_most_max_releases_times(env: Env) -> None:
     build_id = env.queue.queue(env.target(), "x86_64")
     for n in range(1, MAX_RELEASES + 1):
-        assert [j["build_id"] for j in env.queue.poll("x86_64", 1)] == [build_id]
+        assert [j["build_id"] for j in _jobs(env.queue.poll("x86_64", 1))] == [build_id]
         released = env.queue.release(build_id)
         assert (released.status, released.releases) == ("queued", n)
-    token = env.queue.poll("x86_64", 1)[0]["token"]
+    token = _jobs(env.queue.poll("x86_64", 1))[0]["token"]
     failed = env.queue.release(build_id)
     assert (failed.status, failed.exit_code, failed.releases) == ("failed", -1, MAX_RELEASES)
     assert env.queue.token_build(token) is None
     assert env.logs.path(build_id).read_text().splitlines()[-1] == \
         f"vieter-lite: the build was handed back {MAX_RELEASES} times already; build failed"
-    assert env.queue.poll("x86_64", 1) == []
+    assert _jobs(env.queue.poll("x86_64", 1)) == []
     with pytest.raises(Conflict):
         env.queue.release(build_id)
     env.reopen()  # the count is in sqlite

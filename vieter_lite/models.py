@@ -141,3 +141,12 @@ class Build:
     tasks: tuple[tuple[str, str], ...] = ()
     pkgbase: str = ""       # fixed by the build's first publish
     releases: int = 0       # times an agent handed it back
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A build an agent claimed by polling, with the build token it reports through (the
+    token is handed out once; only its hash is stored)."""
+
+    build: Build
+    token: str

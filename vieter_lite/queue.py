@@ -6,13 +6,14 @@ import hashlib
 import logging
 import secrets
 import time
-from typing import Any, Callable
+from pathlib import Path
+from typing import Callable
 
 from vieter_lite import names
 from vieter_lite.db import Database
-from vieter_lite.errors import BadRequest, Conflict, NotFound
+from vieter_lite.errors import BadRequest, Conflict, Invalid, NotFound
 from vieter_lite.logs import BuildLogs
-from vieter_lite.models import BUILD_STATES, TASK_NAMES, TASK_STATES, Build
+from vieter_lite.models import BUILD_STATES, TASK_NAMES, TASK_STATES, Build, Claim
 
 log = logging.getLogger(__name__)
 
@@ -25,17 +26,6 @@ TIMEOUT_GRACE = 60       # past its timeout (+ grace) a running build is failed 
 
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
-
-
-def job_json(build: Build, token: str | None = None) -> dict[str, Any]:
-    """The seed's BuildConfig fields, plus build_id and the build token (additive)."""
-    job: dict[str, Any] = {"target_id": build.target_id, "kind": build.kind, "url": build.url,
-                           "branch": build.branch, "path": build.path, "repo": build.repo,
-                           "base_image": build.base_image, "force": build.force,
-                           "timeout": build.timeout, "build_id": build.id, "arch": build.arch}
-    if token is not None:
-        job["token"] = token
-    return job
 
 
 class BuildQueue:
@@ -69,7 +59,7 @@ class BuildQueue:
         return build_id
 
     def poll(self, arch: str, limit: int, runner: str = "",
-             only: int | None = None) -> list[dict[str, Any]]:
+             only: int | None = None) -> list[Claim]:
         """Claim up to `limit` due builds of `arch`, each with a lease and a fresh token."""
         if limit <= 0:
             return []
@@ -77,7 +67,7 @@ class BuildQueue:
         tokens = [secrets.token_urlsafe(32) for _ in range(limit)]
         claimed = self.db.claim_builds(arch, limit, runner, self.now(), LEASE_SECONDS,
                                        (hash_token(t) for t in tokens), only)
-        return [job_json(build, token) for build, token in zip(claimed, tokens)]
+        return [Claim(build, token) for build, token in zip(claimed, tokens)]
 
     def list(self, statuses: list[str] | None = None, target: int | None = None,
              limit: int = 0, offset: int = 0) -> list[Build]:
@@ -87,6 +77,43 @@ class BuildQueue:
                 raise BadRequest(f"unknown build status '{status}' (one of "
                                  f"{', '.join(BUILD_STATES)})")
         return self.db.builds(statuses or [], target, limit, offset)
+
+    def add_finished(self, target_id: int, arch: str, started_at: int, ended_at: int,
+                     exit_code: int, read: Callable[[int], bytes], length: int) -> int:
+        """Record a build that ran elsewhere, with its whole log (Vieter's POST /logs)."""
+        target = self.db.target(target_id)
+        if target is None:
+            raise Invalid("target", "unknown", "Unknown target.")
+        tmp = self.logs.receive(read, length)
+        try:
+            build_id = self.db.add_finished_build(target.id, arch, started_at, ended_at,
+                                                  exit_code, self.now(), target.repo)
+            self.logs.adopt(tmp, build_id)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return build_id
+
+    def started(self, build_id: int) -> Build:
+        """A build that has a log: it started (a finished build is a v1 build log)."""
+        build = self.db.build(build_id)
+        if build is None or build.started_at is None:
+            raise NotFound("Build log not found.")
+        return build
+
+    def log_path(self, build_id: int) -> Path:
+        """The log file of a build, also the log so far of one handed back to the queue."""
+        path = self.logs.path(build_id)
+        if self.db.build(build_id) is None or not path.is_file():
+            raise NotFound("Build log not found.")
+        return path
+
+    def delete_log(self, build_id: int) -> None:
+        """Remove a build that ended, with its log (not a running one)."""
+        build = self.started(build_id)
+        if build.status == "running":
+            raise Conflict("The build is still running.")
+        self.logs.remove(build.id)
+        self.db.delete_build(build.id)
 
     def get(self, build_id: int) -> Build:
         build = self.db.build(build_id)

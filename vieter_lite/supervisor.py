@@ -10,34 +10,15 @@ from typing import Callable
 
 from vieter_lite import __version__, preflight
 from vieter_lite.config import ServerConfig
-from vieter_lite.db import Database
-from vieter_lite.logs import BuildLogs
-from vieter_lite.queue import BuildQueue
-from vieter_lite.repo.store import RepoStore
-from vieter_lite.scheduler import Scheduler
-from vieter_lite.web.app import Services, body_refusal, make_app
+from vieter_lite.services import build_services
+from vieter_lite.web.app import make_app
+from vieter_lite.web.auth import body_refusal
 from vieter_lite.web.server import HttpServer
 
 log = logging.getLogger(__name__)
 
 # An api_key shorter than this is guessable by a patient client on the network.
 MIN_API_KEY_LENGTH = 16
-
-
-def build_services(config: ServerConfig) -> Services:
-    """Open the data dir: sqlite, the repo store; finish what a crash left behind."""
-    config.data_dir.mkdir(parents=True, exist_ok=True)
-    db = Database(config.data_dir / "vieter.sqlite")
-    store = RepoStore(db, config.data_dir, config.pkg_dir, config.default_arch,
-                      max_upload_size=config.max_upload_size)
-    store.recover()
-    logs = BuildLogs(config.data_dir / "logs")
-    logs.remove_temp_files()
-    queue = BuildQueue(db, logs, config.base_image, config.default_build_timeout)
-    scheduler = Scheduler(db, queue, logs, config.global_schedule, config.max_log_age,
-                          config.log_removal_schedule)
-    return Services(config=config, db=db, store=store, logs=logs, queue=queue,
-                    scheduler=scheduler)
 
 
 class Supervisor:

@@ -13,10 +13,13 @@ from vieter_lite import __version__
 from vieter_lite.errors import BadRequest, NotFound
 from vieter_lite.repo.store import checked
 from vieter_lite.web import files
-from vieter_lite.web.app import caller, envelope, query_flag, request_body, require_api_key
+from vieter_lite.web.auth import caller
+from vieter_lite.web.http import envelope, query_flag, request_body
 
 if TYPE_CHECKING:
-    from vieter_lite.web.app import Services
+    from vieter_lite.services import Services
+
+REPO = {"api": "repo"}
 
 
 def index_page(version: str, base_url: str, repos: dict[str, dict[str, int]]) -> str:
@@ -41,16 +44,16 @@ def index_page(version: str, base_url: str, repos: dict[str, dict[str, int]]) ->
 
 
 def register(app: bottle.Bottle, services: "Services") -> None:
-    store, config = services.store, services.config
+    store = services.store
 
-    @app.get("/")
+    @app.get("/", scope="public", **REPO)
     def index() -> HTTPResponse:
         """No key needed: what a browser pointed at the server sees."""
         parts = request.urlparts  # the scheme and host the client used
         body = index_page(__version__, f"{parts.scheme}://{parts.netloc}", store.repos())
         return HTTPResponse(body.encode(), headers={"Content-Type": "text/html; charset=utf-8"})
 
-    @app.route("/<repo>/<arch>/<filename>", method=["GET", "HEAD"])
+    @app.route("/<repo>/<arch>/<filename>", method=["GET", "HEAD"], scope="public", **REPO)
     def get_file(repo: str, arch: str, filename: str) -> HTTPResponse:
         if repo.lower() == "api":
             raise NotFound("Not found.")
@@ -68,9 +71,10 @@ def register(app: bottle.Bottle, services: "Services") -> None:
         body = pkg.desc.encode()
         return files.send(body, len(body), pkg.published_at, files.TEXT)
 
-    @app.route("/<repo>/publish", method=["POST", "PUT"])  # curl -T sends PUT
+    # curl -T sends PUT; the api_key, or a build token for this repo
+    @app.route("/<repo>/publish", method=["POST", "PUT"], scope="repos:publish", **REPO)
     def publish(repo: str) -> HTTPResponse:
-        build = caller(services)  # the api_key, or a build token for this repo
+        build = caller().build
         checked(repo)
         store.check_publisher(repo, build)  # before the body is read
         force = query_flag("force")
@@ -85,20 +89,17 @@ def register(app: bottle.Bottle, services: "Services") -> None:
         return envelope({"name": result.name, "version": result.version,
                          "archs": list(result.archs)})
 
-    @app.delete("/<repo>/<arch>/<pkg>")
+    @app.delete("/<repo>/<arch>/<pkg>", scope="repos:delete", **REPO)
     def delete_package(repo: str, arch: str, pkg: str) -> HTTPResponse:
-        require_api_key(config)
         store.remove_package(repo, arch, pkg)
         return envelope(message=f"Package '{pkg}' removed from {repo}/{arch}.")
 
-    @app.delete("/<repo>/<arch>")
+    @app.delete("/<repo>/<arch>", scope="repos:delete", **REPO)
     def delete_arch_repo(repo: str, arch: str) -> HTTPResponse:
-        require_api_key(config)
         store.remove_arch_repo(repo, arch)
         return envelope(message=f"Arch-repo {repo}/{arch} removed.")
 
-    @app.delete("/<repo>")
+    @app.delete("/<repo>", scope="repos:delete", **REPO)
     def delete_repo(repo: str) -> HTTPResponse:
-        require_api_key(config)
         store.remove_repo(repo)
         return envelope(message=f"Repository '{repo}' removed.")

@@ -1,0 +1,43 @@
+"""The server's domain services, built once from the config (by the supervisor or a test).
+Both HTTP APIs work only through these."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from vieter_lite.config import ServerConfig
+from vieter_lite.db import Database
+from vieter_lite.logs import BuildLogs
+from vieter_lite.queue import BuildQueue
+from vieter_lite.repo.store import RepoStore
+from vieter_lite.scheduler import Scheduler
+from vieter_lite.targets import Targets
+
+
+@dataclass
+class Services:
+    """What the routes work with."""
+
+    config: ServerConfig
+    db: Database
+    store: RepoStore
+    logs: BuildLogs
+    queue: BuildQueue
+    scheduler: Scheduler
+    targets: Targets
+
+
+def build_services(config: ServerConfig) -> Services:
+    """Open the data dir: sqlite, the repo store; finish what a crash left behind."""
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(config.data_dir / "vieter.sqlite")
+    store = RepoStore(db, config.data_dir, config.pkg_dir, config.default_arch,
+                      max_upload_size=config.max_upload_size)
+    store.recover()
+    logs = BuildLogs(config.data_dir / "logs")
+    logs.remove_temp_files()
+    queue = BuildQueue(db, logs, config.base_image, config.default_build_timeout)
+    scheduler = Scheduler(db, queue, logs, config.global_schedule, config.max_log_age,
+                          config.log_removal_schedule)
+    return Services(config=config, db=db, store=store, logs=logs, queue=queue,
+                    scheduler=scheduler, targets=Targets(db, scheduler, config.default_arch))

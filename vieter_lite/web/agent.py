@@ -1,0 +1,74 @@
+"""The agent protocol (under /api/v1, as Vieter's agents poll it): claim jobs, then report
+on a build with its build token: lease, log, tasks, hand back, finish."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import bottle
+from bottle import HTTPResponse, request
+
+from vieter_lite.errors import BadRequest, Forbidden
+from vieter_lite.web.auth import caller
+from vieter_lite.web.http import envelope, int_param, path_id, request_body, text_param
+from vieter_lite.web.v1.shapes import build_json, job_json
+
+if TYPE_CHECKING:
+    from vieter_lite.services import Services
+
+V1 = {"api": "v1"}
+
+
+def own_build(build_id: str) -> int:
+    """The api_key, or the token of this very build."""
+    who = caller()
+    number = path_id(build_id)
+    if who.build is not None and who.build.id != number:
+        raise Forbidden("This token belongs to another build.")
+    return number
+
+
+def register(app: bottle.Bottle, services: "Services") -> None:
+    queue = services.queue
+
+    @app.get("/api/v1/jobs/poll", scope="agent", **V1)
+    def poll_jobs() -> HTTPResponse:
+        arch = text_param("arch")
+        if arch is None:
+            raise BadRequest("Missing arch query arg.")
+        limit = int_param("max", missing="Missing max query arg.")
+        runner = text_param("runner") or request.remote_addr or ""
+        claims = queue.poll(arch, limit or 0, runner[:100], only=int_param("build", minimum=1))
+        return envelope([job_json(claim.build, claim.token) for claim in claims])
+
+    @app.get("/api/v1/builds/<build_id>", scope="build", **V1)
+    def get_build(build_id: str) -> HTTPResponse:
+        return envelope(build_json(queue.get(own_build(build_id))))
+
+    @app.post("/api/v1/builds/<build_id>/lease", scope="build", **V1)
+    def renew_lease(build_id: str) -> HTTPResponse:
+        return envelope(build_json(queue.renew(own_build(build_id))))
+
+    @app.post("/api/v1/builds/<build_id>/log", scope="build", **V1)
+    def append_log(build_id: str) -> HTTPResponse:
+        number = own_build(build_id)
+        size = queue.append_log(number, *request_body())
+        return envelope({"size": size})
+
+    @app.route("/api/v1/builds/<build_id>/tasks/<name>", method="PATCH", scope="build", **V1)
+    def set_task(build_id: str, name: str) -> HTTPResponse:
+        number = own_build(build_id)
+        queue.set_task(number, name, text_param("status") or "")
+        return envelope(build_json(queue.get(number)))
+
+    @app.post("/api/v1/builds/<build_id>/release", scope="build", **V1)
+    def release_build(build_id: str) -> HTTPResponse:
+        return envelope(build_json(queue.release(own_build(build_id))))
+
+    @app.post("/api/v1/builds/<build_id>/finish", scope="build", **V1)
+    def finish_build(build_id: str) -> HTTPResponse:
+        number = own_build(build_id)
+        exit_code = int_param("exitCode", missing="Missing exit code.", minimum=None)
+        build = queue.finish(number, exit_code or 0, started_at=int_param("startTime"),
+                             ended_at=int_param("endTime"))
+        return envelope(build_json(build))

@@ -1,0 +1,118 @@
+"""Who is calling, and what a route lets them do. Every route declares a scope
+(`@app.get(path, api="v1", scope="targets:read")`); one plugin resolves the caller from the
+key and checks the scope before the route runs. Bodies are refused from the headers."""
+
+from __future__ import annotations
+
+import hmac
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable
+
+from bottle import request
+
+from vieter_lite.errors import Unauthorized
+from vieter_lite.models import Build
+from vieter_lite.web.http import given_key, normalise_path
+
+if TYPE_CHECKING:
+    import bottle
+
+    from vieter_lite.config import ServerConfig
+    from vieter_lite.services import Services
+
+PUBLIC = "public"
+# "build": the build routes an agent reports through (the api_key, or that build's token)
+SCOPES = (PUBLIC, "build", "builds:read", "builds:write", "targets:read", "targets:write",
+          "repos:read", "repos:publish", "repos:delete", "agent", "admin")
+# what a build token may do, besides nothing
+BUILD_TOKEN_SCOPES = ("build", "repos:publish")
+CALLER = "vieter.caller"
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The api_key's holder (admin), or a running build through its token."""
+
+    admin: bool = False
+    build: Build | None = None
+
+
+def _is_api_key(config: "ServerConfig", key: str) -> bool:
+    return hmac.compare_digest(key.encode(), config.api_key.encode())
+
+
+def resolve(services: "Services", scope: str, key: str) -> Caller:
+    """The caller a key stands for on a route of `scope`; 401 when it has no standing there."""
+    if _is_api_key(services.config, key):
+        return Caller(admin=True)
+    if key and scope in BUILD_TOKEN_SCOPES:
+        build = services.queue.token_build(key)
+        if build is not None:
+            return Caller(build=build)
+    raise Unauthorized("Unauthorized.")
+
+
+def caller() -> Caller:
+    """The caller of the request being served (set by the plugin)."""
+    found = request.environ.get(CALLER)
+    return found if isinstance(found, Caller) else Caller()
+
+
+class AuthPlugin:
+    """Checks each route's declared scope before it runs."""
+
+    name = "auth"
+    api = 2
+
+    def __init__(self, services: "Services"):
+        self.services = services
+
+    def apply(self, callback: Callable[..., Any], route: "bottle.Route") -> Callable[..., Any]:
+        scope = route.config.get("scope", "admin")  # a route that says nothing is admin-only
+        if scope == PUBLIC:
+            return callback
+        services = self.services
+
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            request.environ[CALLER] = resolve(services, scope, given_key())
+            return callback(*args, **kwargs)
+
+        return wrapper
+
+
+def known_key(services: "Services", key: str) -> bool:
+    """Whether a key may send a request body at all: the api_key or a live build token
+    (the route still checks what that key may do)."""
+    if _is_api_key(services.config, key):
+        return True
+    return bool(key) and services.queue.token_build(key) is not None
+
+
+_LOG_CHUNK_ROUTE = re.compile(r"/api/v1/builds/[^/]+/log")
+
+
+def body_limit(config: "ServerConfig", path: str) -> int:
+    """The largest body a route takes: a package or a whole finished log, one log chunk,
+    or a small API body."""
+    path = normalise_path(path)
+    if path.endswith("/publish") or path == "/api/v1/logs":
+        return config.max_upload_size
+    if _LOG_CHUNK_ROUTE.fullmatch(path):
+        return config.max_log_chunk
+    return config.max_api_body
+
+
+def body_refusal(services: "Services", path: str, key: str,
+                 length: int | None) -> tuple[int, str] | None:
+    """Why a request may not send its body, decided from its headers alone (before a byte
+    of it is read): (401, ...) without a known key, (413, ...) over the route's limit,
+    (411, ...) for a chunked body on a route with a small limit; None to read it."""
+    if not known_key(services, key):
+        return 401, "Unauthorized."
+    limit = body_limit(services.config, path)
+    if length is None and limit < services.config.max_upload_size:
+        return 411, "Content-Length is required."
+    if length is not None and length > limit:
+        return 413, f"the body is larger than this route's limit of {limit} bytes"
+    return None

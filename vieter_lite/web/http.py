@@ -1,0 +1,94 @@
+"""Reading a request (key, body, query values) and Vieter's {message, data} envelope: the
+helpers every API's routes share."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Callable
+
+from bottle import HTTPResponse, request
+
+from vieter_lite.errors import BadRequest, LengthRequired
+
+JSON = "application/json"
+_INT = re.compile(r"-?[0-9]{1,18}", re.ASCII)
+
+
+def given_key() -> str:
+    """The key a request carries: X-Api-Key, or Authorization: Bearer."""
+    given = str(request.environ.get("HTTP_X_API_KEY", ""))
+    auth = str(request.environ.get("HTTP_AUTHORIZATION", ""))
+    if not given and auth[:7].lower() == "bearer ":
+        given = auth[7:].strip()
+    return given
+
+
+def envelope(data: Any = "", message: str = "", status: int = 200) -> HTTPResponse:
+    """Vieter's {"message", "data"} JSON body (/api/v1 and the repository routes)."""
+    body = json.dumps({"message": message, "data": data}, separators=(",", ":"))
+    return HTTPResponse(body=body, status=status, headers={"Content-Type": JSON})
+
+
+def request_body() -> tuple[Callable[[int], bytes], int]:
+    """(read, length) of the request body; 411 when it has no length."""
+    if "CONTENT_LENGTH" not in request.environ or request.content_length < 0:
+        raise LengthRequired("Content-Length is required.")
+    return request.environ["wsgi.input"].read, int(request.content_length)
+
+
+def query_flag(name: str) -> bool:
+    """?name, ?name=true -> True; absent, ?name=false -> False; anything else -> 400."""
+    if name not in request.query:
+        return False
+    value = request.query.getunicode(name, default="") or ""
+    if value.lower() in ("", "true", "1"):
+        return True
+    if value.lower() in ("false", "0"):
+        return False
+    raise BadRequest(f"invalid value for '{name}': expected true or false")
+
+
+def text_param(name: str) -> str | None:
+    """A query value as text; 400 for bytes that are not UTF-8 or hold a NUL (a value a
+    target would store and hand to a build's shell and git)."""
+    if name not in request.query:
+        return None
+    value = request.query.getunicode(name)
+    if value is None:
+        raise BadRequest(f"invalid value for '{name}': not UTF-8")
+    if "\0" in value:
+        raise BadRequest(f"invalid value for '{name}': contains a NUL character")
+    return str(value)
+
+
+def int_param(name: str, default: int | None = None, minimum: int | None = 0,
+              missing: str | None = None) -> int | None:
+    """An integer query value; 400 for anything that is not one (Vieter read garbage as 0)."""
+    raw = text_param(name)
+    if raw is None or raw == "":
+        if missing is not None:
+            raise BadRequest(missing)
+        return default
+    if not _INT.fullmatch(raw.strip()):
+        raise BadRequest(f"invalid value for '{name}': expected an integer")
+    value = int(raw)
+    if minimum is not None and value < minimum:
+        raise BadRequest(f"invalid value for '{name}': must be at least {minimum}")
+    return value
+
+
+def path_id(value: str) -> int:
+    """A numeric id from the path; 400 for anything else."""
+    if not value.isascii() or not value.isdecimal() or len(value) > 18:
+        raise BadRequest(f"invalid id '{value}'")
+    return int(value)
+
+
+_SLASHES = re.compile("/{2,}")
+
+
+def normalise_path(path: str) -> str:
+    """'//a///b/' is '/a/b', as in Vieter (pacman URLs may carry '//')."""
+    path = _SLASHES.sub("/", path)
+    return path.rstrip("/") if len(path) > 1 else path
