@@ -1,0 +1,90 @@
+"""Every route declares its API and its scope, and answers a caller without a key (and a
+wrong method) in its own API's error envelope."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+import webtest
+
+from vieter_lite.web.app import RENDERERS, build_app
+from vieter_lite.web.auth import PUBLIC, SCOPES
+
+PARAM = re.compile(r"<([a-z_]+)[^>]*>")
+SAMPLE = {"target_id": "1", "build_id": "1", "repo": "bur", "arch": "x86_64", "name": "build",
+          "filename": "foo-1.0-1-x86_64.pkg.tar.zst", "pkg": "foo"}
+ENVELOPES = {"v1": lambda body, status: set(body) == {"message", "data"},
+             "repo": lambda body, status: set(body) == {"message", "data"}}
+
+
+@pytest.fixture(scope="module")
+def routes(tmp_path_factory):
+    from conftest import make_config
+
+    from vieter_lite.services import build_services
+
+    services = build_services(make_config(tmp_path_factory.mktemp("routes")))
+    app = build_app(services)
+    yield app, [(r.method, r.rule, dict(r.config)) for r in app.routes]
+    services.db.close()
+
+
+def _all_routes():
+    """(method, rule) of every route, read from a fresh app (for parametrising)."""
+    import tempfile
+    from pathlib import Path
+
+    from conftest import make_config
+
+    from vieter_lite.services import build_services
+
+    with tempfile.TemporaryDirectory() as tmp:
+        services = build_services(make_config(Path(tmp)))
+        try:
+            return [(r.method, r.rule) for r in build_app(services).routes]
+        finally:
+            services.db.close()
+
+
+ROUTES = _all_routes()
+
+
+def test_there_are_routes_to_check():
+    assert ("GET", "/api/v1/targets") in ROUTES and ("POST", "/<repo>/publish") in ROUTES
+
+
+@pytest.mark.parametrize("method, rule", ROUTES)
+def test_every_route_declares_an_api_and_a_known_scope(routes, method, rule):
+    _, table = routes
+    config = next(c for m, r, c in table if (m, r) == (method, rule))
+    assert config.get("scope") in SCOPES, f"{method} {rule} declares no known scope"
+    assert config.get("api") in RENDERERS, f"{method} {rule} declares no known api"
+
+
+def _path(rule: str) -> str:
+    return PARAM.sub(lambda m: SAMPLE[m.group(1)], rule)
+
+
+@pytest.mark.parametrize("method, rule", ROUTES)
+def test_a_caller_without_a_key_gets_401_in_the_routes_envelope(routes, method, rule):
+    app, table = routes
+    config = next(c for m, r, c in table if (m, r) == (method, rule))
+    if config["scope"] == PUBLIC:
+        pytest.skip("a public route")
+    client = webtest.TestApp(app)
+    resp = client.request(_path(rule), method=method, expect_errors=True,
+                          headers={"X-Api-Key": "not-the-key"})
+    assert resp.status_int == 401, (method, rule, resp.text)
+    body = json.loads(resp.text)
+    assert ENVELOPES[config["api"]](body, 401), body
+
+
+@pytest.mark.parametrize("method, rule", [r for r in ROUTES if r[0] == "DELETE"])
+def test_a_method_no_route_takes_is_a_405_in_the_envelope(routes, method, rule):
+    app, _ = routes
+    client = webtest.TestApp(app)
+    resp = client.request(_path(rule), method="PUT", expect_errors=True)
+    assert resp.status_int == 405, resp.text
+    assert set(json.loads(resp.text)) == {"message", "data"}
