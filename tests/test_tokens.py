@@ -284,7 +284,7 @@ def test_parse_time_refuses_anything_else(text):
 READER = Principal("r", "alice", frozenset({"builds:read"}))
 WRITER = Principal("w", "alice", frozenset({"builds:write", "targets:write"}))
 AGENT = Principal("a", "pi", frozenset({"agent"}), archs=("aarch64",))
-ADMIN_TOKEN = Principal("t", "root", frozenset({"admin"}), is_admin=True)
+ADMIN_TOKEN = Principal("t", "root", frozenset({"admin"}))
 
 
 @pytest.mark.parametrize("who, scope, allowed", [
@@ -303,7 +303,8 @@ ADMIN_TOKEN = Principal("t", "root", frozenset({"admin"}), is_admin=True)
     (ADMIN, "admin", True),
     (ADMIN, "repos:delete", True),
     (ADMIN, "no:such-scope", True),      # admin allows everything
-    (ADMIN_TOKEN, "agent", True),
+    (ADMIN_TOKEN, "agent", True),        # the admin scope is the admin
+    (ADMIN_TOKEN, "no:such-scope", True),
 ])
 def test_principal_allows(who, scope, allowed):
     assert who.allows(scope) is allowed
@@ -317,7 +318,7 @@ def test_principal_allows(who, scope, allowed):
     (AGENT, "bur", "aarch64", (True, True)),
     (AGENT, "bur", "x86_64", (True, False)),
     (ADMIN, "any-repo", "any-arch", (True, True)),
-    (Principal("p", "u", frozenset({"admin"}), repos=("bur",), archs=("x",), is_admin=True),
+    (Principal("p", "u", frozenset({"admin"}), repos=("bur",), archs=("x",)),
      "other", "y", (True, True)),
 ])
 def test_principal_repos_and_archs(who, repo, arch, allowed):

@@ -8,8 +8,9 @@ import hmac
 import re
 import secrets
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any
 
 from vieter_lite import names
 from vieter_lite.errors import Conflict, Invalid, NotFound
@@ -89,6 +90,10 @@ class Principal:
     archs: tuple[str, ...] = ()
     is_admin: bool = False
     token_id: int | None = None
+
+    def __post_init__(self) -> None:
+        if "admin" in self.scopes:  # the admin scope is the admin, however it was built
+            object.__setattr__(self, "is_admin", True)
 
     def allows(self, scope: str) -> bool:
         """Whether the caller holds `scope`, itself or through a scope implying it."""
@@ -194,8 +199,7 @@ def validate(spec: TokenSpec, now: int) -> TokenSpec:
 
 def principal(token: Token) -> Principal:
     return Principal(name=token.name, user=token.user, scopes=frozenset(token.scopes),
-                     repos=token.repos, archs=token.archs, is_admin="admin" in token.scopes,
-                     token_id=token.id)
+                     repos=token.repos, archs=token.archs, token_id=token.id)
 
 
 # -- the service -------------------------------------------------------------------------
@@ -203,7 +207,7 @@ def principal(token: Token) -> Principal:
 class Tokens:
     """Named tokens over the database, and the configured api_key as the admin."""
 
-    def __init__(self, db: "TokenQueries", api_key: str = ""):
+    def __init__(self, db: TokenQueries, api_key: str = ""):
         self.db = db
         self._api_key = api_key
 
