@@ -54,6 +54,12 @@ def _query(params: Params | None) -> str:
     return "?" + urllib.parse.urlencode(pairs) if pairs else ""
 
 
+def v2_error_detail(errors: list[Any]) -> str:
+    """The details of an /api/v2 {"errors": [{code, title, detail}]} body, '; '-joined."""
+    return "; ".join(str(e.get("detail") or e.get("title") or "") for e in errors
+                     if isinstance(e, dict))
+
+
 def _segment(value: Any) -> str:
     return urllib.parse.quote(str(value), safe="")
 
@@ -119,6 +125,8 @@ class Client:
             decoded = json.loads(body)
             if isinstance(decoded, dict) and isinstance(decoded.get("message"), str):
                 message = decoded["message"]
+            elif isinstance(decoded, dict) and isinstance(decoded.get("errors"), list):
+                message = v2_error_detail(decoded["errors"])
         except ValueError:
             message = body.decode("utf-8", "replace").strip() if len(body) < 200 else ""
         message = " ".join(message.split())  # one line, whatever the server sent
@@ -303,3 +311,51 @@ class Client:
             raise ValueError("a package is removed from one arch-repo: give its arch")
         path = "/" + "/".join(_segment(p) for p in (repo, arch, package) if p is not None)
         return self._message(self.request("DELETE", path)[2])
+
+    # -- /api/v2 ----------------------------------------------------------------------
+
+    def call_v2(self, method: str, path: str, params: Params | None = None,
+                body: Any = None) -> Any:
+        """An /api/v2 route: `body` sent as JSON (when not None); the decoded answer, or
+        None for an empty one (204)."""
+        data = None if body is None else json.dumps(body).encode()
+        headers = None if data is None else {"Content-Type": "application/json"}
+        _, _, raw = self.request(method, path, params, data, headers=headers)
+        if not raw:
+            return None
+        try:
+            return json.loads(raw)
+        except ValueError:
+            raise ClientError(f"{self.address} did not answer with JSON: is it a "
+                              "vieter-lite server?") from None
+
+    def list_v2(self, path: str, params: Params | None = None,
+                per_page: int = 5000) -> list[dict[str, Any]]:
+        """Every resource of a Cloud Foundry style list, page after page."""
+        found: list[dict[str, Any]] = []
+        page = 1
+        while True:
+            answer = self.call_v2("GET", path, {**(params or {}), "page": page,
+                                                "per_page": per_page})
+            try:
+                found += answer["resources"]
+                pages = int(answer["pagination"]["total_pages"])
+            except (TypeError, KeyError, ValueError):
+                raise ClientError(f"{self.address} answered {path} without "
+                                  "'resources' and 'pagination'") from None
+            if page >= pages:
+                return found
+            page += 1
+
+    # -- tokens -----------------------------------------------------------------------
+
+    def add_token(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """Create a named token ({name, user, scopes, repos, archs, expires_at}); the
+        token with its `secret`, which the server shows only this once."""
+        return self.call_v2("POST", "/api/v2/tokens", body=dict(body))
+
+    def list_tokens(self) -> list[dict[str, Any]]:
+        return self.list_v2("/api/v2/tokens")
+
+    def remove_token(self, token_id: int) -> None:
+        self.call_v2("DELETE", f"/api/v2/tokens/{_segment(token_id)}")

@@ -1,17 +1,17 @@
-"""The client commands (targets, builds, logs, repos, aur): they talk to a server over HTTP only."""
+"""The client commands (targets, builds, logs, repos, aur, tokens): HTTP to a server only."""
 
 from __future__ import annotations
 
 import argparse
 
-from vieter_lite.commands import builds, logs, repos, targets
+from vieter_lite.commands import builds, logs, repos, targets, tokens
 from vieter_lite.commands.common import add_client_flags, client_flags
 
 
 def register(commands: argparse._SubParsersAction,
              program: argparse.ArgumentParser | None = None) -> None:
-    """Add targets, builds, logs, repos and aur to the program's subcommands (and their options,
-    but -f which it has already, to the program itself)."""
+    """Add targets, builds, logs, repos, aur and tokens to the program's subcommands (and
+    their options, but -f which it has already, to the program itself)."""
     if program is not None:
         add_client_flags(program, config_file=False)
     flags = client_flags()
@@ -19,3 +19,4 @@ def register(commands: argparse._SubParsersAction,
     builds.register(commands, flags)
     logs.register(commands, flags)
     repos.register(commands, flags)
+    tokens.register(commands, flags)

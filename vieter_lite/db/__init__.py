@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from vieter_lite.db.builds import BuildQueries
 from vieter_lite.db.repos import BUCKETS, ArchiveSnapshot, RepoQueries, bucket_of
+from vieter_lite.db.tokens import TokenQueries
 
 
-class Database(RepoQueries, BuildQueries):
+class Database(RepoQueries, BuildQueries, TokenQueries):
     """All of vieter_lite's SQL. Methods are atomic; `transaction()` groups several."""
 
 

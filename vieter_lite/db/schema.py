@@ -102,4 +102,23 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE builds ADD COLUMN pkgbase TEXT NOT NULL DEFAULT '';
     ALTER TABLE builds ADD COLUMN releases INTEGER NOT NULL DEFAULT 0;
     """,
+    # 4: named API tokens. Only the sha256 hex of a secret is kept. Scopes, repos and archs
+    # are space-separated names (empty repos/archs: all). A revoked token keeps its row
+    # (revoked_at set) and frees its name for a new token.
+    """
+    CREATE TABLE tokens (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        name TEXT NOT NULL,
+        user TEXT NOT NULL,
+        scopes TEXT NOT NULL,
+        repos TEXT NOT NULL DEFAULT '',
+        archs TEXT NOT NULL DEFAULT '',
+        secret_hash TEXT NOT NULL UNIQUE,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER,
+        last_used_at INTEGER,
+        revoked_at INTEGER
+    );
+    CREATE UNIQUE INDEX tokens_by_name ON tokens (name) WHERE revoked_at IS NULL;
+    """,
 )
