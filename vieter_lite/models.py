@@ -150,3 +150,35 @@ class Claim:
 
     build: Build
     token: str
+
+
+@dataclass(frozen=True)
+class TokenSpec:
+    """A token to create. `user` empty: the token's name. `repos`/`archs` empty: all.
+    `expires_at`: Unix seconds or None (never); `parse_time` reads the API's RFC 3339."""
+
+    name: str
+    scopes: tuple[str, ...]
+    user: str = ""
+    repos: tuple[str, ...] = ()
+    archs: tuple[str, ...] = ()
+    expires_at: int | None = None
+
+
+@dataclass(frozen=True)
+class Token:
+    """A stored token, without its secret. Times are Unix seconds."""
+
+    id: int
+    name: str
+    user: str
+    scopes: tuple[str, ...]
+    repos: tuple[str, ...]
+    archs: tuple[str, ...]
+    created_at: int
+    expires_at: int | None
+    last_used_at: int | None
+    revoked_at: int | None = None
+
+    def active(self, now: int) -> bool:
+        return self.revoked_at is None and (self.expires_at is None or now < self.expires_at)

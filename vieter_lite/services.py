@@ -12,6 +12,7 @@ from vieter_lite.queue import BuildQueue
 from vieter_lite.repo.store import RepoStore
 from vieter_lite.scheduler import Scheduler
 from vieter_lite.targets import Targets
+from vieter_lite.tokens import Tokens
 
 
 @dataclass
@@ -25,6 +26,7 @@ class Services:
     queue: BuildQueue
     scheduler: Scheduler
     targets: Targets
+    tokens: Tokens
 
 
 def build_services(config: ServerConfig) -> Services:
@@ -40,4 +42,5 @@ def build_services(config: ServerConfig) -> Services:
     scheduler = Scheduler(db, queue, logs, config.global_schedule, config.max_log_age,
                           config.log_removal_schedule)
     return Services(config=config, db=db, store=store, logs=logs, queue=queue,
-                    scheduler=scheduler, targets=Targets(db, scheduler, config.default_arch))
+                    scheduler=scheduler, targets=Targets(db, scheduler, config.default_arch),
+                    tokens=Tokens(db, config.api_key))

@@ -91,13 +91,14 @@ class Supervisor:
             log.warning("api_key is shorter than %d characters: anyone who guesses it may "
                         "publish and delete packages (e.g. VIETER_API_KEY=$(openssl rand -hex "
                         "16))", MIN_API_KEY_LENGTH)
-        self._spawn("http", self.http.run)
-        self._spawn("scheduler", lambda: self.services.scheduler.run(self.stop_event))
         repos = self.services.store.repos()
         log.info("vieter-lite %s serving on http://%s:%d, data in %s, repos: %s", __version__,
                  self.http.host, self.http.port, self.config.data_dir,
                  ", ".join(f"{name} ({', '.join(sorted(archs))})"
                            for name, archs in sorted(repos.items())) or "none yet")
+        # the address is bound already: the line is true before the first request
+        self._spawn("http", self.http.run)
+        self._spawn("scheduler", lambda: self.services.scheduler.run(self.stop_event))
         while not self.signalled and not self.stop_event.wait(0.2):
             pass
         self.stop_event.set()

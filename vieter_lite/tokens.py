@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from vieter_lite import names
 from vieter_lite.errors import Conflict, Invalid, NotFound
+from vieter_lite.models import Token, TokenSpec
 
 if TYPE_CHECKING:
     from vieter_lite.db.tokens import TokenQueries
@@ -24,6 +25,7 @@ SCOPES: dict[str, str] = {
     "builds:write": "submit, start, cancel and delete builds (and read them)",
     "targets:read": "see targets",
     "targets:write": "add, edit and remove targets (and read them)",
+    "repos:read": "list repos and their packages (the pacman files themselves are public)",
     "repos:publish": "publish packages to its repos",
     "repos:delete": "remove packages and repos",
     "agent": "poll builds for its archs and report them",
@@ -33,6 +35,8 @@ SCOPES: dict[str, str] = {
 IMPLIES: dict[str, frozenset[str]] = {
     "builds:write": frozenset({"builds:read"}),
     "targets:write": frozenset({"targets:read"}),
+    "repos:publish": frozenset({"repos:read"}),
+    "repos:delete": frozenset({"repos:read"}),
 }
 
 PREFIX = "vl_"           # every token secret starts with it (easy to spot in a leaked file)
@@ -45,38 +49,6 @@ ADMIN_NAME = "api_key"   # the Principal of the configured api_key
 _NAME = re.compile(r"[A-Za-z0-9._-]{1,64}", re.ASCII)
 _USER = re.compile(r"[A-Za-z0-9._@-]{1,64}", re.ASCII)
 _RFC3339 = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z", re.ASCII)
-
-
-@dataclass(frozen=True)
-class TokenSpec:
-    """A token to create. `user` empty: the token's name. `repos`/`archs` empty: all.
-    `expires_at`: Unix seconds or None (never); `parse_time` reads the API's RFC 3339."""
-
-    name: str
-    scopes: tuple[str, ...]
-    user: str = ""
-    repos: tuple[str, ...] = ()
-    archs: tuple[str, ...] = ()
-    expires_at: int | None = None
-
-
-@dataclass(frozen=True)
-class Token:
-    """A stored token, without its secret. Times are Unix seconds."""
-
-    id: int
-    name: str
-    user: str
-    scopes: tuple[str, ...]
-    repos: tuple[str, ...]
-    archs: tuple[str, ...]
-    created_at: int
-    expires_at: int | None
-    last_used_at: int | None
-    revoked_at: int | None = None
-
-    def active(self, now: int) -> bool:
-        return self.revoked_at is None and (self.expires_at is None or now < self.expires_at)
 
 
 @dataclass(frozen=True)

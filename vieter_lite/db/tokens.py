@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 
 from vieter_lite.db.base import Base
-from vieter_lite.tokens import Token, TokenSpec
+from vieter_lite.models import Token, TokenSpec
 
 _COLUMNS = ("id, name, user, scopes, repos, archs, created_at, expires_at, last_used_at, "
             "revoked_at")

@@ -37,6 +37,9 @@ def register(app: bottle.Bottle, services: "Services") -> None:
         if arch is None:
             raise BadRequest("Missing arch query arg.")
         limit = int_param("max", missing="Missing max query arg.")
+        who = caller()
+        if who.principal is not None and not who.principal.may_use_arch(arch):
+            raise Forbidden(f"this token may not take builds for '{arch}'")
         runner = text_param("runner") or request.remote_addr or ""
         claims = queue.poll(arch, limit or 0, runner[:100], only=int_param("build", minimum=1))
         return envelope([job_json(claim.build, claim.token) for claim in claims])

@@ -4,15 +4,17 @@ key and checks the scope before the route runs. Bodies are refused from the head
 
 from __future__ import annotations
 
-import hmac
 import re
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
 from bottle import request
 
-from vieter_lite.errors import Unauthorized
+from vieter_lite.errors import Forbidden, Unauthorized
 from vieter_lite.models import Build
+from vieter_lite.tokens import SCOPES as TOKEN_SCOPES
+from vieter_lite.tokens import Principal
 from vieter_lite.web.http import given_key, normalise_path
 
 if TYPE_CHECKING:
@@ -23,8 +25,7 @@ if TYPE_CHECKING:
 
 PUBLIC = "public"
 # "build": the build routes an agent reports through (the api_key, or that build's token)
-SCOPES = (PUBLIC, "build", "builds:read", "builds:write", "targets:read", "targets:write",
-          "repos:read", "repos:publish", "repos:delete", "agent", "admin")
+SCOPES = (PUBLIC, "build", *TOKEN_SCOPES)
 # what a build token may do, besides nothing
 BUILD_TOKEN_SCOPES = ("build", "repos:publish")
 CALLER = "vieter.caller"
@@ -32,21 +33,30 @@ CALLER = "vieter.caller"
 
 @dataclass(frozen=True)
 class Caller:
-    """The api_key's holder (admin), or a running build through its token."""
+    """Who calls: a principal (the api_key's holder, or a named token with its scopes,
+    repos and archs), or a running build through its build token."""
 
-    admin: bool = False
+    principal: Principal | None = None
     build: Build | None = None
 
-
-def _is_api_key(config: "ServerConfig", key: str) -> bool:
-    return hmac.compare_digest(key.encode(), config.api_key.encode())
+    @property
+    def admin(self) -> bool:
+        return self.principal is not None and self.principal.allows("admin")
 
 
 def resolve(services: "Services", scope: str, key: str) -> Caller:
-    """The caller a key stands for on a route of `scope`; 401 when it has no standing there."""
-    if _is_api_key(services.config, key):
-        return Caller(admin=True)
-    if key and scope in BUILD_TOKEN_SCOPES:
+    """The caller a key stands for on a route of `scope`: 401 for no or an unknown key (or a
+    build token off its routes), 403 for a token without the route's scope."""
+    if not key:
+        raise Unauthorized("Unauthorized.")
+    principal = services.tokens.resolve(key, int(time.time()))
+    if principal is not None:
+        if scope == "build" and not principal.allows("admin"):
+            raise Forbidden("Forbidden: only the build's own token or an admin reports on it.")
+        if not principal.allows(scope) and scope != "build":
+            raise Forbidden(f"Forbidden: this token lacks the scope '{scope}'.")
+        return Caller(principal=principal)
+    if scope in BUILD_TOKEN_SCOPES:
         build = services.queue.token_build(key)
         if build is not None:
             return Caller(build=build)
@@ -84,9 +94,10 @@ class AuthPlugin:
 def known_key(services: "Services", key: str) -> bool:
     """Whether a key may send a request body at all: the api_key or a live build token
     (the route still checks what that key may do)."""
-    if _is_api_key(services.config, key):
-        return True
-    return bool(key) and services.queue.token_build(key) is not None
+    if not key:
+        return False
+    return services.tokens.resolve(key, int(time.time())) is not None \
+        or services.queue.token_build(key) is not None
 
 
 _LOG_CHUNK_ROUTE = re.compile(r"/api/v1/builds/[^/]+/log")

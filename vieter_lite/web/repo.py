@@ -10,7 +10,7 @@ import bottle
 from bottle import HTTPResponse, request
 
 from vieter_lite import __version__
-from vieter_lite.errors import BadRequest, NotFound
+from vieter_lite.errors import BadRequest, Forbidden, NotFound
 from vieter_lite.repo.store import checked
 from vieter_lite.web import files
 from vieter_lite.web.auth import caller
@@ -74,7 +74,10 @@ def register(app: bottle.Bottle, services: "Services") -> None:
     # curl -T sends PUT; the api_key, or a build token for this repo
     @app.route("/<repo>/publish", method=["POST", "PUT"], scope="repos:publish", **REPO)
     def publish(repo: str) -> HTTPResponse:
-        build = caller().build
+        who = caller()
+        if who.principal is not None and not who.principal.may_use_repo(repo):
+            raise Forbidden(f"this token may not publish to '{repo}'")
+        build = who.build
         checked(repo)
         store.check_publisher(repo, build)  # before the body is read
         force = query_flag("force")
