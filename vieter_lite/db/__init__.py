@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from vieter_lite.db.builds import BuildQueries
+from vieter_lite.db.lists import ListQueries
 from vieter_lite.db.repos import BUCKETS, ArchiveSnapshot, RepoQueries, bucket_of
 
 
-class Database(RepoQueries, BuildQueries):
+class Database(RepoQueries, ListQueries, BuildQueries):
     """All of vieter_lite's SQL. Methods are atomic; `transaction()` groups several."""
 
 
