@@ -263,6 +263,12 @@ def test_unknown_parameter_lists_the_valid_ones():
         "'label_selector', 'states', 'target_ids', 'archs', 'repos', 'tags', 'runners'")
 
 
+def test_error_messages_shorten_long_values():
+    error = bad([("page", "x" * 10_000)])
+    assert len(error.message) < 200 and "x" * 77 + "..." in error.message
+    assert len(bad([("y" * 5000, "1")]).message) < 400
+
+
 def test_every_unknown_parameter_is_named_once():
     error = bad([("page", "1"), ("limit", "5"), ("offset", "2"), ("limit", "6")])
     assert error.message.startswith("Unknown query parameter(s): 'limit', 'offset'. ")
@@ -279,7 +285,8 @@ def test_parameters_outside_the_spec_are_unknown(name):
 
 def test_targets_take_their_own_parameters():
     query = parse([("repos", "bur"), ("archs", "x86_64"), ("label_selector", "env")], TARGETS)
-    assert query.values("repos") == ("bur",) and query.labels == (LabelRequirement("env", "exists"),)
+    assert query.values("repos") == ("bur",)
+    assert query.labels == (LabelRequirement("env", "exists"),)
     assert bad([("created_ats", T1)], TARGETS).message.endswith(
         "Valid parameters are: 'page', 'per_page', 'order_by', 'label_selector', 'repos', 'archs'")
 

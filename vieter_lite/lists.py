@@ -127,6 +127,11 @@ def _bad(parameter: str, message: str) -> BadQueryParameter:
     return BadQueryParameter(parameter, message)
 
 
+def _shown(text: str) -> str:
+    """A client's value as an error message repeats it: at most 80 characters."""
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def _quoted(names: Iterable[str]) -> str:
     return ", ".join(f"'{n}'" for n in names)
 
@@ -135,12 +140,13 @@ def parse_timestamp(parameter: str, text: str) -> int:
     """`YYYY-MM-DDThh:mm:ssZ` (UTC, whole seconds, a real date) -> unix seconds."""
     match = _TIMESTAMP.fullmatch(text)
     if match is None:
-        raise _bad(parameter, f"{parameter}: '{text}' is not a timestamp; timestamps are "
-                              f"formatted as '{TIMESTAMP_FORMAT}' (UTC)")
+        raise _bad(parameter, f"{parameter}: '{_shown(text)}' is not a timestamp; timestamps "
+                              f"are formatted as '{TIMESTAMP_FORMAT}' (UTC)")
     try:
         moment = datetime(*(int(g) for g in match.groups()), tzinfo=timezone.utc)
     except ValueError:
-        raise _bad(parameter, f"{parameter}: '{text}' is not a valid date and time") from None
+        raise _bad(parameter, f"{parameter}: '{_shown(text)}' is not a valid date and "
+                              f"time") from None
     return calendar.timegm(moment.timetuple())
 
 
@@ -148,7 +154,7 @@ def _integer(parameter: str, text: str, lowest: int, highest: int | None) -> int
     value = int(text) if _INTEGER.fullmatch(text) else None
     if value is None or value < lowest or (highest is not None and value > highest):
         bounds = f"from {lowest} to {highest}" if highest is not None else f">= {lowest}"
-        raise _bad(parameter, f"{parameter} must be an integer {bounds}, not '{text}'")
+        raise _bad(parameter, f"{parameter} must be an integer {bounds}, not '{_shown(text)}'")
     return value
 
 
@@ -159,7 +165,7 @@ def _order(text: str, spec: ListSpec) -> tuple[str, bool]:
     if name not in spec.order_fields:
         raise _bad("order_by", f"order_by can only be: {_quoted(spec.order_fields)} "
                                f"(prefixed with '-' for descending, '+' or nothing for "
-                               f"ascending), not '{text}'")
+                               f"ascending), not '{_shown(text)}'")
     return name, descending
 
 
@@ -174,7 +180,7 @@ def _time_condition(name: str, value: str) -> TimeCondition:
             raise _bad(name, f"{name}: unknown operator '{op}' (one of {_quoted(TIME_OPS)}; "
                              f"equality is {field}s=T1,T2)")
         if "," in value:
-            raise _bad(name, f"{name} takes one timestamp, not a list: '{value}'")
+            raise _bad(name, f"{name} takes one timestamp, not a list: '{_shown(value)}'")
         values = (parse_timestamp(name, value),)
     return TimeCondition(field, op, values)
 
@@ -183,12 +189,12 @@ def _filter_values(rule: Filter, text: str) -> tuple[str, ...]:
     values = tuple(text.split(","))
     for value in values:
         if value == "":
-            raise _bad(rule.name, f"{rule.name}: empty value in '{text}'")
+            raise _bad(rule.name, f"{rule.name}: empty value in '{_shown(text)}'")
         if rule.choices and value not in rule.choices:
-            raise _bad(rule.name, f"{rule.name}: '{value}' is not one of "
+            raise _bad(rule.name, f"{rule.name}: '{_shown(value)}' is not one of "
                                   f"{_quoted(rule.choices)}")
         if rule.integer and not _INTEGER.fullmatch(value):
-            raise _bad(rule.name, f"{rule.name}: '{value}' is not an id")
+            raise _bad(rule.name, f"{rule.name}: '{_shown(value)}' is not an id")
     if rule.integer:
         values = tuple(str(int(v)) for v in values)
     return values
@@ -255,10 +261,10 @@ def _requirement(text: str) -> LabelRequirement:
     else:
         key, op, values = text, "exists", ()
     if not is_label_key(key):
-        raise ValueError(f"'{key}' is not a label key")
+        raise ValueError(f"'{_shown(key)}' is not a label key")
     for value in values:
         if not is_label_value(value):
-            raise ValueError(f"'{value}' is not a label value")
+            raise ValueError(f"'{_shown(value)}' is not a label value")
     return LabelRequirement(key, op, values)
 
 
@@ -267,7 +273,7 @@ def parse_label_selector(text: str) -> tuple[LabelRequirement, ...]:
     try:
         requirements = tuple(_requirement(r) for r in _split_requirements(text))
     except ValueError as error:
-        raise _bad("label_selector", f"label_selector: invalid value '{text}': {error}; "
+        raise _bad("label_selector", f"label_selector: invalid value '{_shown(text)}': {error}; "
                                      f"requirements are k=v, k==v, k!=v, k in (a,b), "
                                      f"k notin (a,b), k and !k, separated by commas") from None
     if len(requirements) > MAX_LABEL_REQUIREMENTS:
@@ -294,7 +300,8 @@ def parse(params: Iterable[tuple[str, str]], spec: ListSpec) -> ListQuery:
     pairs = list(params)
     unknown = [name for name, _ in pairs if not _known(name, spec)]
     if unknown:
-        raise _bad(unknown[0], f"Unknown query parameter(s): {_quoted(dict.fromkeys(unknown))}. "
+        names = _quoted(dict.fromkeys(map(_shown, unknown)))
+        raise _bad(unknown[0], f"Unknown query parameter(s): {names}. "
                                f"Valid parameters are: {_quoted(spec.parameters())}")
     given: dict[str, str] = {}
     for name, value in pairs:

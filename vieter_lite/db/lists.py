@@ -21,7 +21,7 @@ MAX_OFFSET = 2 ** 63 - 1
 # (agent/daemon.py TIMEOUT_EXIT); builds have no 'timeout' status of their own yet.
 TIMEOUT_EXIT = 124
 # A build's updated_at: no column of its own; its latest lifecycle time. The same text as
-# the expression index builds_by_update (schema.py, migration 4), so that the index is used.
+# the expression index builds_by_update (schema.py), so that sqlite uses the index.
 BUILD_UPDATED_AT = "COALESCE(ended_at, started_at, created_at)"
 
 
