@@ -143,7 +143,8 @@ def parse_timestamp(parameter: str, text: str) -> int:
         raise _bad(parameter, f"{parameter}: '{_shown(text)}' is not a timestamp; timestamps "
                               f"are formatted as '{TIMESTAMP_FORMAT}' (UTC)")
     try:
-        moment = datetime(*(int(g) for g in match.groups()), tzinfo=timezone.utc)
+        year, month, day, hour, minute, second = (int(g) for g in match.groups())
+        moment = datetime(year, month, day, hour, minute, second, tzinfo=timezone.utc)
     except ValueError:
         raise _bad(parameter, f"{parameter}: '{_shown(text)}' is not a valid date and "
                               f"time") from None
@@ -243,6 +244,7 @@ def _requirement(text: str) -> LabelRequirement:
     if not text:
         raise ValueError("empty requirement")
     set_match = _SET_REQUIREMENT.fullmatch(text)
+    values: tuple[str, ...]
     if text.startswith("!") and not text.startswith("!="):
         key, op, values = text[1:].strip(), "!exists", ()
     elif set_match is not None:
