@@ -73,3 +73,13 @@ class Invalid(BadRequest):
 class Malformed(BadRequest):
     """A body or query that cannot be read at all (not JSON, not an object, an unknown
     query parameter): 400 in every API."""
+
+
+class BadQueryParameter(Malformed):
+    """A query parameter that is unknown, repeated or has an invalid value (a list's
+    `page`, `per_page`, `order_by`, timestamp filters, `label_selector`, resource filters):
+    400 in every API (v2: CF-BadQueryParameter). `parameter` names the parameter."""
+
+    def __init__(self, parameter: str, message: str):
+        super().__init__(message)
+        self.parameter = parameter

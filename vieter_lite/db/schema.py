@@ -121,4 +121,39 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE UNIQUE INDEX tokens_by_name ON tokens (name) WHERE revoked_at IS NULL;
     """,
+    # 5: labels of builds and targets (metadata.labels, one value per key), build tags, an
+    # index behind every filter and order of the /api/v2 lists (db/lists.py); a build's
+    # updated_at is its latest lifecycle time, COALESCE(ended_at, started_at, created_at)
+    """
+    CREATE TABLE build_labels (
+        build_id INTEGER NOT NULL REFERENCES builds (id) ON DELETE CASCADE,
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (build_id, key)
+    ) WITHOUT ROWID;
+    CREATE INDEX build_labels_by_value ON build_labels (key, value);
+    CREATE TABLE target_labels (
+        target_id INTEGER NOT NULL REFERENCES targets (id) ON DELETE CASCADE,
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (target_id, key)
+    ) WITHOUT ROWID;
+    CREATE INDEX target_labels_by_value ON target_labels (key, value);
+    CREATE TABLE build_tags (
+        build_id INTEGER NOT NULL REFERENCES builds (id) ON DELETE CASCADE,
+        tag TEXT NOT NULL,
+        position INTEGER NOT NULL,
+        PRIMARY KEY (build_id, tag)
+    ) WITHOUT ROWID;
+    CREATE INDEX build_tags_by_tag ON build_tags (tag);
+    CREATE INDEX builds_by_state ON builds (status);
+    CREATE INDEX builds_by_created ON builds (created_at);
+    CREATE INDEX builds_by_end ON builds (ended_at);
+    CREATE INDEX builds_by_update ON builds (COALESCE(ended_at, started_at, created_at));
+    CREATE INDEX builds_by_arch ON builds (arch);
+    CREATE INDEX builds_by_repo ON builds (repo);
+    CREATE INDEX builds_by_runner ON builds (runner);
+    CREATE INDEX targets_by_repo ON targets (repo);
+    CREATE INDEX target_archs_by_value ON target_archs (value);
+    """,
 )

@@ -1,0 +1,368 @@
+"""Lists in sqlite (vieter_lite.db.lists): a ListQuery over real builds and targets made with
+the Database's own methods, checked against the same filter and order applied in Python;
+labels, tags, pagination, and the query plans (an index behind every filter and order)."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+from vieter_lite.agent.daemon import TIMEOUT_EXIT as AGENT_TIMEOUT_EXIT
+from vieter_lite.db import Database
+from vieter_lite.db.lists import (BUILD_STATE_CONDITIONS, BUILDS_TABLE, TARGETS_TABLE,
+                                  TIMEOUT_EXIT, compile_list)
+from vieter_lite.lists import BUILD_STATES, BUILDS, TARGETS, ListQuery, parse
+from vieter_lite.models import Build
+
+T0 = 1_790_000_000      # 2026-09-21T14:13:20Z
+DAY = 86400
+
+
+def ts(seconds: int) -> str:
+    from datetime import datetime, timezone
+    return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class World:
+    db: Database
+    builds: list[Build]          # every build, as db.build() reads it
+    labels: dict[int, dict[str, str]]
+    tags: dict[int, tuple[str, ...]]
+    targets: list[int]
+
+
+def make_world(path: Path) -> World:
+    """Three targets; finished builds (success, failed, timed out), queued, running,
+    cancelled and pending ones; created_at ties; labels and tags on some."""
+    db = Database(path)
+    rng = random.Random(7)
+    targets = [
+        db.add_target({"kind": "git", "url": "https://e.org/a.git", "repo": "bur"},
+                      {"x86_64": None, "aarch64": None}),
+        db.add_target({"kind": "git", "url": "https://e.org/b.git", "repo": "bur"},
+                      {"x86_64": None, "aarch64": None}),
+        db.add_target({"kind": "git", "url": "https://e.org/c.git", "repo": "home"},
+                      {"aarch64": None}),
+    ]
+    for i in range(30):                      # finished: success, failed, timeout
+        target = targets[i % 3]
+        arch = "aarch64" if target == targets[2] or i % 4 == 0 else "x86_64"
+        start = T0 + i * 3600 + rng.randint(0, 600)
+        code = rng.choice((0, 0, 0, 1, 2, TIMEOUT_EXIT))
+        created = T0 + (i // 3) * 3600           # three builds share each created_at
+        db.add_finished_build(target, arch, start, start + rng.randint(10, 900), code,
+                              now=created, repo=db.target(target).repo)
+    for target in targets:                   # queued, then one of them running, one cancelled
+        for arch in (a.value for a in db.target(target).arch):
+            db.queue_build(db.target(target), arch, False, T0 + 40 * 3600 + target, "", 3600)
+    db.claim_builds("x86_64", 1, "pi4", T0 + 41 * 3600, 600, ["h1"])
+    db.claim_builds("aarch64", 1, "rock5", T0 + 41 * 3600 + 5, 600, ["h2"])
+    queued = db.builds(["queued"])
+    db.finish_build(queued[0].id, "cancelled", -1, T0 + 42 * 3600)
+    # a build submitted with execute: false (v2) is stored with status 'pending'
+    db._run("UPDATE builds SET status = 'pending' WHERE id = ?", queued[1].id)
+    builds = db.builds()
+    labels, tags = {}, {}
+    for build in builds:
+        if build.id % 3 == 0:
+            labels[build.id] = {"env": rng.choice(("prod", "dev")), "example.com/tier": "web"}
+        elif build.id % 5 == 0:
+            labels[build.id] = {"env": "staging"}
+        if labels.get(build.id):
+            db.set_labels(BUILDS_TABLE, build.id, labels[build.id])
+        if build.id % 4 == 0:
+            tags[build.id] = ("nightly", "x") if build.id % 8 == 0 else ("nightly",)
+            db.set_build_tags(build.id, tags[build.id])
+    return World(db, builds, labels, tags, targets)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory) -> World:
+    made = make_world(tmp_path_factory.mktemp("lists") / "vieter.sqlite")
+    yield made
+    made.db.close()
+
+
+def state_of(build: Build) -> str:
+    if build.status == "failed" and build.exit_code == TIMEOUT_EXIT:
+        return "timeout"
+    return build.status
+
+
+def updated_at(build: Build) -> int:
+    for value in (build.ended_at, build.started_at):
+        if value is not None:
+            return value
+    return build.created_at
+
+
+def label_holds(labels: dict[str, str], key: str, op: str, values: tuple[str, ...]) -> bool:
+    present = key in labels
+    return {"=": present and labels[key] in values, "in": present and labels[key] in values,
+            "!=": not (present and labels[key] in values),
+            "notin": not (present and labels[key] in values),
+            "exists": present, "!exists": not present}[op]
+
+
+FIELD = {"id": lambda b: b.id, "created_at": lambda b: b.created_at, "updated_at": updated_at,
+         "started_at": lambda b: b.started_at, "ended_at": lambda b: b.ended_at}
+
+
+def expected(world: World, query: ListQuery, keep: Callable[[Build], bool]) -> list[int]:
+    """The ids of the whole list (every page), filtered and ordered in Python."""
+    kept = [b for b in world.builds if keep(b)]
+    key = FIELD[query.order_by]
+    # rows whose order field is NULL sort first ascending, last descending (sqlite)
+    kept.sort(key=lambda b: (key(b) is not None, key(b) or 0, b.id), reverse=query.descending)
+    return [b.id for b in kept]
+
+
+def everything(world: World, params: list[tuple[str, str]]) -> tuple[list[int], int]:
+    """Every page of the list, per_page 4, concatenated; and the total it reported."""
+    ids: list[int] = []
+    totals = set()
+    page = 1
+    while True:
+        query = parse(params + [("per_page", "4"), ("page", str(page))], BUILDS)
+        found, total = world.db.list_builds(query)
+        totals.add(total)
+        ids += [b.id for b in found]
+        if page * 4 >= total:
+            break
+        page += 1
+    assert len(totals) == 1
+    return ids, totals.pop()
+
+
+def at(world: World, n: int, attr: str) -> int:
+    values = sorted({getattr(b, attr) for b in world.builds if getattr(b, attr) is not None})
+    return values[n]
+
+
+CASES: list[tuple[str, Callable[[World], list], Callable[[World], Callable[[Build], bool]]]] = [
+    ("everything by id", lambda w: [], lambda w: lambda b: True),
+    ("by -id", lambda w: [("order_by", "-id")], lambda w: lambda b: True),
+    ("by created_at, ties by id", lambda w: [("order_by", "created_at")], lambda w: lambda b: True),
+    ("by -created_at", lambda w: [("order_by", "-created_at")], lambda w: lambda b: True),
+    ("by updated_at", lambda w: [("order_by", "+updated_at")], lambda w: lambda b: True),
+    ("by -started_at", lambda w: [("order_by", "-started_at")], lambda w: lambda b: True),
+    ("by ended_at", lambda w: [("order_by", "ended_at")], lambda w: lambda b: True),
+    *[(f"state {s}", lambda w, s=s: [("states", s)], lambda w, s=s: lambda b: state_of(b) == s)
+      for s in BUILD_STATES],
+    ("states failed,timeout,running", lambda w: [("states", "failed,timeout,running")],
+     lambda w: lambda b: state_of(b) in ("failed", "timeout", "running")),
+    ("target_ids", lambda w: [("target_ids", f"{w.targets[0]},{w.targets[2]}")],
+     lambda w: lambda b: b.target_id in (w.targets[0], w.targets[2])),
+    ("archs", lambda w: [("archs", "aarch64")], lambda w: lambda b: b.arch == "aarch64"),
+    ("repos", lambda w: [("repos", "home,none")], lambda w: lambda b: b.repo == "home"),
+    ("runners", lambda w: [("runners", "pi4,rock5")],
+     lambda w: lambda b: b.runner in ("pi4", "rock5")),
+    ("tags", lambda w: [("tags", "x")], lambda w: lambda b: "x" in w.tags.get(b.id, ())),
+    ("tags or", lambda w: [("tags", "x,nightly")],
+     lambda w: lambda b: bool(w.tags.get(b.id))),
+    ("created_ats equality set", lambda w: [("created_ats", f"{ts(T0)},{ts(T0 + 2 * 3600)}")],
+     lambda w: lambda b: b.created_at in (T0, T0 + 2 * 3600)),
+    ("created_ats range", lambda w: [("created_ats[gte]", ts(T0 + 3600)),
+                                     ("created_ats[lt]", ts(T0 + 5 * 3600))],
+     lambda w: lambda b: T0 + 3600 <= b.created_at < T0 + 5 * 3600),
+    ("started_ats[gt] (NULLs never match)", lambda w: [("started_ats[gt]",
+                                                        ts(at(w, 10, "started_at")))],
+     lambda w: lambda b: b.started_at is not None and b.started_at > at(w, 10, "started_at")),
+    ("ended_ats[lte]", lambda w: [("ended_ats[lte]", ts(at(w, 12, "ended_at")))],
+     lambda w: lambda b: b.ended_at is not None and b.ended_at <= at(w, 12, "ended_at")),
+    ("updated_ats[gte] by -updated_at",
+     lambda w: [("updated_ats[gte]", ts(T0 + 20 * 3600)), ("order_by", "-updated_at")],
+     lambda w: lambda b: updated_at(b) >= T0 + 20 * 3600),
+    ("label =", lambda w: [("label_selector", "env=prod")],
+     lambda w: lambda b: label_holds(w.labels.get(b.id, {}), "env", "=", ("prod",))),
+    ("label ==", lambda w: [("label_selector", "env==dev")],
+     lambda w: lambda b: label_holds(w.labels.get(b.id, {}), "env", "=", ("dev",))),
+    ("label != (also builds without the key)", lambda w: [("label_selector", "env!=prod")],
+     lambda w: lambda b: label_holds(w.labels.get(b.id, {}), "env", "!=", ("prod",))),
+    ("label in", lambda w: [("label_selector", "env in (prod,staging)")],
+     lambda w: lambda b: label_holds(w.labels.get(b.id, {}), "env", "in", ("prod", "staging"))),
+    ("label notin", lambda w: [("label_selector", "env notin (prod,staging)")],
+     lambda w: lambda b: label_holds(w.labels.get(b.id, {}), "env", "notin",
+                                     ("prod", "staging"))),
+    ("label exists", lambda w: [("label_selector", "example.com/tier")],
+     lambda w: lambda b: "example.com/tier" in w.labels.get(b.id, {})),
+    ("label !exists", lambda w: [("label_selector", "!env")],
+     lambda w: lambda b: "env" not in w.labels.get(b.id, {})),
+    ("labels AND", lambda w: [("label_selector", "env in (prod,dev),example.com/tier=web,!x")],
+     lambda w: lambda b: w.labels.get(b.id, {}).get("env") in ("prod", "dev")),
+    ("everything ANDed, by -ended_at",
+     lambda w: [("states", "success,failed,timeout"), ("archs", "x86_64"), ("repos", "bur"),
+                ("ended_ats[gt]", ts(T0)), ("label_selector", "!env"), ("order_by", "-ended_at")],
+     lambda w: lambda b: state_of(b) in ("success", "failed", "timeout") and b.arch == "x86_64"
+     and b.repo == "bur" and "env" not in w.labels.get(b.id, {})
+     and (b.ended_at or 0) > T0),
+    ("nothing matches", lambda w: [("archs", "x'; DROP TABLE builds; --")],
+     lambda w: lambda b: False),
+]
+
+
+@pytest.mark.parametrize("name, params, keep", CASES, ids=[c[0] for c in CASES])
+def test_list_matches_python_filter_and_order(world: World, name, params, keep):
+    pairs = params(world)
+    query = parse(pairs, BUILDS)
+    want = expected(world, query, keep(world))
+    ids, total = everything(world, pairs)
+    assert (ids, total) == (want, len(want))
+    assert name == "nothing matches" or want, "a case that selects nothing proves little"
+
+
+def test_the_world_has_every_state_and_ties(world: World):
+    assert {state_of(b) for b in world.builds} == set(BUILD_STATES)
+    created = [b.created_at for b in world.builds]
+    assert len(set(created)) < len(created)
+
+
+def test_pages_split_the_list_and_past_the_end_is_empty(world: World):
+    query = parse([("per_page", "7"), ("order_by", "-created_at")], BUILDS)
+    first, total = world.db.list_builds(query)
+    assert total == len(world.builds) and len(first) == 7
+    last_page = -(-total // 7)
+    last, _ = world.db.list_builds(parse([("per_page", "7"), ("page", str(last_page)),
+                                          ("order_by", "-created_at")], BUILDS))
+    assert len(last) == total - 7 * (last_page - 1)
+    beyond, total_beyond = world.db.list_builds(parse([("page", str(10 ** 17)),
+                                                       ("per_page", "5000")], BUILDS))
+    assert beyond == [] and total_beyond == total
+
+
+def test_listed_builds_are_whole_records(world: World):
+    found, total = world.db.list_builds(parse([("per_page", "5000")], BUILDS))
+    assert len(found) == total == len(world.builds)
+    assert all(b == world.db.build(b.id) for b in found)
+    assert all(len(b.tasks) == 4 for b in found if b.status == "running")
+
+
+def test_list_rows_returns_the_columns_asked_for(world: World):
+    rows, total = world.db.list_rows(BUILDS_TABLE, parse([("archs", "aarch64")], BUILDS),
+                                     "id, arch")
+    assert total == len(rows) and {r["arch"] for r in rows} == {"aarch64"}
+
+
+def test_labels_and_tags_read_back_and_go_with_their_build(tmp_path):
+    db = Database(tmp_path / "v.sqlite")
+    try:
+        target = db.add_target({"kind": "git", "url": "https://e.org/a.git", "repo": "bur"},
+                               {"x86_64": None})
+        build = db.add_finished_build(target, "x86_64", T0, T0 + 5, 0, T0)
+        db.set_labels(BUILDS_TABLE, build, {"b": "2", "a": ""})
+        db.set_build_tags(build, ["z", "a", "z"])
+        db.set_labels(TARGETS_TABLE, target, {"env": "home"})
+        assert db.labels(BUILDS_TABLE, build) == {"a": "", "b": "2"}
+        assert db.build_tags(build) == ("z", "a")
+        db.set_labels(BUILDS_TABLE, build, {"c": "3"})
+        assert db.labels(BUILDS_TABLE, build) == {"c": "3"}
+        assert db.delete_build(build)
+        assert db._one("SELECT COUNT(*) FROM build_labels")[0] == 0
+        assert db._one("SELECT COUNT(*) FROM build_tags")[0] == 0
+        assert db.remove_target(target)
+        assert db._one("SELECT COUNT(*) FROM target_labels")[0] == 0
+    finally:
+        db.close()
+
+
+def test_targets_list_by_repo_arch_and_labels(world: World):
+    db, (a, b, c) = world.db, world.targets
+    db.set_labels(TARGETS_TABLE, a, {"env": "home"})
+    db.set_labels(TARGETS_TABLE, c, {"env": "work"})
+    try:
+        cases = [([], [a, b, c]), ([("order_by", "-id")], [c, b, a]),
+                 ([("repos", "bur")], [a, b]), ([("archs", "aarch64")], [a, b, c]),
+                 ([("archs", "x86_64"), ("repos", "bur,home")], [a, b]),
+                 ([("archs", "aarch64"), ("repos", "bur")], [a, b]),
+                 ([("label_selector", "env!=home")], [b, c]),
+                 ([("label_selector", "env"), ("archs", "aarch64")], [a, c]),
+                 ([("label_selector", "env"), ("archs", "x86_64")], [a]),
+                 ([("per_page", "1"), ("page", "2")], [b])]
+        for params, want in cases:
+            found, total = db.list_targets(parse(params, TARGETS))
+            assert [t.id for t in found] == want, params
+            assert total == (3 if "per_page" in dict(params) else len(want))
+    finally:
+        db.set_labels(TARGETS_TABLE, a, {})
+        db.set_labels(TARGETS_TABLE, c, {})
+
+
+# -- the tables agree ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("spec, table", [(BUILDS, BUILDS_TABLE), (TARGETS, TARGETS_TABLE)])
+def test_every_parameter_of_a_list_has_its_sql(spec, table):
+    assert set(spec.order_fields) <= set(table.fields)
+    assert set(spec.timestamp_fields) <= set(table.fields)
+    assert {f.name for f in spec.filters} == set(table.filters)
+    assert spec.labels == (table.labels is not None)
+
+
+def test_every_v2_state_has_a_condition_and_timeouts_are_the_agents_exit_code():
+    assert set(BUILD_STATE_CONDITIONS) == set(BUILD_STATES)
+    assert TIMEOUT_EXIT == AGENT_TIMEOUT_EXIT
+
+
+def test_a_query_outside_the_table_whitelist_is_a_programming_error():
+    with pytest.raises(ValueError, match="order field"):
+        compile_list(ListQuery(order_by="created_at"), TARGETS_TABLE)
+    with pytest.raises(ValueError, match="filter"):
+        compile_list(parse([("states", "failed")], BUILDS), TARGETS_TABLE)
+
+
+def test_values_are_bound_parameters():
+    query = parse([("archs", "x'); DROP TABLE builds; --"), ("label_selector", "env=prod"),
+                   ("created_ats[lt]", ts(T0))], BUILDS)
+    compiled = compile_list(query, BUILDS_TABLE)
+    sql, params = compiled.select_sql("id")
+    assert "DROP" not in sql and "prod" not in sql and str(T0) not in sql
+    assert "x'); DROP TABLE builds; --" in params and "prod" in params and T0 in params
+
+
+# -- query plans ---------------------------------------------------------------------------
+
+# The id order alone is left out: sqlite walks the table in id order and stops at the
+# page's end (test_an_order_alone_needs_no_sort), and counts it with the smallest index.
+PLANNED = [
+    [("order_by", "created_at")], [("order_by", "-created_at")],
+    [("order_by", "updated_at")], [("order_by", "-updated_at")],
+    [("order_by", "started_at")], [("order_by", "-ended_at")],
+    [("states", "success")], [("states", "queued,running")], [("states", "failed,timeout")],
+    [("target_ids", "3")], [("archs", "x86_64")], [("repos", "bur")], [("runners", "pi4")],
+    [("tags", "nightly")],
+    [("created_ats", ts(T0))], [("created_ats[gte]", ts(T0)), ("created_ats[lt]", ts(T0 + DAY))],
+    [("updated_ats[gt]", ts(T0))], [("started_ats[lt]", ts(T0))], [("ended_ats[gte]", ts(T0))],
+    [("label_selector", "env=prod")], [("label_selector", "env in (a,b)")],
+    [("label_selector", "env")],
+    [("states", "failed"), ("order_by", "-created_at")],
+    [("target_ids", "3"), ("order_by", "-ended_at")],
+    [("archs", "aarch64"), ("created_ats[gt]", ts(T0))],
+]
+
+
+def plan(db: Database, sql: str, params: tuple) -> list[str]:
+    return [r["detail"] for r in db._all("EXPLAIN QUERY PLAN " + sql, *params)]
+
+
+@pytest.mark.parametrize("params", PLANNED, ids=["&".join(f"{n}={v}" for n, v in p)
+                                                 for p in PLANNED])
+def test_every_filter_and_order_is_served_by_an_index(world: World, params):
+    compiled = compile_list(parse(params, BUILDS), BUILDS_TABLE)
+    for sql, bound in (compiled.select_sql("id"), compiled.count_sql()):
+        steps = plan(world.db, sql, bound)
+        assert "SCAN builds" not in steps, (sql, steps)
+        assert any(s.startswith(("SEARCH builds", "SCAN builds USING")) for s in steps), steps
+
+
+@pytest.mark.parametrize("order", ["id", "-id", "created_at", "-created_at", "updated_at",
+                                   "-updated_at", "started_at", "-started_at", "ended_at",
+                                   "-ended_at"])
+def test_an_order_alone_needs_no_sort(world: World, order):
+    sql, bound = compile_list(parse([("order_by", order)], BUILDS), BUILDS_TABLE).select_sql("*")
+    steps = plan(world.db, sql, bound)
+    assert not any("TEMP B-TREE" in s for s in steps), steps
