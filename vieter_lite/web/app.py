@@ -12,12 +12,13 @@ import bottle
 from bottle import HTTPError, HTTPResponse, request
 
 from vieter_lite.errors import VieterError
-from vieter_lite.web import agent, repo, v1
+from vieter_lite.web import agent, repo, v1, v2
 from vieter_lite.web.access_log import AccessLog, escape
 from vieter_lite.web.auth import AuthPlugin
 from vieter_lite.web.http import envelope, normalise_path
 from vieter_lite.web.metrics import UNMATCHED, Metrics
 from vieter_lite.web.v1 import errors as v1_errors
+from vieter_lite.web.v2 import errors as v2_errors
 
 if TYPE_CHECKING:
     from vieter_lite.services import Services
@@ -39,14 +40,16 @@ class Renderer:
 
 VIETER = Renderer(v1_errors.render, v1_errors.render_crash, v1_errors.routing_body,
                   v1_errors.CONTENT_TYPE)
-RENDERERS: dict[str, Renderer] = {"v1": VIETER, "repo": VIETER}
+CF = Renderer(v2_errors.render, v2_errors.render_crash, v2_errors.routing_body,
+              v2_errors.CONTENT_TYPE)
+RENDERERS: dict[str, Renderer] = {"v1": VIETER, "repo": VIETER, "v2": CF}
 # which renderer answers for a path no route matched (longest prefix first)
-PREFIXES: tuple[tuple[str, str], ...] = (("/", "v1"),)
+PREFIXES: tuple[tuple[str, str], ...] = (("/api/v2/", "v2"), ("/", "v1"))
 
 
 def renderer_for_path(path: str) -> Renderer:
     for prefix, api in PREFIXES:
-        if path.startswith(prefix):
+        if path.startswith(prefix) or path == prefix.rstrip("/"):
             return RENDERERS[api]
     return VIETER
 
@@ -58,10 +61,12 @@ class ErrorPlugin:
     api = 2
 
     def apply(self, callback: Callable[..., Any], route: "bottle.Route") -> Callable[..., Any]:
-        renderer = RENDERERS[route.config.get("api", "v1")]
+        declared = RENDERERS[route.config.get("api", "v1")]
 
         @functools.wraps(callback)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
+            # a catch-all route (a pacman file path) may see /api/v2/...: v2's envelope
+            renderer = CF if request.path.startswith("/api/v2/") else declared
             try:
                 return callback(*args, **kwargs)
             except (HTTPResponse, HTTPError):
@@ -113,6 +118,7 @@ def build_app(services: "Services") -> bottle.Bottle:
 
     v1.register(app, services)
     agent.register(app, services)
+    v2.register(app, services)
     repo.register(app, services)
     app.services = services  # type: ignore[attr-defined]
     return app

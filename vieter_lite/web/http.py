@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 from bottle import HTTPResponse, request
 
-from vieter_lite.errors import BadRequest, LengthRequired
+from vieter_lite.errors import BadRequest, LengthRequired, Malformed, PayloadTooLarge
 
 JSON = "application/json"
 _INT = re.compile(r"-?[0-9]{1,18}", re.ASCII)
@@ -92,3 +92,25 @@ def normalise_path(path: str) -> str:
     """'//a///b/' is '/a/b', as in Vieter (pacman URLs may carry '//')."""
     path = _SLASHES.sub("/", path)
     return path.rstrip("/") if len(path) > 1 else path
+
+
+def json_body(limit: int) -> dict[str, Any]:
+    """The request's JSON object: 400 (Malformed) for a body that is not JSON or not an
+    object, 413 past `limit` (read from the headers before the body)."""
+    if request.content_length > limit:
+        raise PayloadTooLarge(f"the body is larger than this route's limit of {limit} bytes")
+    raw = request.environ["wsgi.input"].read(max(0, request.content_length)) \
+        if request.content_length > 0 else b""
+    try:
+        value = json.loads(raw.decode("utf-8")) if raw.strip() else None
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise Malformed(f"the body is not JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise Malformed("the body must be a JSON object")
+    return value
+
+
+def base_url() -> str:
+    """The scheme and host the client used, for links."""
+    parts = request.urlparts
+    return f"{parts.scheme}://{parts.netloc}"

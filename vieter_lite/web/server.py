@@ -17,6 +17,9 @@ from waitress.task import ThreadedTaskDispatcher
 from waitress.task import ErrorTask
 from waitress.utilities import Error
 
+from vieter_lite.web.http import normalise_path
+from vieter_lite.web.v2 import errors as v2_errors
+
 log = logging.getLogger(__name__)
 
 
@@ -26,8 +29,12 @@ class _JsonErrorTask(ErrorTask):
     def execute(self) -> None:
         error = self.request.error
         text = error.body if isinstance(error, _Refused) else f"{error.reason}: {error.body}"
-        body = json.dumps({"message": text.strip(": "),
-                           "data": ""}, separators=(",", ":")).encode()
+        text = text.strip(": ")
+        path = normalise_path(getattr(self.request, "path", None) or "")
+        if path.startswith("/api/v2/") or path == "/api/v2":
+            body = v2_errors.body(error.code, text).encode()
+        else:
+            body = json.dumps({"message": text, "data": ""}, separators=(",", ":")).encode()
         self.status = f"{error.code} {error.reason}"
         self.response_headers.append(("Content-Type", "application/json"))
         self.set_close_on_finish()

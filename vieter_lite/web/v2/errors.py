@@ -39,14 +39,16 @@ def status_and_code(exc: errors.VieterError) -> tuple[int, tuple[int, str] | Non
     """An invalid value is a 422 naming its field; a bad query parameter a 400 of its own."""
     if isinstance(exc, errors.Invalid):
         return 422, None
-    if getattr(exc, "query_parameter", False):
+    if isinstance(exc, errors.BadQueryParameter):
         return 400, BAD_QUERY
     return exc.status, None
 
 
 def render(exc: errors.VieterError) -> HTTPResponse:
     status, code = status_and_code(exc)
-    detail = f"{exc.field}: {exc.message}" if isinstance(exc, errors.Invalid) else exc.message
+    detail = exc.message
+    if isinstance(exc, errors.Invalid) and not detail.startswith(exc.field):
+        detail = f"{exc.field}: {detail}"
     return HTTPResponse(body(status, detail, code), status=status,
                         headers={"Content-Type": CONTENT_TYPE})
 

@@ -1,0 +1,16 @@
+"""/api/v2: builds, logs, targets, tokens, repos (../design: api-v2.md)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import bottle
+
+from vieter_lite.web.v2 import tokens
+
+if TYPE_CHECKING:
+    from vieter_lite.services import Services
+
+
+def register(app: bottle.Bottle, services: "Services") -> None:
+    tokens.register(app, services)

@@ -1,0 +1,48 @@
+"""What every /api/v2 route module shares: the route options, list pages, bodies."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence, TypeVar
+
+from bottle import HTTPResponse, request
+
+from vieter_lite import lists
+from vieter_lite.web.http import JSON, base_url
+
+V2: dict[str, Any] = {"api": "v2"}
+T = TypeVar("T")
+
+
+def query_pairs() -> list[tuple[str, str]]:
+    return [(str(k), str(v)) for k, v in request.query.allitems()]
+
+
+def parse_list(spec: lists.ListSpec) -> lists.ListQuery:
+    return lists.parse(query_pairs(), spec)
+
+
+def list_response(query: lists.ListQuery, resources: Sequence[T], total: int,
+                  shape: Callable[[T], dict[str, Any]]) -> dict[str, Any]:
+    """The CF list body for one page of `resources` out of `total`."""
+    return {"pagination": lists.pagination(base_url(), request.path, query, query_pairs(),
+                                           total),
+            "resources": [shape(r) for r in resources]}
+
+
+def page_of(query: lists.ListQuery, records: Sequence[T], key: Callable[[T], Any]) \
+        -> tuple[list[T], int]:
+    """A page of a small collection held in memory (tokens): ordered by `key`, ties by
+    the list order (ids)."""
+    ordered = sorted(records, key=key, reverse=query.descending)
+    return ordered[query.offset:query.offset + query.per_page], len(ordered)
+
+
+def created(body: dict[str, Any], location: str) -> HTTPResponse:
+    import json
+
+    return HTTPResponse(json.dumps(body, separators=(",", ":")), status=201,
+                        headers={"Content-Type": JSON, "Location": location})
+
+
+def no_content() -> HTTPResponse:
+    return HTTPResponse(status=204)
