@@ -6,9 +6,10 @@ import dataclasses
 import os
 import platform
 import tomllib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from vieter_lite.errors import ConfigError
 
@@ -142,7 +143,7 @@ class ServerConfig:
     collect_metrics: bool
     default_build_timeout: int
 
-    def replace(self, **changes: Any) -> "ServerConfig":
+    def replace(self, **changes: Any) -> ServerConfig:
         return dataclasses.replace(self, **changes)
 
 

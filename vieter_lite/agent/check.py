@@ -8,8 +8,9 @@ import pwd
 import shutil
 import tomllib
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 from vieter_lite.config import AGENT_KEYS, load_values

@@ -5,8 +5,8 @@ from __future__ import annotations
 import io
 import re
 import tarfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Iterable, Iterator
 
 # A split package rarely has more than a few dozen parts; anything far above is not makepkg.
 MAX_PACKAGES = 100

@@ -15,9 +15,10 @@ import tempfile
 import threading
 import time
 import uuid
-from datetime import datetime, timezone
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, NamedTuple
+from typing import Any, NamedTuple
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +161,7 @@ class PodmanService:
             shutil.rmtree(self.dir, ignore_errors=True)
             self.dir = None
 
-    def __enter__(self) -> "PodmanService":
+    def __enter__(self) -> PodmanService:
         self.start()
         return self
 
@@ -249,7 +250,7 @@ class Podman:
         self._client.close()
         self._stream_client.close()
 
-    def __enter__(self) -> "Podman":
+    def __enter__(self) -> Podman:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -293,7 +294,7 @@ class Podman:
         found = []
         with self._call("list images"):
             for image in self._client.images.list():
-                created = datetime.fromtimestamp(int(image.attrs.get("Created") or 0), timezone.utc)
+                created = datetime.fromtimestamp(int(image.attrs.get("Created") or 0), UTC)
                 names = image.attrs.get("Names") or image.attrs.get("RepoTags") or []
                 found += [ImageRef(n, created) for n in names if n.startswith(prefix)]
         return sorted(found, key=lambda i: (i.created, i.ref))

@@ -6,13 +6,14 @@ import argparse
 import json
 import re
 import sys
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
-from vieter_lite.config import ClientConfig, load_client
 from vieter_lite.aur import Aur
 from vieter_lite.client import Client
+from vieter_lite.config import ClientConfig, load_client
 from vieter_lite.errors import ConfigError
 
 PROG = "vieter-lite"

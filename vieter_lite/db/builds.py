@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from typing import Iterable
+from collections.abc import Iterable
 
 from vieter_lite.db.base import Base
 from vieter_lite.models import TASK_NAMES, Build, Target, TargetArch

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import tarfile
 import zlib
-from typing import BinaryIO, Iterable, NamedTuple
+from collections.abc import Iterable
+from typing import BinaryIO, NamedTuple
 
 BLOCK = 512
 COMPRESS_LEVEL = 6

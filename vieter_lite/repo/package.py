@@ -8,8 +8,9 @@ import hashlib
 import lzma
 import re
 import zlib
+from collections.abc import Iterable
 from pathlib import Path
-from typing import BinaryIO, Iterable
+from typing import BinaryIO
 
 from vieter_lite import names
 from vieter_lite.errors import InvalidPackage

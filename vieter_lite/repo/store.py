@@ -17,9 +17,9 @@ import shutil
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from vieter_lite import names
 from vieter_lite.db import Database
