@@ -17,7 +17,6 @@ import argparse
 import http.client
 import multiprocessing
 import os
-import selectors
 import shlex
 import shutil
 import socket
@@ -28,8 +27,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import (API_KEY, Server, free_port, kib, make_synthetic_package,  # noqa: E402
-                     median, real_package, unwind_on_signals, write_config)
+from _common import (  # noqa: E402
+    API_KEY,
+    Server,
+    free_port,
+    kib,
+    make_synthetic_package,
+    median,
+    real_package,
+    unwind_on_signals,
+    write_config,
+)
 
 REPO = "bench"
 BIG = "frontend-big"
@@ -53,7 +61,7 @@ class _Conn:
 
 
 def attack(port: int, path: str, readers: int, tricklers: int, uploads: int,
-           stop: "multiprocessing.synchronize.Event", stats: dict) -> None:
+           stop: multiprocessing.synchronize.Event, stats: dict) -> None:
     """Runs until `stop`; a connection the server closes is opened again, and counted."""
     trickle = (b"GET /health HTTP/1.1\r\nHost: bench\r\nX-Trickle: " + b"t" * 1_000_000)
     download = f"GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n".encode()

@@ -32,7 +32,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _common as c  # noqa: E402
-
 from vieter_lite.db import Database  # noqa: E402
 
 MEDIAN_TARGET_MS = 20.0
@@ -126,7 +125,7 @@ def check(status: int, body: bytes, target: int, expected_ids: list[int] | None)
     if len(items) > LIMIT:
         problems.append(f"{len(items)} items > {LIMIT}")
     for item in items:
-        if not isinstance(item, dict) or not ITEM_KEYS <= set(item):
+        if not isinstance(item, dict) or not set(item) >= ITEM_KEYS:
             problems.append(f"item without {sorted(ITEM_KEYS)}: {str(item)[:200]}")
             continue
         if item["target_id"] != target:

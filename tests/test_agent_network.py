@@ -15,8 +15,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, ServerProcess
-from test_agent_e2e import (Api, add_target, db_entries, pkgbuild, pytestmark,  # noqa: F401
-                            queue, start_agent, tasks, wait_for)
+from test_agent_e2e import Api, add_target, db_entries, pkgbuild, pytestmark, queue, start_agent, tasks, wait_for  # noqa: F401
 
 
 def lan_address() -> str | None:

@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from fake_aur import FakeAur
 from conftest import API_KEY, ROOT, ServerProcess, free_port
+from fake_aur import FakeAur
 from pkgfactory import make_synthetic_package
 from vieter_lite import config
 from vieter_lite.client import Client, ClientError

@@ -1,6 +1,6 @@
 """Table tests for vieter_lite.cron (vectors from vieter-behaviour.md section 9.3)."""
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -200,9 +200,9 @@ def test_next_tuple_rejects_impossible_fields():
 
 
 def test_next_after_keeps_aware_timezone():
-    result = next_after("30 12", datetime(2024, 5, 1, 13, 0, 7, tzinfo=timezone.utc))
-    assert result == datetime(2024, 5, 2, 12, 30, tzinfo=timezone.utc)
-    assert result.tzinfo is timezone.utc
+    result = next_after("30 12", datetime(2024, 5, 1, 13, 0, 7, tzinfo=UTC))
+    assert result == datetime(2024, 5, 2, 12, 30, tzinfo=UTC)
+    assert result.tzinfo is UTC
 
 
 def test_next_after_keeps_naive():

@@ -19,8 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from vieter_lite.agent.podman import (BuildTimeout, Podman, PodmanError, PodmanService,
-                                      split_ref)
+from vieter_lite.agent.podman import BuildTimeout, Podman, PodmanError, PodmanService, split_ref
 
 ROOT = Path(__file__).resolve().parent.parent
 AGENT_USER = os.environ.get("VIETER_AGENT_USER", "vieter-agent")
