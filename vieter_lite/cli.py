@@ -1,4 +1,7 @@
-"""The command line: vieter-lite server | agent | schedule | targets | logs | repos | aur | --version."""
+"""The command line.
+
+vieter-lite server | agent | schedule | targets | logs | repos | aur | --version
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""`vieter-lite agent --check`: is this user's rootless Podman ready for builds? One line per problem, with its fix."""
+"""`vieter-lite agent --check`: is this user's rootless Podman ready for builds?
+
+One line per problem, with its fix.
+"""
 
 from __future__ import annotations
 

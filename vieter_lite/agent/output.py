@@ -1,4 +1,7 @@
-"""The packages a build produced: taken out of the tar stream of the container's output dir, with limits."""
+"""The packages a build produced.
+
+They are taken out of the tar stream of the container's output dir, with limits.
+"""
 
 from __future__ import annotations
 

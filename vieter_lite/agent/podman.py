@@ -1,4 +1,7 @@
-"""The only module that talks to Podman: a private rootless API service and containers over podman-py."""
+"""The only module that talks to Podman.
+
+A private rootless API service, and containers over podman-py.
+"""
 
 from __future__ import annotations
 
@@ -29,7 +32,10 @@ OWNER_LABEL = "io.vieter-lite.owner"  # which Podman instance created it
 
 
 class PodmanError(Exception):
-    """Podman could not do what was asked; the message is a one-line reason (plus output, if any)."""
+    """Podman could not do what was asked.
+
+    The message is a one-line reason (plus output, if any).
+    """
 
 
 class BuildTimeout(PodmanError):
@@ -209,7 +215,8 @@ def wait_for_ping(url: str, timeout: float, proc: subprocess.Popen | None = None
                 except Exception as exc:  # noqa: BLE001 - any failure means "not ready yet"
                     last = _reason(exc)
             if time.monotonic() >= deadline:
-                raise PodmanError(f"podman service at {url} did not answer within {timeout:g}s: {last}")
+                raise PodmanError(
+                    f"podman service at {url} did not answer within {timeout:g}s: {last}")
             time.sleep(0.05)
 
 
@@ -267,7 +274,8 @@ class Podman:
 
     @staticmethod
     def _status(exc: BaseException) -> int | None:
-        return getattr(exc, "status_code", None) or getattr(getattr(exc, "response", None), "status_code", None)
+        response = getattr(exc, "response", None)
+        return getattr(exc, "status_code", None) or getattr(response, "status_code", None)
 
     def ping(self) -> None:
         with self._call(f"ping {self.url}"):
@@ -382,7 +390,8 @@ class Podman:
     def _create(self, image: str, command: list[str], env: dict[str, str] | None,
                 user: str | None, workdir: str | None, role: str,
                 network: str | None = None) -> Any:
-        kwargs: dict[str, Any] = {"environment": dict(env or {}), "labels": {LABEL: role, OWNER_LABEL: self.owner},
+        kwargs: dict[str, Any] = {"environment": dict(env or {}),
+                                  "labels": {LABEL: role, OWNER_LABEL: self.owner},
                                   "log_config": {"Type": "json-file"}}
         if network:
             kwargs["network_mode"] = network

@@ -168,7 +168,7 @@ def print_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
     head = [h.upper() for h in headers]
     widths = [max([len(head[i])] + [len(r[i]) for r in text_rows]) for i in range(len(head))]
     for row in [head] + text_rows:
-        print("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip())
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=False)).rstrip())
 
 
 def print_fields(pairs: Iterable[tuple[str, Any]]) -> None:

@@ -1,4 +1,7 @@
-"""Pure: read tar headers from a stream within fixed limits, refusing a hostile archive before reading it whole."""
+"""Pure: read tar headers from a stream within fixed limits.
+
+A hostile archive is refused before it is read whole.
+"""
 
 from __future__ import annotations
 
