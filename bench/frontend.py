@@ -251,8 +251,9 @@ def main() -> int:
         manager = multiprocessing.Manager()
         stats = manager.dict()
         attacker = multiprocessing.Process(
-            target=attack, args=(port, f"/{REPO}/x86_64/{BIG}-1.0-1-x86_64.pkg.tar.gz", args.readers,
-                                 args.tricklers, args.uploads, stop, stats), daemon=True)
+            target=attack, args=(port, f"/{REPO}/x86_64/{BIG}-1.0-1-x86_64.pkg.tar.gz",
+                                 args.readers, args.tricklers, args.uploads, stop, stats),
+            daemon=True)
         attacker.start()
         time.sleep(args.settle)
         print("under attack ...", file=sys.stderr)
@@ -281,7 +282,8 @@ def main() -> int:
         print()
         print("latencies in ms; ratio = attack median / idle median")
         errors = idle["errors"] + busy["errors"]
-        print(f"failed requests: {len(errors)}" + (f" ({', '.join(errors[:10])})" if errors else ""))
+        listed = f" ({', '.join(errors[:10])})" if errors else ""
+        print(f"failed requests: {len(errors)}{listed}")
         print("attacker: " + ", ".join(f"{k} {v}" for k, v in sorted(attack_stats.items())))
         print(f"server: RSS {idle_rss / 1024:.0f} MB after the idle run, "
               f"{kib(status['VmRSS']) / 1024:.0f} MB under attack, peak "

@@ -73,7 +73,7 @@ def prepare(db: Database, n_builds: int, n_targets: int, seed: int, now: int) ->
     failed = 0
     t0 = time.perf_counter()
     with db.transaction():
-        for start, pick in zip(starts, picks):
+        for start, pick in zip(starts, picks, strict=True):
             target_id, archs = targets[pick]
             arch = rng.choice(archs)
             end = start + int(min(7200, max(10, rng.lognormvariate(5.5, 1.0))))

@@ -141,5 +141,6 @@ def test_the_host_network_reaches_the_loopback_service(lan):
     before = lan["service"].accepted
     done, log = build(lan, "e2e-hostnet", "e2ehost")
     assert done["status"] == "success", log[-3000:]
-    assert "reached 127.0.0.1: loopback secret" in log, [l for l in log.splitlines() if "way" in l or "reached" in l]
+    assert "reached 127.0.0.1: loopback secret" in log, [
+        line for line in log.splitlines() if "way" in line or "reached" in line]
     assert lan["service"].accepted > before

@@ -1,5 +1,6 @@
 """Table tests for vieter_lite.cron (vectors from vieter-behaviour.md section 9.3)."""
 
+import itertools
 from datetime import UTC, datetime
 
 import pytest
@@ -213,7 +214,7 @@ def test_next_n_strictly_increasing():
     times = next_n("*/20 1,2", at("2002-01-01 01:30"), 5)
     expected = ["01-01 01:40", "01-01 02:00", "01-01 02:20", "01-01 02:40", "01-02 01:00"]
     assert times == [at(f"2002-{t}") for t in expected]
-    assert all(a < b for a, b in zip(times, times[1:]))
+    assert all(a < b for a, b in itertools.pairwise(times))
     assert next_n("0 3", at("2002-01-01 00:00"), 0) == []
 
 
