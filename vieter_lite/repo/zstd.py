@@ -105,8 +105,9 @@ class _ProgramReader(io.RawIOBase):
         return True
 
     def readinto(self, buffer: Any) -> int:
-        assert self._proc.stdout is not None
-        count = self._proc.stdout.readinto(buffer)
+        stdout = self._proc.stdout
+        assert isinstance(stdout, io.RawIOBase)  # bufsize=0: an unbuffered FileIO
+        count = stdout.readinto(buffer)
         if not count:
             if self._proc.wait() != 0:
                 self._stderr.seek(0)
