@@ -84,7 +84,7 @@ class Client:
         try:
             scheme = urllib.parse.urlsplit(self.address).scheme
             req = urllib.request.Request(self.address + path + _query(params), method=method,
-                                         data=body)  # type: ignore[arg-type]
+                                         data=body)
         except ValueError:
             scheme = ""
         if scheme not in ("http", "https"):

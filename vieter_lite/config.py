@@ -195,6 +195,7 @@ class ClientConfig:
 
 def _coerce(key: Key, raw: Any, source: str) -> Any:
     """Turn a TOML or environment value into the key's type, or raise ConfigError."""
+    value: bool | int | str
     try:
         if key.type is bool:
             if isinstance(raw, bool):

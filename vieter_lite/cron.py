@@ -5,6 +5,7 @@ from __future__ import annotations
 import calendar
 import dataclasses
 import re
+from collections.abc import Iterable
 from datetime import datetime
 
 from croniter import croniter
@@ -45,7 +46,7 @@ class CronError(ValueError):
         super().__init__(message)
 
 
-def _listed(values) -> str:
+def _listed(values: Iterable[int]) -> str:
     return ",".join(map(str, sorted(values)))
 
 
