@@ -75,7 +75,9 @@ def storage_problems(path: Path, uid: int, home: str) -> list[str]:
         data = tomllib.loads(path.read_text())
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         return [f"cannot read {path}: {exc}: fix or remove it"]
-    storage = data.get("storage") if isinstance(data.get("storage"), dict) else {}
+    storage = data.get("storage")
+    if not isinstance(storage, dict):
+        storage = {}
     missing = {k: v for k, v in suggested_roots(uid, home).items() if not storage.get(k)}
     if not missing:
         return []

@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +29,7 @@ OutputFn = Callable[[bytes], None]
 CopyFn = Callable[[Iterable[bytes]], Any]  # receives the tar stream of a container path
 LABEL = "io.vieter-lite.role"  # set on every container this module creates ("build", "image")
 OWNER_LABEL = "io.vieter-lite.owner"  # which Podman instance created it
+SERVICE_LOG = "service.log"  # the API service's output, in its private dir
 
 
 class PodmanError(Exception):
@@ -83,7 +84,7 @@ class PodmanService:
 
     @property
     def log_path(self) -> Path | None:
-        return self.dir / "service.log" if self.dir else None
+        return self.dir / SERVICE_LOG if self.dir else None
 
     def start(self) -> str:
         if self.configured_url:
@@ -93,11 +94,12 @@ class PodmanService:
             return self.url
         argv, env, cwd, owner = self._command()
         self.dir = Path(tempfile.mkdtemp(prefix="vieter-podman-"))
+        log_path = self.dir / SERVICE_LOG
         if owner is not None:
             os.chown(self.dir, owner.pw_uid, owner.pw_gid)
         sock = self.dir / "podman.sock"
         self.url = f"unix://{sock}"
-        with open(self.log_path, "wb") as out:
+        with open(log_path, "wb") as out:
             try:
                 self.proc = subprocess.Popen(
                     argv + [self.podman, "system", "service", "--time=0", self.url],
@@ -110,7 +112,7 @@ class PodmanService:
         try:
             wait_for_ping(self.url, self.start_timeout, self.proc, sock)
         except PodmanError as exc:
-            output = self.log_path.read_text(errors="replace").strip()[-2000:]
+            output = log_path.read_text(errors="replace").strip()[-2000:]
             self.stop()
             raise PodmanError(f"{exc}; service output: {output or '(none)'}") from None
         return self.url
@@ -273,7 +275,7 @@ class Podman:
             raise PodmanError(f"{what}: {_reason(exc)}") from exc
 
     @staticmethod
-    def _status(exc: BaseException) -> int | None:
+    def _status(exc: BaseException | None) -> int | None:
         response = getattr(exc, "response", None)
         return getattr(exc, "status_code", None) or getattr(response, "status_code", None)
 
@@ -441,7 +443,8 @@ class Podman:
                     f"/containers/{cid}/logs", stream=True,
                     params={"follow": True, "stdout": True, "stderr": True})
                 response.raise_for_status()
-                frames = stream_frames(response)  # stdout and stderr frames in arrival order
+                # stdout and stderr frames in arrival order; bytes only without demux
+                frames = cast(Iterator[bytes], stream_frames(response))
             while True:
                 with self._call(what):
                     chunk = next(frames, None)
