@@ -70,7 +70,7 @@ class Server:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 60.0) -> "Server":
+    def start(self, timeout: float = 60.0) -> Server:
         env = {k: v for k, v in os.environ.items() if not k.startswith("VIETER_")}
         env["PYTHONPATH"] = str(ROOT)
         with open(self.log_path, "ab") as log:

@@ -314,7 +314,8 @@ def main(argv: list[str] | None = None) -> int:
         agent_dir.mkdir()
         (agent_dir / "prepare.sh").write_text(PREPARE)
         shutil.chown(agent_dir, AGENT_USER, AGENT_USER)
-        agent_log_file = open(agent_log, "wb")
+        # closed in the finally below, after the agent has exited
+        agent_log_file = open(agent_log, "wb")  # noqa: SIM115
         agent = subprocess.Popen(
             # setpriv, not runuser: runuser kills its child 2 s after a SIGTERM
             as_agent([f"PYTHONPATH={code}", f"VIETER_ADDRESS={server.url}",

@@ -17,7 +17,6 @@ import argparse
 import http.client
 import multiprocessing
 import os
-import selectors
 import shlex
 import shutil
 import socket
@@ -28,8 +27,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import (API_KEY, Server, free_port, kib, make_synthetic_package,  # noqa: E402
-                     median, real_package, unwind_on_signals, write_config)
+from _common import (  # noqa: E402
+    API_KEY,
+    Server,
+    free_port,
+    kib,
+    make_synthetic_package,
+    median,
+    real_package,
+    unwind_on_signals,
+    write_config,
+)
 
 REPO = "bench"
 BIG = "frontend-big"
@@ -53,7 +61,7 @@ class _Conn:
 
 
 def attack(port: int, path: str, readers: int, tricklers: int, uploads: int,
-           stop: "multiprocessing.synchronize.Event", stats: dict) -> None:
+           stop: multiprocessing.synchronize.Event, stats: dict) -> None:
     """Runs until `stop`; a connection the server closes is opened again, and counted."""
     trickle = (b"GET /health HTTP/1.1\r\nHost: bench\r\nX-Trickle: " + b"t" * 1_000_000)
     download = f"GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n".encode()
@@ -243,8 +251,9 @@ def main() -> int:
         manager = multiprocessing.Manager()
         stats = manager.dict()
         attacker = multiprocessing.Process(
-            target=attack, args=(port, f"/{REPO}/x86_64/{BIG}-1.0-1-x86_64.pkg.tar.gz", args.readers,
-                                 args.tricklers, args.uploads, stop, stats), daemon=True)
+            target=attack, args=(port, f"/{REPO}/x86_64/{BIG}-1.0-1-x86_64.pkg.tar.gz",
+                                 args.readers, args.tricklers, args.uploads, stop, stats),
+            daemon=True)
         attacker.start()
         time.sleep(args.settle)
         print("under attack ...", file=sys.stderr)
@@ -273,7 +282,8 @@ def main() -> int:
         print()
         print("latencies in ms; ratio = attack median / idle median")
         errors = idle["errors"] + busy["errors"]
-        print(f"failed requests: {len(errors)}" + (f" ({', '.join(errors[:10])})" if errors else ""))
+        listed = f" ({', '.join(errors[:10])})" if errors else ""
+        print(f"failed requests: {len(errors)}{listed}")
         print("attacker: " + ", ".join(f"{k} {v}" for k, v in sorted(attack_stats.items())))
         print(f"server: RSS {idle_rss / 1024:.0f} MB after the idle run, "
               f"{kib(status['VmRSS']) / 1024:.0f} MB under attack, peak "

@@ -122,9 +122,9 @@ def main(argv: list[str] | None = None) -> int:
         for name, params in QUERIES:
             params = [(k, v.format(target=target)) for k, v in params]
             query = parse(params, BUILDS)
-            rows_ms = statistics.median(timed(lambda: db.list_rows(BUILDS_TABLE, query, "id"),
-                                              args.repeat))
-            records_ms = statistics.median(timed(lambda: db.list_builds(query), args.repeat))
+            rows_ms = statistics.median(timed(
+                lambda q=query: db.list_rows(BUILDS_TABLE, q, "id"), args.repeat))
+            records_ms = statistics.median(timed(lambda q=query: db.list_builds(q), args.repeat))
             _, total = db.list_rows(BUILDS_TABLE, query, "id")
             sql, bound = compile_list(query, BUILDS_TABLE).select_sql("id")
             plan = "; ".join(r["detail"] for r in db._all("EXPLAIN QUERY PLAN " + sql, *bound))

@@ -32,7 +32,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _common as c  # noqa: E402
-
 from vieter_lite.db import Database  # noqa: E402
 
 MEDIAN_TARGET_MS = 20.0
@@ -74,7 +73,7 @@ def prepare(db: Database, n_builds: int, n_targets: int, seed: int, now: int) ->
     failed = 0
     t0 = time.perf_counter()
     with db.transaction():
-        for start, pick in zip(starts, picks):
+        for start, pick in zip(starts, picks, strict=True):
             target_id, archs = targets[pick]
             arch = rng.choice(archs)
             end = start + int(min(7200, max(10, rng.lognormvariate(5.5, 1.0))))
@@ -126,7 +125,7 @@ def check(status: int, body: bytes, target: int, expected_ids: list[int] | None)
     if len(items) > LIMIT:
         problems.append(f"{len(items)} items > {LIMIT}")
     for item in items:
-        if not isinstance(item, dict) or not ITEM_KEYS <= set(item):
+        if not isinstance(item, dict) or not set(item) >= ITEM_KEYS:
             problems.append(f"item without {sorted(ITEM_KEYS)}: {str(item)[:200]}")
             continue
         if item["target_id"] != target:

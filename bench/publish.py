@@ -80,7 +80,7 @@ def default_repo_add_tmpdir() -> str | None:
     repo-add is written for) has /tmp on tmpfs; Debian 12 has it on disk, where this
     metadata churn can cost far more than repo-add's own work and gets slower from run
     to run. Default to tmpfs so the baseline is the tool, not the disk."""
-    for path in ("/dev/shm", "/run/user/%d" % os.getuid()):
+    for path in ("/dev/shm", f"/run/user/{os.getuid()}"):
         try:
             with open("/proc/mounts") as mounts:
                 tmpfs = any(line.split()[1] == path and line.split()[2] == "tmpfs"

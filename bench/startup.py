@@ -31,7 +31,8 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def time_startup(argv: list[str], cwd: Path, extra_env: dict[str, str], timeout: float = 20) -> float:
+def time_startup(argv: list[str], cwd: Path, extra_env: dict[str, str],
+                 timeout: float = 20) -> float:
     with tempfile.TemporaryDirectory(prefix="vieter-startup-") as tmp:
         port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("VIETER_")}

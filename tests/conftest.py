@@ -9,9 +9,9 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -50,13 +50,12 @@ class ServerProcess:
         env.update(self.env_extra)
         return env
 
-    def start(self, timeout: float = 15.0) -> "ServerProcess":
+    def start(self, timeout: float = 15.0) -> ServerProcess:
         self.log_path = self.data_dir.parent / f"server-{self.port}.log"
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([*self.command, "server", *self.args],
-                                     env=self.env(), stdout=log, stderr=subprocess.STDOUT,
-                                     cwd=self.data_dir.parent)
-        log.close()
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen([*self.command, "server", *self.args],
+                                         env=self.env(), stdout=log, stderr=subprocess.STDOUT,
+                                         cwd=self.data_dir.parent)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

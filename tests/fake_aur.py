@@ -28,7 +28,7 @@ PACKAGES: list[dict[str, Any]] = [
 
 
 class _Handler(BaseHTTPRequestHandler):
-    server: "FakeAur"
+    server: FakeAur
 
     def log_message(self, *args: Any) -> None:  # keep pytest output clean
         pass
@@ -87,7 +87,7 @@ class FakeAur(ThreadingHTTPServer):
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server_address[1]}"
 
-    def __enter__(self) -> "FakeAur":
+    def __enter__(self) -> FakeAur:
         self._thread.start()
         return self
 

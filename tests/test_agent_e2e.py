@@ -232,8 +232,9 @@ def db_entries(api: Api) -> set[str]:
     status, _ = api.call("GET", "/e2e/x86_64/e2e.db")
     assert status == 200
     with urllib.request.urlopen(api.url + "/e2e/x86_64/e2e.db") as resp:
-        with tarfile.open(fileobj=io.BytesIO(resp.read())) as tar:
-            return {m.name.split("/")[0] for m in tar.getmembers() if m.isfile()}
+        data = resp.read()
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        return {m.name.split("/")[0] for m in tar.getmembers() if m.isfile()}
 
 
 def tasks(build: dict) -> dict[str, str]:

@@ -15,8 +15,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, ServerProcess
-from test_agent_e2e import (Api, add_target, db_entries, pkgbuild, pytestmark,  # noqa: F401
-                            queue, start_agent, tasks, wait_for)
+from test_agent_e2e import Api, add_target, db_entries, pkgbuild, pytestmark, queue, start_agent, tasks, wait_for  # noqa: F401
 
 
 def lan_address() -> str | None:
@@ -142,5 +141,6 @@ def test_the_host_network_reaches_the_loopback_service(lan):
     before = lan["service"].accepted
     done, log = build(lan, "e2e-hostnet", "e2ehost")
     assert done["status"] == "success", log[-3000:]
-    assert "reached 127.0.0.1: loopback secret" in log, [l for l in log.splitlines() if "way" in l or "reached" in l]
+    assert "reached 127.0.0.1: loopback secret" in log, [
+        line for line in log.splitlines() if "way" in line or "reached" in line]
     assert lan["service"].accepted > before

@@ -15,8 +15,7 @@ from pathlib import Path
 import pytest
 
 from conftest import API_KEY, ROOT
-from test_agent_e2e import (AGENT_PYTHON, AGENT_USER, BASE_IMAGE, PREPARE, add_target,  # noqa: F401
-                            db_entries, pkgbuild, pytestmark)
+from test_agent_e2e import AGENT_PYTHON, AGENT_USER, BASE_IMAGE, PREPARE, add_target, db_entries, pkgbuild, pytestmark  # noqa: F401
 from test_agent_network import lan  # noqa: F401
 from vieter_lite.agent import check
 

@@ -826,7 +826,7 @@ def test_poll_max(client, u):
     builds = [queue(client, t, arch) for t in targets]
     assert poll(client, arch, 0) == []
     first = poll(client, arch, 2)
-    assert [(j["build_id"], j["target_id"]) for j in first] == list(zip(builds, targets))[:2]
+    assert [(j["build_id"], j["target_id"]) for j in first] == list(zip(builds, targets, strict=True))[:2]
     assert len({j["token"] for j in first}) == 2
     assert [j["build_id"] for j in poll(client, arch, 2)] == builds[2:]
     assert poll(client, arch, 2) == []

@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from fake_aur import FakeAur
 from conftest import API_KEY, ROOT, ServerProcess, free_port
+from fake_aur import FakeAur
 from pkgfactory import make_synthetic_package
 from vieter_lite import config
 from vieter_lite.client import Client, ClientError
@@ -256,7 +256,10 @@ def test_targets_list_filters(cli, admin, u):
     repo = f"r{u}"
     ids = [add_target(admin, u, url=f"https://example.org/{name}-{u}.git", repo=repo, arch=arch)
            for name, arch in (("one", "x86_64"), ("two", f"arm{u}"), ("three", "x86_64"))]
-    listed = lambda *flags: [t["id"] for t in cli.json("targets", "list", "--repo", repo, *flags)]
+
+    def listed(*flags: str) -> list[int]:
+        return [t["id"] for t in cli.json("targets", "list", "--repo", repo, *flags)]
+
     assert listed() == ids
     assert listed("-q", f"two-{u}") == [ids[1]]
     assert listed("--arch", f"arm{u}") == [ids[1]]
@@ -334,7 +337,7 @@ def log_set(admin, u):
               "2024-03-11 00:00:00"]
     ids = [admin.add_log(target_id, "x86_64", local_epoch(s), local_epoch(s) + 65, code,
                          f"log {i}\n".encode())
-           for i, (s, code) in enumerate(zip(starts, (0, 1, 2, 0)))]
+           for i, (s, code) in enumerate(zip(starts, (0, 1, 2, 0), strict=True))]
     now = int(time.time())
     ids.append(admin.add_log(target_id, f"arm{u}", now - 10, now, 0, b"today\n"))
     return target_id, ids

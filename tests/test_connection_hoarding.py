@@ -15,7 +15,6 @@ import pytest
 
 from conftest import API_KEY, ServerProcess
 from pkgfactory import make_synthetic_package
-
 from vieter_lite.web.server import waiting_since
 
 
@@ -62,7 +61,7 @@ def _closed_by_peer(sock: socket.socket, within: float) -> bool:
         return sock.recv(1) == b""
     except ConnectionResetError:
         return True
-    except socket.timeout:
+    except TimeoutError:
         return False
 
 

@@ -1,6 +1,7 @@
 """Table tests for vieter_lite.cron (vectors from vieter-behaviour.md section 9.3)."""
 
-from datetime import datetime, timezone
+import itertools
+from datetime import UTC, datetime
 
 import pytest
 
@@ -200,9 +201,9 @@ def test_next_tuple_rejects_impossible_fields():
 
 
 def test_next_after_keeps_aware_timezone():
-    result = next_after("30 12", datetime(2024, 5, 1, 13, 0, 7, tzinfo=timezone.utc))
-    assert result == datetime(2024, 5, 2, 12, 30, tzinfo=timezone.utc)
-    assert result.tzinfo is timezone.utc
+    result = next_after("30 12", datetime(2024, 5, 1, 13, 0, 7, tzinfo=UTC))
+    assert result == datetime(2024, 5, 2, 12, 30, tzinfo=UTC)
+    assert result.tzinfo is UTC
 
 
 def test_next_after_keeps_naive():
@@ -213,7 +214,7 @@ def test_next_n_strictly_increasing():
     times = next_n("*/20 1,2", at("2002-01-01 01:30"), 5)
     expected = ["01-01 01:40", "01-01 02:00", "01-01 02:20", "01-01 02:40", "01-02 01:00"]
     assert times == [at(f"2002-{t}") for t in expected]
-    assert all(a < b for a, b in zip(times, times[1:]))
+    assert all(a < b for a, b in itertools.pairwise(times))
     assert next_n("0 3", at("2002-01-01 00:00"), 0) == []
 
 

@@ -14,8 +14,7 @@ import pytest
 from oracles import repo_add_entries, strip_md5
 from pacman_client import PacmanClient, pacman_available
 from pkgfactory import make_synthetic_package
-from vieter_lite.repo.database import (Entry, compress_segment, entry_members, write_archives,
-                                       write_segments)
+from vieter_lite.repo.database import Entry, compress_segment, entry_members, write_archives, write_segments
 from vieter_lite.repo.desc import render_desc, render_files
 from vieter_lite.repo.package import read_package
 

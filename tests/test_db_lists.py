@@ -5,16 +5,16 @@ labels, tags, pagination, and the query plans (an index behind every filter and 
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
 from vieter_lite.agent.daemon import TIMEOUT_EXIT as AGENT_TIMEOUT_EXIT
 from vieter_lite.db import Database
-from vieter_lite.db.lists import (BUILD_STATE_CONDITIONS, BUILDS_TABLE, TARGETS_TABLE,
-                                  TIMEOUT_EXIT, compile_list)
+from vieter_lite.db.lists import BUILD_STATE_CONDITIONS, BUILDS_TABLE, TARGETS_TABLE, TIMEOUT_EXIT, compile_list
 from vieter_lite.lists import BUILD_STATES, BUILDS, TARGETS, ListQuery, parse
 from vieter_lite.models import Build
 
@@ -23,8 +23,8 @@ DAY = 86400
 
 
 def ts(seconds: int) -> str:
-    from datetime import datetime, timezone
-    return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    from datetime import datetime
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass

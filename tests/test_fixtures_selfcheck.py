@@ -43,7 +43,7 @@ def test_makepkg_split_package_with_epoch(tmp_path):
                               arch="x86_64", pkgext=".pkg.tar.gz", depends=["missing-dep>=1"])
     assert [p.name for p in pkgs] == ["sc-split-a-1:2.0-3-x86_64.pkg.tar.gz",
                                       "sc-split-b-1:2.0-3-x86_64.pkg.tar.gz"]
-    for pkg, name in zip(pkgs, ["sc-split-a", "sc-split-b"]):
+    for pkg, name in zip(pkgs, ["sc-split-a", "sc-split-b"], strict=True):
         listing = bsdtar_list(pkg)
         assert ".PKGINFO" in listing and f"usr/bin/{name}" in listing
         assert f"usr/share/{name}/README" in listing

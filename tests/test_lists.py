@@ -4,20 +4,30 @@ pagination object with links that carry the request's filters."""
 from __future__ import annotations
 
 import urllib.parse
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
 from vieter_lite.errors import BadQueryParameter, Malformed
-from vieter_lite.lists import (BUILDS, MAX_LABEL_REQUIREMENTS, TARGETS, Filter, LabelRequirement,
-                               ListQuery, ListSpec, TimeCondition, pagination, parse)
+from vieter_lite.lists import (
+    BUILDS,
+    MAX_LABEL_REQUIREMENTS,
+    TARGETS,
+    Filter,
+    LabelRequirement,
+    ListQuery,
+    ListSpec,
+    TimeCondition,
+    pagination,
+    parse,
+)
 
 BASE = "http://pi:8000"
 PATH = "/api/v2/builds"
 
 
 def unix(*fields: int) -> int:
-    return int(datetime(*fields, tzinfo=timezone.utc).timestamp())
+    return int(datetime(*fields, tzinfo=UTC).timestamp())
 
 
 def bad(params, spec: ListSpec = BUILDS) -> BadQueryParameter:

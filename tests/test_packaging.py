@@ -187,8 +187,7 @@ def test_zipapp_server_publishes_and_pacman_syncs(zipapp: Path, tmp_path: Path):
 # -- config and units ------------------------------------------------------------------------
 
 def test_default_config_documents_every_key():
-    from vieter_lite.config import AGENT_KEYS
-    from vieter_lite.config import SERVER_KEYS
+    from vieter_lite.config import AGENT_KEYS, SERVER_KEYS
 
     text = (ROOT / "packaging" / "vieter-lite.toml").read_text()
     for key in SERVER_KEYS + AGENT_KEYS:

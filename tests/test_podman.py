@@ -19,8 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from vieter_lite.agent.podman import (BuildTimeout, Podman, PodmanError, PodmanService,
-                                      split_ref)
+from vieter_lite.agent.podman import BuildTimeout, Podman, PodmanError, PodmanService, split_ref
 
 ROOT = Path(__file__).resolve().parent.parent
 AGENT_USER = os.environ.get("VIETER_AGENT_USER", "vieter-agent")
@@ -191,9 +190,9 @@ def test_service_starts_answers_and_stops_its_process_group(service):
             assert client.image_exists(BASE)
     assert not sock_dir.exists()
     assert _group_pids(pgid) == [], "a podman service process outlived stop()"
-    with Podman(f"unix://{sock_dir}/podman.sock") as dead:
-        with pytest.raises(PodmanError, match="cannot connect"):
-            dead.ping()
+    with (Podman(f"unix://{sock_dir}/podman.sock") as dead,
+          pytest.raises(PodmanError, match="cannot connect")):
+        dead.ping()
 
 
 def test_service_gets_none_of_the_agents_settings(service, monkeypatch):

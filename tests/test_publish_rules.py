@@ -11,8 +11,19 @@ import pytest
 
 from conftest import ServerProcess
 from pkgfactory import make_synthetic_package
-from test_api_v1 import (KEY, NO_KEY, ServerClient, add_target, assert_error, claim,  # noqa: F401
-                         client, ok, shared_server, token_headers, u)
+from test_api_v1 import (  # noqa: F401
+    KEY,
+    NO_KEY,
+    ServerClient,
+    add_target,
+    assert_error,
+    claim,
+    client,
+    ok,
+    shared_server,
+    token_headers,
+    u,
+)
 from vieter_lite.errors import Forbidden
 
 

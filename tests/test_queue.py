@@ -13,8 +13,7 @@ from vieter_lite.db import Database
 from vieter_lite.errors import BadRequest, Conflict, NotFound
 from vieter_lite.logs import BuildLogs
 from vieter_lite.models import TASK_NAMES
-from vieter_lite.queue import (LEASE_SECONDS, MAX_EXPIRIES, MAX_POLL, MAX_RELEASES, TIMEOUT_GRACE,
-                               BuildQueue, hash_token)
+from vieter_lite.queue import LEASE_SECONDS, MAX_EXPIRIES, MAX_POLL, MAX_RELEASES, TIMEOUT_GRACE, BuildQueue, hash_token
 from vieter_lite.web.v1.shapes import job_json
 
 T0 = 1_700_000_010  # 10 s into a minute

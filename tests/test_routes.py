@@ -22,7 +22,6 @@ ENVELOPES = {"v1": lambda body, status: set(body) == {"message", "data"},
 @pytest.fixture(scope="module")
 def routes(tmp_path_factory):
     from conftest import make_config
-
     from vieter_lite.services import build_services
 
     services = build_services(make_config(tmp_path_factory.mktemp("routes")))
@@ -37,7 +36,6 @@ def _all_routes():
     from pathlib import Path
 
     from conftest import make_config
-
     from vieter_lite.services import build_services
 
     with tempfile.TemporaryDirectory() as tmp:

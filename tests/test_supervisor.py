@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import tempfile
 import sys
+import tempfile
 import threading
 import time
 import urllib.request

@@ -12,8 +12,18 @@ from test_migrations import _first_release_db
 from vieter_lite.db import Database
 from vieter_lite.db.schema import MIGRATIONS
 from vieter_lite.errors import Conflict, Invalid, NotFound
-from vieter_lite.tokens import (ADMIN, LAST_USED_EVERY, PREFIX, SCOPES, Principal, Tokens,
-                                TokenSpec, new_secret, parse_time, validate)
+from vieter_lite.tokens import (
+    ADMIN,
+    LAST_USED_EVERY,
+    PREFIX,
+    SCOPES,
+    Principal,
+    Tokens,
+    TokenSpec,
+    new_secret,
+    parse_time,
+    validate,
+)
 
 API_KEY = "the-configured-api-key"
 NOW = 1_800_000_000

@@ -10,8 +10,7 @@ import pytest
 
 from vieter_lite.cli import build_parser
 from vieter_lite.client import Client, v2_error_detail
-from vieter_lite.commands.tokens import (TABLE_HEADERS, shown_time, token_body, token_fields,
-                                         token_rows)
+from vieter_lite.commands.tokens import TABLE_HEADERS, shown_time, token_body, token_fields, token_rows
 
 ZONE = "XYZ-5:30"  # +05:30 without tzdata (POSIX TZ signs are inverted)
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import urllib.parse
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from vieter_lite.client import Client, ClientError
 

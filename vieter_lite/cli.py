@@ -1,4 +1,7 @@
-"""The command line: vieter-lite server | agent | schedule | targets | logs | repos | aur | --version."""
+"""The command line.
+
+vieter-lite server | agent | schedule | targets | logs | repos | aur | --version
+"""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ import os
 import sys
 import textwrap
 from datetime import datetime
+from typing import NoReturn
 
 from vieter_lite import __version__, config, config_text, cron
 from vieter_lite import commands as client_commands
@@ -70,12 +74,12 @@ def cmd_schedule(args: argparse.Namespace) -> int:
 class _Parser(argparse.ArgumentParser):
     """Usage errors as one line (exit status 2), pointing at --help."""
 
-    def error(self, message: str) -> None:  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument("-f", "--config-file", default=argparse.SUPPRESS,
                         help=f"TOML config file (default: {config.SYSTEM_CONFIG} and "
                         "~/.vieterrc when present)")

@@ -8,8 +8,9 @@ import socket
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, BinaryIO, Iterable, Mapping
+from typing import Any, BinaryIO
 
 from vieter_lite.errors import VieterError
 
@@ -83,7 +84,7 @@ class Client:
         try:
             scheme = urllib.parse.urlsplit(self.address).scheme
             req = urllib.request.Request(self.address + path + _query(params), method=method,
-                                         data=body)  # type: ignore[arg-type]
+                                         data=body)
         except ValueError:
             scheme = ""
         if scheme not in ("http", "https"):

@@ -6,9 +6,10 @@ import dataclasses
 import os
 import platform
 import tomllib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from vieter_lite.errors import ConfigError
 
@@ -88,7 +89,8 @@ class Key:
 
 
 SERVER_KEYS: tuple[Key, ...] = (
-    Key("api_key", str, None, check_not_empty, "secret expected in the X-Api-Key header (required)"),
+    Key("api_key", str, None, check_not_empty,
+        "secret expected in the X-Api-Key header (required)"),
     Key("data_dir", str, "data", check_not_empty, "where the database, repos and logs live"),
     Key("pkg_dir", str, "", None, "where package files live (default: <data_dir>/pkgs)"),
     Key("host", str, "0.0.0.0", check_not_empty, "address to listen on"),
@@ -142,7 +144,7 @@ class ServerConfig:
     collect_metrics: bool
     default_build_timeout: int
 
-    def replace(self, **changes: Any) -> "ServerConfig":
+    def replace(self, **changes: Any) -> ServerConfig:
         return dataclasses.replace(self, **changes)
 
 
@@ -193,6 +195,7 @@ class ClientConfig:
 
 def _coerce(key: Key, raw: Any, source: str) -> Any:
     """Turn a TOML or environment value into the key's type, or raise ConfigError."""
+    value: bool | int | str
     try:
         if key.type is bool:
             if isinstance(raw, bool):
@@ -279,7 +282,8 @@ def load_values(keys: tuple[Key, ...], config_file: str | None,
     known = frozenset(k.name for k in keys)
     raw: dict[str, tuple[Any, str]] = {}
     for path in config_files(config_file, system):
-        raw.update({n: (v, str(path)) for n, v in read_file_values(path, known).items() if n in known})
+        file_values = read_file_values(path, known)
+        raw.update({n: (v, str(path)) for n, v in file_values.items() if n in known})
     raw.update(env_values(keys, environ))
     values: dict[str, Any] = {}
     for key in keys:
@@ -312,7 +316,8 @@ def load_server(config_file: str | None = None, environ: Mapping[str, str] | Non
         values[name] = _coerce(keys[name], value, "--" + name.replace("_", "-"))
     data_dir = Path(values["data_dir"]).expanduser()
     values["data_dir"] = data_dir
-    values["pkg_dir"] = Path(values["pkg_dir"]).expanduser() if values["pkg_dir"] else data_dir / "pkgs"
+    values["pkg_dir"] = (Path(values["pkg_dir"]).expanduser() if values["pkg_dir"]
+                         else data_dir / "pkgs")
     _check_pkg_dir(data_dir, values["pkg_dir"])
     values["log_level"] = values["log_level"].upper()
     return ServerConfig(**values)

@@ -6,7 +6,8 @@ from __future__ import annotations
 import difflib
 import json
 import textwrap
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from vieter_lite import config
 from vieter_lite.config import Key, env_var

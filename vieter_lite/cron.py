@@ -5,6 +5,7 @@ from __future__ import annotations
 import calendar
 import dataclasses
 import re
+from collections.abc import Iterable
 from datetime import datetime
 
 from croniter import croniter
@@ -45,7 +46,7 @@ class CronError(ValueError):
         super().__init__(message)
 
 
-def _listed(values) -> str:
+def _listed(values: Iterable[int]) -> str:
     return ",".join(map(str, sorted(values)))
 
 
@@ -114,7 +115,7 @@ class Schedule:
         sets = (self.minutes, self.hours, self.days, self.months)
         parts = [
             "*" if len(values) == hi - lo + 1 else _listed(values)
-            for values, (_, lo, hi) in zip(sets, FIELDS)
+            for values, (_, lo, hi) in zip(sets, FIELDS, strict=True)
         ]
         return " ".join(parts) + " *"
 
@@ -128,7 +129,7 @@ def parse(expr: str) -> Schedule:
         raise CronError("too many parts (at most minute, hour, day and month)", expr)
     parts += ["*"] * (4 - len(parts))
     sets = []
-    for text, (name, lo, hi) in zip(parts, FIELDS):
+    for text, (name, lo, hi) in zip(parts, FIELDS, strict=True):
         try:
             sets.append(frozenset(expand_field(text, lo, hi)))
         except CronError as e:

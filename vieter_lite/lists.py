@@ -15,9 +15,9 @@ import calendar
 import math
 import re
 import urllib.parse
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Iterable
+from datetime import UTC, datetime
 
 from vieter_lite.errors import BadQueryParameter
 
@@ -144,7 +144,7 @@ def parse_timestamp(parameter: str, text: str) -> int:
                               f"are formatted as '{TIMESTAMP_FORMAT}' (UTC)")
     try:
         year, month, day, hour, minute, second = (int(g) for g in match.groups())
-        moment = datetime(year, month, day, hour, minute, second, tzinfo=timezone.utc)
+        moment = datetime(year, month, day, hour, minute, second, tzinfo=UTC)
     except ValueError:
         raise _bad(parameter, f"{parameter}: '{_shown(text)}' is not a valid date and "
                               f"time") from None
@@ -205,10 +205,9 @@ def is_label_key(key: str) -> bool:
     """A label key: an optional DNS subdomain prefix (at most 253 characters) and '/',
     then a name of at most 63 characters."""
     prefix, slash, name = key.rpartition("/")
-    if slash:
-        if not prefix or len(prefix) > 253 or \
-                not all(_DNS_LABEL.fullmatch(p) for p in prefix.split(".")):
-            return False
+    if slash and (not prefix or len(prefix) > 253
+                  or not all(_DNS_LABEL.fullmatch(p) for p in prefix.split("."))):
+        return False
     return len(name) <= 63 and _LABEL_NAME.fullmatch(name) is not None
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 import threading
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from vieter_lite.errors import PayloadTooLarge
 from vieter_lite.streams import copy_exact

@@ -1,4 +1,7 @@
-"""`vieter-lite agent --check`: is this user's rootless Podman ready for builds? One line per problem, with its fix."""
+"""`vieter-lite agent --check`: is this user's rootless Podman ready for builds?
+
+One line per problem, with its fix.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +11,9 @@ import pwd
 import shutil
 import tomllib
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 from vieter_lite.config import AGENT_KEYS, load_values
@@ -71,7 +75,9 @@ def storage_problems(path: Path, uid: int, home: str) -> list[str]:
         data = tomllib.loads(path.read_text())
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         return [f"cannot read {path}: {exc}: fix or remove it"]
-    storage = data.get("storage") if isinstance(data.get("storage"), dict) else {}
+    storage = data.get("storage")
+    if not isinstance(storage, dict):
+        storage = {}
     missing = {k: v for k, v in suggested_roots(uid, home).items() if not storage.get(k)}
     if not missing:
         return []

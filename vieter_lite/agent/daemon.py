@@ -8,9 +8,10 @@ import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from vieter_lite.agent import script
 from vieter_lite.agent.output import OutputError, extract_packages

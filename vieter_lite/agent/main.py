@@ -7,8 +7,8 @@ import os
 import signal
 import socket
 import threading
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 from vieter_lite.agent import script
 from vieter_lite.agent.check import network_problems

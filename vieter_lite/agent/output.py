@@ -1,12 +1,15 @@
-"""The packages a build produced: taken out of the tar stream of the container's output dir, with limits."""
+"""The packages a build produced.
+
+They are taken out of the tar stream of the container's output dir, with limits.
+"""
 
 from __future__ import annotations
 
 import io
 import re
 import tarfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Iterable, Iterator
 
 # A split package rarely has more than a few dozen parts; anything far above is not makepkg.
 MAX_PACKAGES = 100

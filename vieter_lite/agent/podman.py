@@ -1,4 +1,7 @@
-"""The only module that talks to Podman: a private rootless API service and containers over podman-py."""
+"""The only module that talks to Podman.
+
+A private rootless API service, and containers over podman-py.
+"""
 
 from __future__ import annotations
 
@@ -15,9 +18,10 @@ import tempfile
 import threading
 import time
 import uuid
-from datetime import datetime, timezone
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, NamedTuple
+from typing import Any, NamedTuple, cast
 
 log = logging.getLogger(__name__)
 
@@ -25,10 +29,14 @@ OutputFn = Callable[[bytes], None]
 CopyFn = Callable[[Iterable[bytes]], Any]  # receives the tar stream of a container path
 LABEL = "io.vieter-lite.role"  # set on every container this module creates ("build", "image")
 OWNER_LABEL = "io.vieter-lite.owner"  # which Podman instance created it
+SERVICE_LOG = "service.log"  # the API service's output, in its private dir
 
 
 class PodmanError(Exception):
-    """Podman could not do what was asked; the message is a one-line reason (plus output, if any)."""
+    """Podman could not do what was asked.
+
+    The message is a one-line reason (plus output, if any).
+    """
 
 
 class BuildTimeout(PodmanError):
@@ -76,7 +84,7 @@ class PodmanService:
 
     @property
     def log_path(self) -> Path | None:
-        return self.dir / "service.log" if self.dir else None
+        return self.dir / SERVICE_LOG if self.dir else None
 
     def start(self) -> str:
         if self.configured_url:
@@ -86,11 +94,12 @@ class PodmanService:
             return self.url
         argv, env, cwd, owner = self._command()
         self.dir = Path(tempfile.mkdtemp(prefix="vieter-podman-"))
+        log_path = self.dir / SERVICE_LOG
         if owner is not None:
             os.chown(self.dir, owner.pw_uid, owner.pw_gid)
         sock = self.dir / "podman.sock"
         self.url = f"unix://{sock}"
-        with open(self.log_path, "wb") as out:
+        with open(log_path, "wb") as out:
             try:
                 self.proc = subprocess.Popen(
                     argv + [self.podman, "system", "service", "--time=0", self.url],
@@ -103,7 +112,7 @@ class PodmanService:
         try:
             wait_for_ping(self.url, self.start_timeout, self.proc, sock)
         except PodmanError as exc:
-            output = self.log_path.read_text(errors="replace").strip()[-2000:]
+            output = log_path.read_text(errors="replace").strip()[-2000:]
             self.stop()
             raise PodmanError(f"{exc}; service output: {output or '(none)'}") from None
         return self.url
@@ -160,7 +169,7 @@ class PodmanService:
             shutil.rmtree(self.dir, ignore_errors=True)
             self.dir = None
 
-    def __enter__(self) -> "PodmanService":
+    def __enter__(self) -> PodmanService:
         self.start()
         return self
 
@@ -208,7 +217,8 @@ def wait_for_ping(url: str, timeout: float, proc: subprocess.Popen | None = None
                 except Exception as exc:  # noqa: BLE001 - any failure means "not ready yet"
                     last = _reason(exc)
             if time.monotonic() >= deadline:
-                raise PodmanError(f"podman service at {url} did not answer within {timeout:g}s: {last}")
+                raise PodmanError(
+                    f"podman service at {url} did not answer within {timeout:g}s: {last}")
             time.sleep(0.05)
 
 
@@ -249,7 +259,7 @@ class Podman:
         self._client.close()
         self._stream_client.close()
 
-    def __enter__(self) -> "Podman":
+    def __enter__(self) -> Podman:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -265,8 +275,9 @@ class Podman:
             raise PodmanError(f"{what}: {_reason(exc)}") from exc
 
     @staticmethod
-    def _status(exc: BaseException) -> int | None:
-        return getattr(exc, "status_code", None) or getattr(getattr(exc, "response", None), "status_code", None)
+    def _status(exc: BaseException | None) -> int | None:
+        response = getattr(exc, "response", None)
+        return getattr(exc, "status_code", None) or getattr(response, "status_code", None)
 
     def ping(self) -> None:
         with self._call(f"ping {self.url}"):
@@ -293,7 +304,7 @@ class Podman:
         found = []
         with self._call("list images"):
             for image in self._client.images.list():
-                created = datetime.fromtimestamp(int(image.attrs.get("Created") or 0), timezone.utc)
+                created = datetime.fromtimestamp(int(image.attrs.get("Created") or 0), UTC)
                 names = image.attrs.get("Names") or image.attrs.get("RepoTags") or []
                 found += [ImageRef(n, created) for n in names if n.startswith(prefix)]
         return sorted(found, key=lambda i: (i.created, i.ref))
@@ -381,7 +392,8 @@ class Podman:
     def _create(self, image: str, command: list[str], env: dict[str, str] | None,
                 user: str | None, workdir: str | None, role: str,
                 network: str | None = None) -> Any:
-        kwargs: dict[str, Any] = {"environment": dict(env or {}), "labels": {LABEL: role, OWNER_LABEL: self.owner},
+        kwargs: dict[str, Any] = {"environment": dict(env or {}),
+                                  "labels": {LABEL: role, OWNER_LABEL: self.owner},
                                   "log_config": {"Type": "json-file"}}
         if network:
             kwargs["network_mode"] = network
@@ -431,7 +443,8 @@ class Podman:
                     f"/containers/{cid}/logs", stream=True,
                     params={"follow": True, "stdout": True, "stderr": True})
                 response.raise_for_status()
-                frames = stream_frames(response)  # stdout and stderr frames in arrival order
+                # stdout and stderr frames in arrival order; bytes only without demux
+                frames = cast(Iterator[bytes], stream_frames(response))
             while True:
                 with self._call(what):
                     chunk = next(frames, None)

@@ -24,7 +24,7 @@ pacman -Syu --noconfirm --needed || echo "warning: pacman -Syu failed; building 
 install -d -o "$VL_USER" -g "$VL_USER" /build "$PKGDEST"
 cd /build
 exec runuser -u "$VL_USER" -- bash -c "$VL_USER_SCRIPT"
-"""
+"""  # noqa: E501 (shell lines are kept whole)
 
 # Runs as the build user in /build.
 USER_SCRIPT = r"""set -euo pipefail
@@ -60,7 +60,7 @@ fi
 echo "::vieter-task:: build"
 echo "+ makepkg $VL_MAKEPKG_ARGS"
 MAKEFLAGS="-j$(nproc)" makepkg --noextract --noconfirm $VL_MAKEPKG_ARGS
-"""
+"""  # noqa: E501 (shell lines are kept whole)
 
 
 def build_env(job: dict[str, Any], address: str, user: str = "build",

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import argparse
 
-from vieter_lite.commands.common import (Context, count, local, positive_id, print_json,
-                                         print_table, runs)
+from vieter_lite.commands.common import (
+    Context,
+    count,
+    local,
+    positive_id,
+    print_json,
+    print_table,
+    runs,
+)
 
 ACTIVE = "queued,running"
 

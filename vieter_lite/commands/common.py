@@ -6,13 +6,14 @@ import argparse
 import json
 import re
 import sys
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
-from vieter_lite.config import ClientConfig, load_client
 from vieter_lite.aur import Aur
 from vieter_lite.client import Client
+from vieter_lite.config import ClientConfig, load_client
 from vieter_lite.errors import ConfigError
 
 PROG = "vieter-lite"
@@ -167,7 +168,7 @@ def print_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
     head = [h.upper() for h in headers]
     widths = [max([len(head[i])] + [len(r[i]) for r in text_rows]) for i in range(len(head))]
     for row in [head] + text_rows:
-        print("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip())
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=False)).rstrip())
 
 
 def print_fields(pairs: Iterable[tuple[str, Any]]) -> None:

@@ -9,9 +9,23 @@ from datetime import date, datetime, timedelta
 from typing import Any, BinaryIO
 
 from vieter_lite.client import Client, ClientError
-from vieter_lite.commands.common import (Context, count, day, duration, exit_code, local,
-                                         local_time, positive_id, print_fields, print_json,
-                                         print_table, refuse, runs, seconds, warn)
+from vieter_lite.commands.common import (
+    Context,
+    count,
+    day,
+    duration,
+    exit_code,
+    local,
+    local_time,
+    positive_id,
+    print_fields,
+    print_json,
+    print_table,
+    refuse,
+    runs,
+    seconds,
+    warn,
+)
 
 ACTIVE = ("queued", "running")
 

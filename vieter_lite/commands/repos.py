@@ -140,7 +140,8 @@ def register(commands: argparse._SubParsersAction, flags: argparse.ArgumentParse
                    help="needed to remove a whole repository or arch-repo")
     p.set_defaults(func=runs(cmd_repos_remove))
 
-    group = commands.add_parser("aur", parents=[flags], help="find AUR packages, add them as targets")
+    group = commands.add_parser("aur", parents=[flags],
+                                help="find AUR packages, add them as targets")
     sub = group.add_subparsers(dest="aur_command", required=True, metavar="COMMAND")
     p = sub.add_parser("search", parents=[flags], help="search the AUR by name and description")
     p.add_argument("term", metavar="TERM")

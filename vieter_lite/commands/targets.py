@@ -7,8 +7,18 @@ from typing import Any
 
 from vieter_lite import cron
 from vieter_lite.client import Client, ClientError
-from vieter_lite.commands.common import (Context, arch_list, count, local, positive_id,
-                                         print_fields, print_json, print_table, refuse, runs)
+from vieter_lite.commands.common import (
+    Context,
+    arch_list,
+    count,
+    local,
+    positive_id,
+    print_fields,
+    print_json,
+    print_table,
+    refuse,
+    runs,
+)
 
 KINDS = ("git", "url")
 EDITABLE = ("url", "branch", "repo", "arch", "schedule", "kind", "path")

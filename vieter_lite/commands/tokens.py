@@ -6,8 +6,17 @@ import argparse
 import time
 from typing import Any
 
-from vieter_lite.commands.common import (Context, local, local_time, positive_id, print_fields,
-                                         print_json, print_table, runs, warn)
+from vieter_lite.commands.common import (
+    Context,
+    local,
+    local_time,
+    positive_id,
+    print_fields,
+    print_json,
+    print_table,
+    runs,
+    warn,
+)
 from vieter_lite.errors import Invalid
 from vieter_lite.tokens import SCOPES, parse_time
 

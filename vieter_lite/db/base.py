@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from vieter_lite.db.schema import MIGRATIONS
 
@@ -60,7 +60,7 @@ class Base:
                     raise
 
     @contextmanager
-    def transaction(self) -> Iterator["Base"]:
+    def transaction(self) -> Iterator[Base]:
         """Run several calls as one sqlite transaction (re-entrant within a thread)."""
         with self._lock:
             if self._conn.in_transaction:

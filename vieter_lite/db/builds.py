@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from typing import Iterable
+from collections.abc import Iterable
 
 from vieter_lite.db.base import Base
 from vieter_lite.models import TASK_NAMES, Build, Target, TargetArch
@@ -63,7 +63,8 @@ class BuildQueries(Base):
     def targets(self, limit: int = 0, offset: int = 0, repo: str = "", query: str = "",
                 arch: str = "") -> list[Target]:
         """Targets ordered by id; filters AND together; limit 0 = no limit."""
-        sql, args = "SELECT * FROM targets t WHERE 1", []
+        sql = "SELECT * FROM targets t WHERE 1"
+        args: list[str | int] = []
         if repo:
             sql += " AND repo = ?"
             args.append(repo)
@@ -258,7 +259,8 @@ class BuildQueries(Base):
     def builds(self, statuses: Iterable[str] = (), target: int | None = None,
                limit: int = 0, offset: int = 0) -> list[Build]:
         """Builds by id with their tasks; filters AND together; limit 0 = no limit."""
-        sql, args = "SELECT id FROM builds WHERE 1", []
+        sql = "SELECT id FROM builds WHERE 1"
+        args: list[str | int] = []
         statuses = list(statuses)
         if statuses:
             sql += f" AND status IN ({', '.join('?' * len(statuses))})"

@@ -9,12 +9,15 @@ Ties in the order are broken by id in the same direction, so one index serves bo
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping
+from typing import TypeVar
 
 from vieter_lite.db.builds import _BUILD_COLUMNS, BuildQueries, _build
 from vieter_lite.lists import ListQuery
 from vieter_lite.models import TASK_NAMES, Build, Target
+
+_V = TypeVar("_V")
 
 MAX_OFFSET = 2 ** 63 - 1
 # The agent records a build killed at its timeout as failed with this exit code
@@ -176,7 +179,7 @@ def compile_list(query: ListQuery, table: TableSpec) -> CompiledList:
                         query.per_page, min(query.offset, MAX_OFFSET))
 
 
-def _known(table: Mapping, name: str, what: str):
+def _known(table: Mapping[str, _V], name: str, what: str) -> _V:
     if name not in table:
         raise ValueError(f"no {what} '{name}' in this table's whitelist")
     return table[name]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sqlite3
 import zlib
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 from vieter_lite.db.base import Base
 from vieter_lite.models import PackageOwner, RepoPackage
@@ -59,7 +59,7 @@ class RepoQueries(Base):
         return [(r["repo"], r["arch"]) for r in rows]
 
     @contextmanager
-    def archive_snapshot(self, repo: str, arch: str) -> Iterator["ArchiveSnapshot | None"]:
+    def archive_snapshot(self, repo: str, arch: str) -> Iterator[ArchiveSnapshot | None]:
         """One consistent read of an arch-repo for writing its archives, through a separate
         connection (WAL) so writers are not held up; None if there is no such arch-repo."""
         conn = sqlite3.connect(self.path, isolation_level=None, timeout=30)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import tarfile
 import zlib
-from typing import BinaryIO, Iterable, NamedTuple
+from collections.abc import Iterable
+from typing import BinaryIO, NamedTuple
 
 BLOCK = 512
 COMPRESS_LEVEL = 6
@@ -71,7 +72,7 @@ class Segment(NamedTuple):
 
     db: Part
     files: Part
-    count: int
+    packages: int
 
 
 def _deflate(chunks: list[bytes], final: bool = False) -> Part:
@@ -121,7 +122,7 @@ def write_segments(segments: list[Segment], db_out: BinaryIO, files_out: BinaryI
     """Write both archives from segments, in the order given; returns the package count."""
     _write_gzip((s.db for s in segments), db_out)
     _write_gzip((s.files for s in segments), files_out)
-    return sum(s.count for s in segments)
+    return sum(s.packages for s in segments)
 
 
 def write_archives(members: Iterable[tuple[bytes, bytes]], db_out: BinaryIO,

@@ -86,7 +86,7 @@ def package_from_desc(text: str, files_text: str = "") -> Package:
     stem = f"{info.name}-{info.version}-{info.arch}"
     extension = filename[len(stem):] if filename.startswith(stem) else ""
     files = tuple(parse_desc(files_text).get("FILES", [])) if files_text else ()
-    return Package(info=info, extension=extension, csize=int(pkg_kwargs["csize"] or 0),
+    return Package(info=info, extension=extension, csize=int(str(pkg_kwargs["csize"]) or 0),
                    sha256=str(pkg_kwargs["sha256"]), pgpsig=str(pkg_kwargs["pgpsig"]),
                    files=files)
 

@@ -8,8 +8,9 @@ import hashlib
 import lzma
 import re
 import zlib
+from collections.abc import Iterable
 from pathlib import Path
-from typing import BinaryIO, Iterable
+from typing import Any, BinaryIO, cast
 
 from vieter_lite import names
 from vieter_lite.errors import InvalidPackage
@@ -110,7 +111,8 @@ def parse_pkginfo(text: str) -> PkgInfo:
         value = single.get(attr, "")
         if value and not (value.isascii() and value.isdecimal() and int(value) < MAX_INT_FIELD):
             raise InvalidPackage(f".PKGINFO: {key} '{value[:40]}' is not a sane number")
-    return PkgInfo(**single, **{k: tuple(v) for k, v in multi.items()})
+    fields: dict[str, Any] = {**single, **{k: tuple(v) for k, v in multi.items()}}
+    return PkgInfo(**fields)
 
 
 def detect_format(head: bytes) -> tuple[str, str]:
@@ -130,8 +132,14 @@ def _open_stream(path: Path, kind: str) -> BinaryIO:
             return zstd.open_zstd(path)
         except zstd.ZstdUnavailable as exc:
             raise InvalidPackage(str(exc)) from None
-    opener = {"gz": gzip.open, "xz": lzma.open, "bz2": bz2.open}.get(kind)
-    return opener(path, "rb") if opener else open(path, "rb")  # type: ignore[return-value]
+    # GzipFile, LZMAFile and BZ2File are binary file objects, typed only as BufferedIOBase
+    if kind == "gz":
+        return cast(BinaryIO, gzip.open(path, "rb"))
+    if kind == "xz":
+        return cast(BinaryIO, lzma.open(path, "rb"))
+    if kind == "bz2":
+        return cast(BinaryIO, bz2.open(path, "rb"))
+    return open(path, "rb")
 
 
 def file_list(paths: Iterable[str]) -> tuple[str, ...]:

@@ -17,9 +17,9 @@ import shutil
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from vieter_lite import names
 from vieter_lite.db import Database
@@ -108,7 +108,8 @@ class RepoStore:
     def receive_upload(self, read: Callable[[int], bytes], length: int) -> tuple[Path, str]:
         """Stream `length` bytes into a temp file; returns (path, sha256). Caller removes it."""
         if length > self.max_upload_size:
-            raise PayloadTooLarge(f"package is larger than the limit of {self.max_upload_size} bytes")
+            raise PayloadTooLarge(
+                f"package is larger than the limit of {self.max_upload_size} bytes")
         path = self.tmp_dir / f"upload-{uuid.uuid4().hex}"
         digest = hashlib.sha256()
         try:

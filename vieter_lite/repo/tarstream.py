@@ -1,11 +1,15 @@
-"""Pure: read tar headers from a stream within fixed limits, refusing a hostile archive before reading it whole."""
+"""Pure: read tar headers from a stream within fixed limits.
+
+A hostile archive is refused before it is read whole.
+"""
 
 from __future__ import annotations
 
 import re
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import BinaryIO, Iterator
+from typing import BinaryIO
 
 from vieter_lite.errors import InvalidPackage
 

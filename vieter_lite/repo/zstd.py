@@ -1,4 +1,7 @@
-"""One streaming zstd reader over whichever decompressor this machine has, tried in a fixed order."""
+"""One streaming zstd reader over whichever decompressor this machine has.
+
+The decompressors are tried in a fixed order.
+"""
 
 from __future__ import annotations
 
@@ -87,7 +90,8 @@ class _ProgramReader(io.RawIOBase):
     """`zstd -dc` as a child process: its stdout read as it comes, killed and reaped on close."""
 
     def __init__(self, program: str, path: Path):
-        self._stderr = tempfile.TemporaryFile()
+        # kept open until close(): the child writes into it while it runs
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115
         try:
             with open(path, "rb") as source:
                 self._proc = subprocess.Popen([program, "-d", "-c", "-q"], stdin=source,
@@ -101,8 +105,9 @@ class _ProgramReader(io.RawIOBase):
         return True
 
     def readinto(self, buffer: Any) -> int:
-        assert self._proc.stdout is not None
-        count = self._proc.stdout.readinto(buffer)
+        stdout = self._proc.stdout
+        assert isinstance(stdout, io.RawIOBase)  # bufsize=0: an unbuffered FileIO
+        count = stdout.readinto(buffer)
         if not count:
             if self._proc.wait() != 0:
                 self._stderr.seek(0)
@@ -124,7 +129,8 @@ class _ProgramReader(io.RawIOBase):
 
 def _open_module(name: str, module: Any, path: Path) -> io.RawIOBase:
     if name == "zstandard":
-        source = open(path, "rb")
+        # the returned reader owns the file (closefd=True) and closes it
+        source = open(path, "rb")  # noqa: SIM115
         try:
             stream = module.ZstdDecompressor().stream_reader(source, read_across_frames=True,
                                                              closefd=True)
@@ -132,7 +138,9 @@ def _open_module(name: str, module: Any, path: Path) -> io.RawIOBase:
             source.close()
             raise
         return _ModuleReader(stream, (module.ZstdError, EOFError))
-    return _ModuleReader(module.ZstdFile(path, "rb"), (module.ZstdError, EOFError))
+    # the returned reader owns the ZstdFile and closes it
+    return _ModuleReader(module.ZstdFile(path, "rb"),  # noqa: SIM115
+                         (module.ZstdError, EOFError))
 
 
 def open_zstd(path: Path) -> BinaryIO:
