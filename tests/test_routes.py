@@ -15,8 +15,13 @@ from vieter_lite.web.auth import PUBLIC, SCOPES
 PARAM = re.compile(r"<([a-z_]+)[^>]*>")
 SAMPLE = {"target_id": "1", "build_id": "1", "repo": "bur", "arch": "x86_64", "name": "build",
           "filename": "foo-1.0-1-x86_64.pkg.tar.zst", "pkg": "foo"}
-ENVELOPES = {"v1": lambda body, status: set(body) == {"message", "data"},
-             "repo": lambda body, status: set(body) == {"message", "data"}}
+ENVELOPES = {
+    "v1": lambda body, status: set(body) == {"message", "data"},
+    "repo": lambda body, status: set(body) == {"message", "data"},
+    "v2": lambda body, status: list(body) == ["errors"] and len(body["errors"]) == 1
+    and set(body["errors"][0]) == {"code", "title", "detail"}
+    and body["errors"][0]["code"] == {401: 10002, 405: 10000}[status],
+}
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +67,7 @@ def test_every_route_declares_an_api_and_a_known_scope(routes, method, rule):
 
 
 def _path(rule: str) -> str:
-    return PARAM.sub(lambda m: SAMPLE[m.group(1)], rule)
+    return PARAM.sub(lambda m: SAMPLE.get(m.group(1), "1"), rule)
 
 
 @pytest.mark.parametrize("method, rule", ROUTES)
@@ -85,4 +90,5 @@ def test_a_method_no_route_takes_is_a_405_in_the_envelope(routes, method, rule):
     client = webtest.TestApp(app)
     resp = client.request(_path(rule), method="PUT", expect_errors=True)
     assert resp.status_int == 405, resp.text
-    assert set(json.loads(resp.text)) == {"message", "data"}
+    api = "v2" if rule.startswith("/api/v2/") else "v1"
+    assert ENVELOPES[api](json.loads(resp.text), 405), resp.text

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import logging
 import secrets
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from vieter_lite import names
 from vieter_lite.db import Database
@@ -67,7 +68,7 @@ class BuildQueue:
         tokens = [secrets.token_urlsafe(32) for _ in range(limit)]
         claimed = self.db.claim_builds(arch, limit, runner, self.now(), LEASE_SECONDS,
                                        (hash_token(t) for t in tokens), only)
-        return [Claim(build, token) for build, token in zip(claimed, tokens)]
+        return [Claim(build, token) for build, token in zip(claimed, tokens, strict=False)]
 
     def list(self, statuses: list[str] | None = None, target: int | None = None,
              limit: int = 0, offset: int = 0) -> list[Build]:
@@ -184,11 +185,11 @@ class BuildQueue:
             return None
         return build
 
-    def reap(self) -> list[int]:
+    def reap(self) -> builtins.list[int]:
         """Requeue builds whose lease expired (failing them after MAX_EXPIRIES), and fail
         builds past their timeout. Returns the ids touched."""
         now = self.now()
-        touched = []
+        touched: builtins.list[int] = []
         for build in self.db.expired_leases(now):
             touched.append(build.id)
             if build.expiries + 1 >= MAX_EXPIRIES:
@@ -206,6 +207,6 @@ class BuildQueue:
             self.db.finish_build(build.id, "failed", -1, now)
         return touched
 
-    def _timed_out(self, now: int) -> list[Build]:
+    def _timed_out(self, now: int) -> builtins.list[Build]:
         return [b for b in self.db.running_builds()
                 if b.started_at is not None and now > b.started_at + b.timeout + TIMEOUT_GRACE]

@@ -6,7 +6,7 @@ import logging
 import signal
 import tempfile
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 from vieter_lite import __version__, preflight
 from vieter_lite.config import ServerConfig

@@ -28,7 +28,7 @@ def own_build(build_id: str) -> int:
     return number
 
 
-def register(app: bottle.Bottle, services: "Services") -> None:
+def register(app: bottle.Bottle, services: Services) -> None:
     queue = services.queue
 
     @app.get("/api/v1/jobs/poll", scope="agent", **V1)

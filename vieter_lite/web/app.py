@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import functools
 import logging
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import bottle
 from bottle import HTTPError, HTTPResponse, request
@@ -60,7 +61,7 @@ class ErrorPlugin:
     name = "errors"
     api = 2
 
-    def apply(self, callback: Callable[..., Any], route: "bottle.Route") -> Callable[..., Any]:
+    def apply(self, callback: Callable[..., Any], route: bottle.Route) -> Callable[..., Any]:
         declared = RENDERERS[route.config.get("api", "v1")]
 
         @functools.wraps(callback)
@@ -102,12 +103,12 @@ class _NormalisePath:
         return self.app(environ, start_response)
 
 
-def build_app(services: "Services") -> bottle.Bottle:
+def build_app(services: Services) -> bottle.Bottle:
     """The bottle app with every route (make_app wraps it for WSGI)."""
     app = bottle.Bottle(catchall=True)
-    app.default_error_handler = _default_error  # type: ignore[method-assign]
+    app.default_error_handler = _default_error
     metrics = Metrics()
-    app.metrics = metrics  # type: ignore[attr-defined]
+    app.metrics = metrics
     app.install(metrics.plugin)  # first installed = outermost: sees final statuses
     app.install(ErrorPlugin())
     app.install(AuthPlugin(services))
@@ -120,10 +121,10 @@ def build_app(services: "Services") -> bottle.Bottle:
     agent.register(app, services)
     v2.register(app, services)
     repo.register(app, services)
-    app.services = services  # type: ignore[attr-defined]
+    app.services = services
     return app
 
 
-def make_app(services: "Services") -> Callable[..., Any]:
+def make_app(services: Services) -> Callable[..., Any]:
     """The WSGI application."""
     return AccessLog(_NormalisePath(build_app(services)))

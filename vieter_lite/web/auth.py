@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from bottle import request
 
@@ -44,7 +45,7 @@ class Caller:
         return self.principal is not None and self.principal.allows("admin")
 
 
-def resolve(services: "Services", scope: str, key: str) -> Caller:
+def resolve(services: Services, scope: str, key: str) -> Caller:
     """The caller a key stands for on a route of `scope`: 401 for no or an unknown key (or a
     build token off its routes), 403 for a token without the route's scope."""
     if not key:
@@ -75,10 +76,10 @@ class AuthPlugin:
     name = "auth"
     api = 2
 
-    def __init__(self, services: "Services"):
+    def __init__(self, services: Services):
         self.services = services
 
-    def apply(self, callback: Callable[..., Any], route: "bottle.Route") -> Callable[..., Any]:
+    def apply(self, callback: Callable[..., Any], route: bottle.Route) -> Callable[..., Any]:
         scope = route.config.get("scope", "admin")  # a route that says nothing is admin-only
         if scope == PUBLIC:
             return callback
@@ -91,7 +92,7 @@ class AuthPlugin:
         return wrapper
 
 
-def known_key(services: "Services", key: str) -> bool:
+def known_key(services: Services, key: str) -> bool:
     """Whether a key may send a request body at all: the api_key or a live build token
     (the route still checks what that key may do)."""
     if not key:
@@ -103,7 +104,7 @@ def known_key(services: "Services", key: str) -> bool:
 _LOG_CHUNK_ROUTE = re.compile(r"/api/v1/builds/[^/]+/log")
 
 
-def body_limit(config: "ServerConfig", path: str) -> int:
+def body_limit(config: ServerConfig, path: str) -> int:
     """The largest body a route takes: a package or a whole finished log, one log chunk,
     or a small API body."""
     path = normalise_path(path)
@@ -114,7 +115,7 @@ def body_limit(config: "ServerConfig", path: str) -> int:
     return config.max_api_body
 
 
-def body_refusal(services: "Services", path: str, key: str,
+def body_refusal(services: Services, path: str, key: str,
                  length: int | None) -> tuple[int, str] | None:
     """Why a request may not send its body, decided from its headers alone (before a byte
     of it is read): (401, ...) without a known key, (413, ...) over the route's limit,

@@ -7,8 +7,9 @@ import errno
 import os
 import re
 import stat
+from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO
 
 from bottle import HTTPResponse, request
 
@@ -91,7 +92,7 @@ def send(body: bytes | BinaryIO, size: int, mtime: int, content_type: str) -> HT
             _close(body)
             headers["Content-Range"] = f"bytes */{size}"
             return HTTPResponse(status=416, headers=headers, body=b"")
-        if wanted:
+        if isinstance(wanted, tuple):
             status, start, length = 206, wanted[0], wanted[1] - wanted[0] + 1
             headers["Content-Range"] = f"bytes {wanted[0]}-{wanted[1]}/{size}"
     headers["Content-Length"] = str(length)
@@ -117,7 +118,7 @@ def _close(body: bytes | BinaryIO) -> None:
 def send_file(path: Path, content_type: str = OCTET) -> HTTPResponse:
     """Serve a regular file (symlinks followed); NotFound if there is none."""
     try:
-        fh = open(path, "rb")
+        fh = open(path, "rb")  # noqa: SIM115 (the response owns it: waitress closes it)
     except ValueError:  # a NUL in the name
         raise NotFound("Not found.") from None
     except OSError as exc:

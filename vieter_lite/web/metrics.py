@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from bottle import HTTPError, HTTPResponse, request, response
 
@@ -32,7 +33,8 @@ class Metrics:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._requests: dict[tuple[str, str, int], list[float]] = {}  # key -> [count, sum, *buckets]
+        # key -> [count, sum, *buckets]
+        self._requests: dict[tuple[str, str, int], list[float]] = {}
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         key = (method, route, status)
@@ -69,8 +71,8 @@ class Metrics:
         with self._lock:
             snapshot = {k: list(v) for k, v in sorted(self._requests.items())}
         for (method, route, status), series in snapshot.items():
-            lines.append(f"vieter_http_requests_total{_labels(method=method, path=route, status=status)}"
-                         f" {int(series[0])}")
+            label_text = _labels(method=method, path=route, status=status)
+            lines.append(f"vieter_http_requests_total{label_text} {int(series[0])}")
         lines += ["# HELP vieter_http_requests_duration_seconds HTTP request durations.",
                   "# TYPE vieter_http_requests_duration_seconds histogram"]
         for (method, route, status), series in snapshot.items():
@@ -80,7 +82,8 @@ class Metrics:
                              f"{_labels(**base, le=bound)} {int(series[2 + i])}")
             lines.append(f"vieter_http_requests_duration_seconds_bucket{_labels(**base, le='+Inf')}"
                          f" {int(series[0])}")
-            lines.append(f"vieter_http_requests_duration_seconds_sum{_labels(**base)} {series[1]:.6f}")
+            lines.append(f"vieter_http_requests_duration_seconds_sum{_labels(**base)} "
+                         f"{series[1]:.6f}")
             lines.append(f"vieter_http_requests_duration_seconds_count{_labels(**base)} "
                          f"{int(series[0])}")
         for name, (help_text, values) in gauges.items():

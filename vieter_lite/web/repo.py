@@ -43,7 +43,7 @@ def index_page(version: str, base_url: str, repos: dict[str, dict[str, int]]) ->
     return "\n".join(parts)
 
 
-def register(app: bottle.Bottle, services: "Services") -> None:
+def register(app: bottle.Bottle, services: Services) -> None:
     store = services.store
 
     @app.get("/", scope="public", **REPO)

@@ -6,15 +6,15 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from http import HTTPStatus
-from typing import Any, Callable
+from typing import Any
 
+from waitress.adjustments import Adjustments
 from waitress.channel import HTTPChannel
 from waitress.parser import HTTPRequestParser
-from waitress.adjustments import Adjustments
 from waitress.server import TcpWSGIServer
-from waitress.task import ThreadedTaskDispatcher
-from waitress.task import ErrorTask
+from waitress.task import ErrorTask, ThreadedTaskDispatcher
 from waitress.utilities import Error
 
 from vieter_lite.web.http import normalise_path
@@ -75,12 +75,14 @@ class _BodyGuardParser(HTTPRequestParser):
 
     def parse_header(self, header_plus: bytes) -> None:
         super().parse_header(header_plus)
-        has_body = self.body_rcv is not None and (self.chunked or self.content_length > 0)
+        # waitress's parser is untyped: read its fields through getattr
+        length = int(getattr(self, "content_length", 0))
+        has_body = getattr(self, "body_rcv", None) is not None and (self.chunked or length > 0)
         decide = type(self).refusal
         if not has_body or decide is None:
             return
         refused = decide(self.path, given_key(self.headers),
-                         None if self.chunked else self.content_length)
+                         None if self.chunked else length)
         if refused is not None:
             self.error = _Refused(*refused)
             self.body_rcv = None  # complete now: the body is never read

@@ -12,10 +12,8 @@ from bottle import HTTPResponse
 from vieter_lite.errors import BadRequest, NotFound
 from vieter_lite.targets import TargetSpec, check_archs
 from vieter_lite.web import files
-from vieter_lite.web.http import (envelope, int_param, path_id, query_flag, request_body,
-                                  text_param)
-from vieter_lite.web.v1.shapes import (build_json, listed_package_json, log_json,
-                                       target_json)
+from vieter_lite.web.http import envelope, int_param, path_id, query_flag, request_body, text_param
+from vieter_lite.web.v1.shapes import build_json, listed_package_json, log_json, target_json
 
 if TYPE_CHECKING:
     from vieter_lite.services import Services
@@ -32,7 +30,8 @@ def arch_list(raw: str) -> list[str]:
 
 def exit_code_filter(raw: str) -> tuple[list[int], list[int]]:
     """'1,2' keeps codes 1 or 2; '!1,!2' drops both; both kinds AND together."""
-    keep, drop = [], []
+    keep: list[int] = []
+    drop: list[int] = []
     for item in raw.split(","):
         negated = item.startswith("!")
         number = item[1:] if negated else item
@@ -54,7 +53,7 @@ def target_spec(creating: bool) -> TargetSpec:
                       repo=text_param("repo"), schedule=text_param("schedule"), archs=archs)
 
 
-def register(app: bottle.Bottle, services: "Services") -> None:
+def register(app: bottle.Bottle, services: Services) -> None:
     targets, queue, store, config = (services.targets, services.queue, services.store,
                                      services.config)
 
@@ -154,7 +153,7 @@ def register(app: bottle.Bottle, services: "Services") -> None:
             raise NotFound("Metrics are disabled (collect_metrics = false).")
         db = services.db
         packages = {(("repo", r), ("arch", a)): n for (r, a), n in db.package_counts().items()}
-        text = app.metrics.render({  # type: ignore[attr-defined]
+        text = app.metrics.render({
             "builds": ("Builds by status.",
                        {(("status", s),): n for s, n in db.build_counts().items()}),
             "queue_depth": ("Queued builds per arch.",

@@ -12,5 +12,5 @@ if TYPE_CHECKING:
     from vieter_lite.services import Services
 
 
-def register(app: bottle.Bottle, services: "Services") -> None:
+def register(app: bottle.Bottle, services: Services) -> None:
     tokens.register(app, services)

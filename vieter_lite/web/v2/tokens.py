@@ -33,7 +33,7 @@ def spec_of(body: dict[str, Any]) -> TokenSpec:
                      expires_at=parse_time(body.get("expires_at")))
 
 
-def register(app: bottle.Bottle, services: "Services") -> None:
+def register(app: bottle.Bottle, services: Services) -> None:
     tokens, config = services.tokens, services.config
 
     @app.post("/api/v2/tokens", scope="admin", **V2)
