@@ -283,9 +283,10 @@ class Client:
         return self.call("POST", f"/api/v1/builds/{_segment(build_id)}/release")
 
     def finish_build(self, build_id: int, exit_code: int, start_time: int | None = None,
-                     end_time: int | None = None) -> dict[str, Any]:
+                     end_time: int | None = None, timed_out: bool = False) -> dict[str, Any]:
         return self.call("POST", f"/api/v1/builds/{_segment(build_id)}/finish", {
-            "exitCode": exit_code, "startTime": start_time, "endTime": end_time})
+            "exitCode": exit_code, "startTime": start_time, "endTime": end_time,
+            "status": "timeout" if timed_out else None})
 
     # -- repositories -----------------------------------------------------------------
 

@@ -104,13 +104,17 @@ class Target:
     repo: str
     schedule: str
     arch: tuple[TargetArch, ...] = ()
+    review: str = "never"     # hold builds for review: never, changes, always
+    triggers: str = "[]"      # what to notify when its builds end (a JSON list)
 
 
 TASK_NAMES = ("setup", "source", "build", "publish")
-BUILD_STATES = ("pending", "queued", "running", "success", "failed", "cancelled")
+BUILD_STATES = ("pending", "queued", "running", "success", "failed", "timeout", "cancelled")
 TASK_STATES = ("pending", "running", "success", "failed", "skipped")
 ACTIVE_STATES = ("queued", "running")
-FINAL_STATES = ("success", "failed", "cancelled")
+FINAL_STATES = ("success", "failed", "timeout", "cancelled")
+# the exit code an agent records for a build it killed at its timeout
+TIMEOUT_EXIT = 124
 
 
 @dataclass(frozen=True)
@@ -141,6 +145,24 @@ class Build:
     tasks: tuple[tuple[str, str], ...] = ()
     pkgbase: str = ""       # fixed by the build's first publish
     releases: int = 0       # times an agent handed it back
+
+    @property
+    def state(self) -> str:
+        """Its status as /api/v2 names it: a failed build with the agent's timeout exit code
+        (recorded before timeouts had their own status) is a timeout."""
+        if self.status == "failed" and self.exit_code == TIMEOUT_EXIT:
+            return "timeout"
+        return self.status
+
+
+@dataclass(frozen=True)
+class BuildDetails:
+    """What a build carries besides its record: tags, labels, the packages it published
+    ((name, version, arch, filename))."""
+
+    tags: tuple[str, ...] = ()
+    labels: dict[str, str] = field(default_factory=dict)
+    packages: list[tuple[str, str, str, str]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,11 @@ from pathlib import Path
 
 from vieter_lite import names
 from vieter_lite.db import Database
+from vieter_lite.db.lists import BUILDS_TABLE
 from vieter_lite.errors import BadRequest, Conflict, Invalid, NotFound
+from vieter_lite.lists import ListQuery
 from vieter_lite.logs import BuildLogs
-from vieter_lite.models import BUILD_STATES, TASK_NAMES, TASK_STATES, Build, Claim
+from vieter_lite.models import BUILD_STATES, TASK_NAMES, TASK_STATES, Build, BuildDetails, Claim
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +118,16 @@ class BuildQueue:
         self.logs.remove(build.id)
         self.db.delete_build(build.id)
 
+    def page(self, query: ListQuery) -> tuple[builtins.list[Build], int]:
+        """A page of builds (a Cloud Foundry list) and how many match in all."""
+        return self.db.list_builds(query)
+
+    def details(self, build: Build) -> BuildDetails:
+        """What /api/v2 shows besides the record: tags, labels, published packages."""
+        return BuildDetails(self.db.build_tags(build.id),
+                            self.db.labels(BUILDS_TABLE, build.id),
+                            self.db.build_packages(build.id))
+
     def get(self, build_id: int) -> Build:
         build = self.db.build(build_id)
         if build is None:
@@ -204,7 +216,7 @@ class BuildQueue:
         for build in self._timed_out(now):
             touched.append(build.id)
             self.logs.note(build.id, f"vieter-lite: build timed out after {build.timeout} s")
-            self.db.finish_build(build.id, "failed", -1, now)
+            self.db.finish_build(build.id, "timeout", -1, now)
         return touched
 
     def _timed_out(self, now: int) -> builtins.list[Build]:

@@ -3,16 +3,27 @@ lives here; /api/v1 builds a TargetSpec from query parameters, /api/v2 from JSON
 
 from __future__ import annotations
 
+import builtins
+import json
+import urllib.parse
 from dataclasses import dataclass
+from typing import Any
 
-from vieter_lite import cron, names
+from vieter_lite import cron, lists, names
 from vieter_lite.db import Database
+from vieter_lite.db.lists import TARGETS_TABLE
 from vieter_lite.errors import Invalid, NotFound
-from vieter_lite.models import Target
+from vieter_lite.lists import ListQuery
+from vieter_lite.models import Build, Target
 from vieter_lite.scheduler import Scheduler
 
 KINDS = ("git", "url")
-TEXT_FIELDS = ("kind", "url", "branch", "path", "repo", "schedule")
+TEXT_FIELDS = ("kind", "url", "branch", "path", "repo", "schedule", "review")
+REVIEWS = ("never", "changes", "always")
+MAX_LABELS = 50
+MAX_TRIGGERS = 10
+TRIGGER_ACTIONS = {"webhook": ("url", "secret"), "email": ("to", "cc")}
+CONDITIONS = ("always", "failure", "success")
 
 
 @dataclass(frozen=True)
@@ -26,10 +37,63 @@ class TargetSpec:
     repo: str | None = None
     schedule: str | None = None
     archs: tuple[str, ...] | None = None
+    review: str | None = None
+    labels: dict[str, str] | None = None
+    triggers: list[dict[str, Any]] | None = None
 
     def fields(self) -> dict[str, str]:
-        return {name: value for name in TEXT_FIELDS
-                if (value := getattr(self, name)) is not None}
+        out = {name: value for name in TEXT_FIELDS
+               if (value := getattr(self, name)) is not None}
+        if self.triggers is not None:
+            out["triggers"] = json.dumps(self.triggers, separators=(",", ":"))
+        return out
+
+
+def check_labels(labels: dict[str, str]) -> None:
+    """metadata.labels: Kubernetes-style keys and values, at most MAX_LABELS."""
+    if len(labels) > MAX_LABELS:
+        raise Invalid("metadata.labels", "too_many", f"at most {MAX_LABELS} labels")
+    for key, value in labels.items():
+        if not isinstance(key, str) or not lists.is_label_key(key):
+            raise Invalid("metadata.labels", "invalid", f"invalid label key {key!r}")
+        if not isinstance(value, str) or not lists.is_label_value(value):
+            raise Invalid(f"metadata.labels.{key}", "invalid", f"invalid label value {value!r}")
+
+
+def _https_url(field: str, value: Any) -> None:
+    parts = urllib.parse.urlsplit(value) if isinstance(value, str) else None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
+        raise Invalid(field, "invalid", "not an http(s) URL")
+
+
+def check_triggers(triggers: list[dict[str, Any]]) -> None:
+    """builds.sr.ht's triggers: webhook (url, secret) or email (to, cc), each with a
+    condition."""
+    if len(triggers) > MAX_TRIGGERS:
+        raise Invalid("triggers", "too_many", f"at most {MAX_TRIGGERS} triggers")
+    for i, trigger in enumerate(triggers):
+        where = f"triggers[{i}]"
+        if not isinstance(trigger, dict):
+            raise Invalid(where, "invalid", "a trigger is an object")
+        action = trigger.get("action")
+        if action not in TRIGGER_ACTIONS:
+            raise Invalid(f"{where}.action", "invalid", "one of webhook, email")
+        allowed = {"action", "condition", *TRIGGER_ACTIONS[action]}
+        for key in trigger:
+            if key not in allowed:
+                raise Invalid(f"{where}.{key}", "unknown", f"not a field of a {action} trigger")
+        if trigger.get("condition") not in CONDITIONS:
+            raise Invalid(f"{where}.condition", "invalid", "one of always, failure, success")
+        if action == "webhook":
+            _https_url(f"{where}.url", trigger.get("url"))
+            if not isinstance(trigger.get("secret", ""), str):
+                raise Invalid(f"{where}.secret", "invalid", "a string")
+        else:
+            addresses = [trigger.get("to")] + list(trigger.get("cc") or [])
+            for address in addresses:
+                if not isinstance(address, str) or "@" not in address or "\n" in address \
+                        or len(address) > 254:
+                    raise Invalid(f"{where}.to", "invalid", "not an email address")
 
 
 def check_archs(archs: tuple[str, ...]) -> tuple[str, ...]:
@@ -68,6 +132,12 @@ def check_spec(spec: TargetSpec, creating: bool) -> None:
             cron.parse(fields["schedule"])
         except cron.CronError as exc:
             raise Invalid("schedule", "invalid", str(exc)) from None
+    if spec.review is not None and spec.review not in REVIEWS:
+        raise Invalid("review", "invalid", "one of never, changes, always")
+    if spec.labels is not None:
+        check_labels(spec.labels)
+    if spec.triggers is not None:
+        check_triggers(spec.triggers)
 
 
 class Targets:
@@ -95,8 +165,12 @@ class Targets:
         check_spec(spec, creating=True)
         archs = check_archs(spec.archs) if spec.archs else (self.default_arch,)
         fields = spec.fields()
-        return self.db.add_target(fields, self.scheduler.next_runs(fields.get("schedule", ""),
-                                                                   list(archs)))
+        with self.db.transaction():
+            target_id = self.db.add_target(fields, self.scheduler.next_runs(
+                fields.get("schedule", ""), list(archs)))
+            if spec.labels:
+                self.db.set_labels(TARGETS_TABLE, target_id, spec.labels)
+        return target_id
 
     def edit(self, target_id: int, spec: TargetSpec) -> Target:
         check_spec(spec, creating=False)
@@ -111,6 +185,8 @@ class Targets:
         with self.db.transaction():
             if not self.db.update_target(target_id, fields, new_archs):
                 raise NotFound("Target not found.")
+            if spec.labels is not None:
+                self.db.set_labels(TARGETS_TABLE, target_id, spec.labels)
             if new_archs is None and "schedule" in fields:
                 due = self.scheduler.next_run_of(schedule)
                 for arch in current.arch:
@@ -122,6 +198,16 @@ class Targets:
     def remove(self, target_id: int) -> None:
         if not self.db.remove_target(target_id):
             raise NotFound("Target not found.")
+
+    def page(self, query: ListQuery) -> tuple[builtins.list[Target], int]:
+        """A page of targets (a Cloud Foundry list) and how many match in all."""
+        return self.db.list_targets(query)
+
+    def labels(self, target_id: int) -> dict[str, str]:
+        return self.db.labels(TARGETS_TABLE, target_id)
+
+    def last_build(self, target_id: int) -> Build | None:
+        return self.db.last_build(target_id)
 
     def plan(self, target_id: int) -> tuple[str, bool, dict[str, int | None]]:
         """(the schedule it runs on, whether that is the global one, {arch: next run})."""

@@ -258,7 +258,8 @@ class Agent:
                     api.release_build(build_id)
                 else:
                     api.finish_build(build_id, exit_code, start_time=started,
-                                     end_time=int(self.clock()))
+                                     end_time=int(self.clock()),
+                                     timed_out=exit_code == TIMEOUT_EXIT)
             except ClientError as exc:
                 log.error("build %d: could not report the result: %s", build_id, exc)
         return exit_code

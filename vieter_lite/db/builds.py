@@ -11,7 +11,8 @@ from vieter_lite.models import TASK_NAMES, Build, Target, TargetArch
 _BUILD_COLUMNS = ("id, target_id, arch, status, force, created_at, repo, kind, url, branch, "
                   "path, base_image, timeout, started_at, ended_at, exit_code, runner, "
                   "lease_expires, expiries, log_done, pkgbase, releases")
-TARGET_FIELDS = ("kind", "url", "branch", "path", "repo", "schedule")
+TARGET_FIELDS = ("kind", "url", "branch", "path", "repo", "schedule", "review", "triggers")
+TARGET_DEFAULTS = {"review": "never", "triggers": "[]"}
 
 
 def _build(row: sqlite3.Row, tasks: Iterable[tuple[str, str]] = ()) -> Build:
@@ -36,6 +37,7 @@ class BuildQueries(Base):
                           "WHERE target_id = ? ORDER BY id", row["id"])
         return Target(id=row["id"], kind=row["kind"], url=row["url"], branch=row["branch"],
                       path=row["path"], repo=row["repo"], schedule=row["schedule"],
+                      review=row["review"], triggers=row["triggers"],
                       arch=tuple(TargetArch(a["id"], a["target_id"], a["value"], a["next_run"])
                                  for a in archs))
 
@@ -44,8 +46,9 @@ class BuildQueries(Base):
         with self.transaction():
             with self._lock:
                 cursor = self._conn.execute(
-                    "INSERT INTO targets (kind, url, branch, path, repo, schedule) "
-                    "VALUES (?, ?, ?, ?, ?, ?)", tuple(fields.get(f, "") for f in TARGET_FIELDS))
+                    f"INSERT INTO targets ({', '.join(TARGET_FIELDS)}) "
+                    f"VALUES ({', '.join('?' * len(TARGET_FIELDS))})",
+                    tuple(fields.get(f, TARGET_DEFAULTS.get(f, "")) for f in TARGET_FIELDS))
             target_id = int(cursor.lastrowid or 0)
             self._set_archs(target_id, archs)
         return target_id
@@ -256,6 +259,18 @@ class BuildQueries(Base):
         """Record the pkgbase a build publishes (its first publish sets it; later ones keep it)."""
         self._run("UPDATE builds SET pkgbase = ? WHERE id = ? AND pkgbase = ''", pkgbase, build_id)
 
+    def add_build_package(self, build_id: int, name: str, version: str, arch: str,
+                          filename: str) -> None:
+        """Note a package a build published (publishing it again changes nothing)."""
+        self._run("INSERT OR IGNORE INTO build_packages (build_id, name, version, arch, "
+                  "filename) VALUES (?, ?, ?, ?, ?)", build_id, name, version, arch, filename)
+
+    def build_packages(self, build_id: int) -> list[tuple[str, str, str, str]]:
+        """(name, version, arch, filename) of what a build published, by name."""
+        return [(r["name"], r["version"], r["arch"], r["filename"]) for r in self._all(
+            "SELECT name, version, arch, filename FROM build_packages WHERE build_id = ? "
+            "ORDER BY name, version", build_id)]
+
     def builds(self, statuses: Iterable[str] = (), target: int | None = None,
                limit: int = 0, offset: int = 0) -> list[Build]:
         """Builds by id with their tasks; filters AND together; limit 0 = no limit."""
@@ -271,6 +286,11 @@ class BuildQueries(Base):
         sql += " ORDER BY id LIMIT ? OFFSET ?"
         args += [limit if limit > 0 else -1, offset]
         return [b for b in (self.build(r["id"]) for r in self._all(sql, *args)) if b is not None]
+
+    def last_build(self, target_id: int) -> Build | None:
+        row = self._one("SELECT id FROM builds WHERE target_id = ? ORDER BY id DESC LIMIT 1",
+                        target_id)
+        return None if row is None else self.build(row["id"])
 
     def set_task(self, build_id: int, name: str, status: str) -> bool:
         return self._run("UPDATE tasks SET status = ? WHERE build_id = ? AND name = ?",

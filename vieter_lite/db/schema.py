@@ -156,4 +156,18 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX targets_by_repo ON targets (repo);
     CREATE INDEX target_archs_by_value ON target_archs (value);
     """,
+    # 6: the packages each build published (name, version, pkg arch, file), for /api/v2; a
+    # target's review rule and its triggers (a JSON list; targets made before: none, never)
+    """
+    ALTER TABLE targets ADD COLUMN review TEXT NOT NULL DEFAULT 'never';
+    ALTER TABLE targets ADD COLUMN triggers TEXT NOT NULL DEFAULT '[]';
+    CREATE TABLE build_packages (
+        build_id INTEGER NOT NULL REFERENCES builds (id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        version TEXT NOT NULL,
+        arch TEXT NOT NULL,
+        filename TEXT NOT NULL,
+        PRIMARY KEY (build_id, name, version)
+    ) WITHOUT ROWID;
+    """,
 )

@@ -195,6 +195,8 @@ class RepoStore:
                                           None if build is None else build.target_id, now)
                 if build is not None:
                     self.db.fix_pkgbase(build.id, info.base or info.name)
+                    self.db.add_build_package(build.id, info.name, info.version, info.arch,
+                                              pkg.filename)
         for arch in targets:
             self.write_archives(repo, arch)
         self._unlink_unreferenced(repo, [(arch, cur.filename) for arch, cur in current.items()
@@ -357,6 +359,21 @@ class RepoStore:
         owners = self.db.package_owners(repo)
         return [ListedPackage(p, _csize(p.desc), owners.get(p.name))
                 for a in archs for p in self.db.packages(repo, a)]
+
+    def listed_package(self, repo: str, arch: str, name: str) -> ListedPackage:
+        """One package of an arch-repo; 404 when it is not there."""
+        checked(repo, arch, name)
+        pkg = self.db.package(repo, arch, name)
+        if pkg is None:
+            raise NotFound(f"package '{name}' not found in {repo}/{arch}")
+        return ListedPackage(pkg, _csize(pkg.desc), self.db.package_owners(repo).get(name))
+
+    def archive_mtime(self, repo: str, arch: str) -> int | None:
+        """When an arch-repo's db archive last changed (what If-Modified-Since compares)."""
+        try:
+            return int(self.archive_path(repo, arch, "db").stat().st_mtime)
+        except OSError:
+            return None
 
     # -- lookups for serving ----------------------------------------------------------
 

@@ -72,6 +72,9 @@ def register(app: bottle.Bottle, services: Services) -> None:
     def finish_build(build_id: str) -> HTTPResponse:
         number = own_build(build_id)
         exit_code = int_param("exitCode", missing="Missing exit code.", minimum=None)
+        # the agent says 'timeout' for a build it killed at its timeout
+        timed_out = (text_param("status") or "") == "timeout"
         build = queue.finish(number, exit_code or 0, started_at=int_param("startTime"),
-                             ended_at=int_param("endTime"))
+                             ended_at=int_param("endTime"),
+                             status="timeout" if timed_out else None)
         return envelope(build_json(build))

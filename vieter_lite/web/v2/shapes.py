@@ -3,10 +3,13 @@ RFC 3339 UTC with second precision."""
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
-from vieter_lite.models import Token
+from vieter_lite.models import Build, Target, Token
+from vieter_lite.repo.desc import parse_desc
+from vieter_lite.repo.store import ListedPackage
 
 
 def rfc3339(seconds: int | None) -> str | None:
@@ -27,3 +30,78 @@ def token_json(token: Token, secret: str | None = None) -> dict[str, Any]:
 
 def link(base: str, path: str) -> dict[str, str]:
     return {"href": f"{base}{path}"}
+
+
+def build_json(build: Build, base: str, tags: tuple[str, ...] = (),
+               labels: dict[str, str] | None = None,
+               packages: list[tuple[str, str, str, str]] | None = None) -> dict[str, Any]:
+    """A build as builds.sr.ht shows a job, with Cloud Foundry's metadata and links."""
+    here = f"/api/v2/builds/{build.id}"
+    updated = max(t for t in (build.created_at, build.started_at, build.ended_at)
+                  if t is not None)
+    return {
+        "id": build.id, "status": build.state, "target_id": build.target_id,
+        "repo": build.repo, "arch": build.arch, "force": build.force, "note": "",
+        "tags": list(tags), "metadata": {"labels": dict(labels or {}), "annotations": {}},
+        "access:read": ["*"], "access:write": [], "triggers": [],
+        "owner": {"name": "api_key"}, "runner": build.runner or None,
+        "exit_code": build.exit_code, "hold": None, "timeout": build.timeout,
+        "created_at": rfc3339(build.created_at), "updated_at": rfc3339(updated),
+        "started_at": rfc3339(build.started_at), "ended_at": rfc3339(build.ended_at),
+        "setup_log": f"{base}{here}/log/content",
+        "tasks": [{"name": name, "status": status, "log": f"{base}{here}/tasks/{name}/log"}
+                  for name, status in build.tasks],
+        "packages": [{"name": n, "version": v, "arch": a, "filename": f}
+                     for n, v, a, f in packages or []],
+        "links": {"self": link(base, here), "log": link(base, f"{here}/log"),
+                  "target": link(base, f"/api/v2/targets/{build.target_id}"),
+                  "manifest": link(base, f"{here}/manifest")},
+    }
+
+
+def target_json(target: Target, base: str, labels: dict[str, str], schedule: str,
+                is_global: bool, last: Build | None) -> dict[str, Any]:
+    """A target with its labels, triggers, review rule, next runs and last build."""
+    here = f"/api/v2/targets/{target.id}"
+    return {
+        "id": target.id, "kind": target.kind, "url": target.url, "branch": target.branch,
+        "path": target.path, "repo": target.repo, "schedule": target.schedule,
+        "arch": [a.value for a in target.arch],
+        "metadata": {"labels": labels, "annotations": {}},
+        "triggers": json.loads(target.triggers), "review": target.review,
+        "next_run_at": {a.value: rfc3339(a.next_run) for a in target.arch},
+        "schedule_effective": {"schedule": schedule, "global": is_global},
+        "last_build": None if last is None else {"id": last.id, "status": last.state},
+        "links": {"self": link(base, here),
+                  "builds": link(base, f"/api/v2/builds?target_ids={target.id}")},
+    }
+
+
+def repo_json(name: str, archs: dict[str, int], mtimes: dict[str, int | None],
+              base: str) -> dict[str, Any]:
+    return {"name": name,
+            "archs": [{"arch": arch, "packages": count,
+                       "db_last_modified": rfc3339(mtimes.get(arch)),
+                       "links": {"packages": link(base, f"/api/v2/repos/{name}/{arch}/packages"),
+                                 "db": link(base, f"/{name}/{arch}/{name}.db")}}
+                      for arch, count in archs.items()],
+            "pacman_conf": f"[{name}]\nServer = {base}/$repo/$arch\n"}
+
+
+def package_json(listed: ListedPackage, base: str, fields: bool = False) -> dict[str, Any]:
+    """A package of an arch-repo; with `fields`, every desc field as a JSON list."""
+    pkg = listed.package
+    parsed = parse_desc(pkg.desc)
+    out: dict[str, Any] = {
+        "name": pkg.name, "version": pkg.version, "arch": pkg.pkg_arch,
+        "filename": pkg.filename, "size": listed.size,
+        "sha256": next(iter(parsed.get("SHA256SUM", [])), None),
+        "published_at": rfc3339(pkg.published_at),
+        "owner": None if listed.owner is None or listed.owner.target_id is None
+        else {"target_id": listed.owner.target_id},
+        "signed": False,
+        "links": {"download": link(base, f"/{pkg.repo}/{pkg.arch}/{pkg.filename}")}}
+    if fields:
+        out["desc"] = {key.lower(): values for key, values in parsed.items()}
+        out["versions"] = [pkg.version]
+    return out
