@@ -288,7 +288,7 @@ def test_failing_and_timed_out_builds_are_recorded(world):
     assert failed["status"] == "failed" and failed["exit_code"] not in (0, None)
     assert tasks(failed)["build"] == "failed" and tasks(failed)["publish"] == "skipped"
     assert "boom" in api.log(ids[0])
-    assert timed_out["status"] == "failed" and timed_out["exit_code"] == 124, \
+    assert timed_out["status"] == "timeout" and timed_out["exit_code"] == 124, \
         (api.log(ids[1]), world["agent_log"].read_text()[-3000:])
     assert "timeout of 15 s" in api.log(ids[1])
     assert not {e for e in db_entries(api) if e.startswith(("e2e-fail", "e2e-slow"))}

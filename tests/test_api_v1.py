@@ -6,18 +6,17 @@ against servers of its own."""
 
 from __future__ import annotations
 
-import http.client
 import itertools
 import json
-import socket
 import uuid
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 from urllib.parse import urlencode
 
 import pytest
 
 from conftest import API_KEY, ServerProcess
+from http_clients import InProcessClient, Response, ServerClient
 from pkgfactory import make_synthetic_package
 from vieter_lite.queue import TIMEOUT_GRACE
 
@@ -38,73 +37,6 @@ TIMEOUT = 3600
 QUIET_SCHEDULE = "0 3 1 1"
 
 
-# -- clients: the same requests in-process and over a socket ------------------------------
-
-class Response(NamedTuple):
-    status: int
-    headers: dict[str, str]  # lower-case names
-    body: bytes
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-
-class InProcessClient:
-    mode = "inprocess"
-
-    def __init__(self, webapp, services):
-        self.app, self.services = webapp, services
-
-    def request(self, method: str, path: str, body: bytes | None = None,
-                headers: dict[str, str] | None = None) -> Response:
-        params: dict[str, Any] = {"method": method, "expect_errors": True,
-                                  "headers": KEY if headers is None else headers}
-        if body is not None:
-            params["body"] = body
-        resp = self.app.request(path, **params)
-        return Response(resp.status_int, {k.lower(): v for k, v in resp.headerlist}, resp.body)
-
-    def post_without_length(self, path: str, body: bytes) -> Response:
-        import webtest
-        req = webtest.TestRequest.blank(path, method="POST", headers=KEY)
-        req.body = body
-        del req.environ["CONTENT_LENGTH"]
-        resp = self.app.do_request(req, status="*")
-        return Response(resp.status_int, {k.lower(): v for k, v in resp.headerlist}, resp.body)
-
-
-class ServerClient:
-    mode = "server"
-
-    def __init__(self, proc: ServerProcess):
-        self.proc = proc
-
-    def request(self, method: str, path: str, body: bytes | None = None,
-                headers: dict[str, str] | None = None) -> Response:
-        conn = http.client.HTTPConnection("127.0.0.1", self.proc.port, timeout=30)
-        try:
-            conn.request(method, path, body=body, headers=KEY if headers is None else headers)
-            resp = conn.getresponse()
-            return Response(resp.status, {k.lower(): v for k, v in resp.getheaders()},
-                            resp.read())
-        finally:
-            conn.close()
-
-    def post_without_length(self, path: str, body: bytes) -> Response:
-        head = (f"POST {path} HTTP/1.1\r\nHost: localhost\r\nX-Api-Key: {API_KEY}\r\n"
-                f"Connection: close\r\n\r\n").encode()
-        with socket.create_connection(("127.0.0.1", self.proc.port), timeout=30) as sock:
-            sock.sendall(head + body)
-            answer = b""
-            while chunk := sock.recv(65536):
-                answer += chunk
-        head_text, _, rest = answer.partition(b"\r\n\r\n")
-        lines = head_text.decode("latin-1").split("\r\n")
-        headers = dict(line.split(": ", 1) for line in lines[1:])
-        return Response(int(lines[0].split()[1]), {k.lower(): v for k, v in headers.items()},
-                        rest)
-
-
 def _start(data_dir: Path) -> ServerProcess:
     return ServerProcess(data_dir, env_extra={"VIETER_GLOBAL_SCHEDULE": QUIET_SCHEDULE}).start()
 
@@ -120,11 +52,11 @@ def shared_server(tmp_path_factory):
 def client(request):
     if request.param == "inprocess":
         yield InProcessClient(request.getfixturevalue("webapp"),
-                              request.getfixturevalue("services"))
+                              request.getfixturevalue("services"), KEY)
     else:
         proc = request.getfixturevalue("shared_server")
         assert proc.proc.poll() is None, proc.log()
-        yield ServerClient(proc)
+        yield ServerClient(proc, KEY)
 
 
 _counter = itertools.count()
@@ -1032,7 +964,7 @@ def test_build_report_routes_with_the_api_key(client, u):
 def test_build_token_expires_with_the_build_timeout(webapp, services, u, monkeypatch):
     """In-process only: the queue's clock is moved past the build's timeout and the grace
     an agent has to report a build it killed at its timeout."""
-    c = InProcessClient(webapp, services)
+    c = InProcessClient(webapp, services, KEY)
     target_id = add_target(c, repo=f"r{u}", arch=f"a{u}")
     job = claim(c, target_id, f"a{u}")
     path = f"/api/v1/builds/{job['build_id']}/log"
@@ -1121,7 +1053,7 @@ def test_queue_and_tokens_survive_a_restart(tmp_path, u):
     data_dir = tmp_path / "data"
     first = _start(data_dir)
     try:
-        c = ServerClient(first)
+        c = ServerClient(first, KEY)
         arch = f"a{u}"
         waiting_t = add_target(c, repo=f"r{u}", branch="dev", arch=arch)
         running_t = add_target(c, repo=f"s{u}", arch=arch)
@@ -1137,7 +1069,7 @@ def test_queue_and_tokens_survive_a_restart(tmp_path, u):
 
     second = _start(data_dir)
     try:
-        c = ServerClient(second)
+        c = ServerClient(second, KEY)
         assert snapshot(c) == before
         [job] = poll(c, arch)
         token = job.pop("token")
@@ -1202,7 +1134,7 @@ def test_read_routes_for_builds_repos_and_schedules(client, u, tmp_path):
         "GET", f"/api/v1/builds?target={target_id}"))] == [job["build_id"]]
     assert_error(client.request("GET", "/api/v1/builds?status=queued,waiting"), 400,
                  "unknown build status 'waiting' (one of pending, queued, running, success, "
-                 "failed, cancelled)")
+                 "failed, timeout, cancelled)")
     assert_error(client.request("GET", "/api/v1/builds?target=x"), 400,
                  "invalid value for 'target': expected an integer")
 

@@ -354,7 +354,7 @@ def test_a_lost_lease_is_cancelled_when_a_newer_build_is_queued(env: Env) -> Non
     assert [(j["build_id"], j["force"]) for j in jobs] == [(newer, True)]
 
 
-def test_reap_fails_a_build_past_its_timeout(tmp_path: Path) -> None:
+def test_reap_ends_a_build_past_its_timeout_as_timeout(tmp_path: Path) -> None:
     env = Env(tmp_path, timeout=100)
     build_id = env.queue.queue(env.target(), "x86_64")
     _jobs(env.queue.poll("x86_64", 1))
@@ -367,7 +367,7 @@ def test_reap_fails_a_build_past_its_timeout(tmp_path: Path) -> None:
     env.clock.now = T0 + 100 + TIMEOUT_GRACE + 1
     assert env.queue.reap() == [build_id]
     build = env.db.build(build_id)
-    assert (build.status, build.exit_code, build.ended_at) == ("failed", -1, env.clock.now)
+    assert (build.status, build.exit_code, build.ended_at) == ("timeout", -1, env.clock.now)
     text = env.logs.path(build_id).read_text()
     assert text.startswith("building...\n")
     assert "timed out" in text and "100 s" in text

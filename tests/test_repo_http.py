@@ -5,124 +5,24 @@ from __future__ import annotations
 
 import email.utils
 import hashlib
-import http.client
 import io
 import itertools
 import json
 import random
 import signal
-import socket
 import tarfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import NamedTuple
 
 import pytest
 
 from conftest import API_KEY, ServerProcess
+from http_clients import InProcessClient, Response, ServerClient
 from pkgfactory import _COMPRESSORS, make_synthetic_package
 
 KEY = {"X-Api-Key": API_KEY}
 EXTENSIONS = {"zst": ".pkg.tar.zst", "gz": ".pkg.tar.gz", "xz": ".pkg.tar.xz", "none": ".pkg.tar"}
-
-
-# -- clients: the same requests in-process and over a socket ------------------------------
-
-class Response(NamedTuple):
-    status: int
-    headers: dict[str, str]  # lower-case names
-    body: bytes
-
-    def json(self) -> dict:
-        return json.loads(self.body)
-
-
-class InProcessClient:
-    """webtest around the WSGI app; raw variants tamper with the WSGI environ."""
-
-    mode = "inprocess"
-
-    def __init__(self, webapp, services):
-        self.app, self.services = webapp, services
-        self.data_dir = Path(services.config.data_dir)
-        self.pkg_dir = Path(services.config.pkg_dir)
-
-    @staticmethod
-    def _response(resp) -> Response:
-        return Response(resp.status_int, {k.lower(): v for k, v in resp.headerlist}, resp.body)
-
-    def request(self, method: str, path: str, body: bytes | None = None,
-                headers: dict[str, str] | None = None) -> Response:
-        params = {"method": method, "headers": headers or {}, "expect_errors": True}
-        if body is not None:
-            params["body"] = body
-        return self._response(self.app.request(path, **params))
-
-    def _raw(self, path: str, body: bytes, content_length: str | None) -> Response:
-        import webtest
-        req = webtest.TestRequest.blank(path, method="POST", headers=KEY)
-        req.body = body
-        if content_length is None:
-            del req.environ["CONTENT_LENGTH"]
-        else:
-            req.environ["CONTENT_LENGTH"] = content_length
-        return self._response(self.app.do_request(req, status="*"))
-
-    def post_without_length(self, path: str, body: bytes) -> Response:
-        return self._raw(path, body, None)
-
-    def post_truncated(self, path: str, body: bytes, announced: int) -> Response | None:
-        return self._raw(path, body, str(announced))
-
-
-class ServerClient:
-    """http.client against a ServerProcess; raw variants write to the socket themselves."""
-
-    mode = "server"
-
-    def __init__(self, proc: ServerProcess):
-        self.proc = proc
-        self.data_dir = proc.data_dir
-        self.pkg_dir = proc.data_dir / "pkgs"
-
-    def request(self, method: str, path: str, body: bytes | None = None,
-                headers: dict[str, str] | None = None) -> Response:
-        conn = http.client.HTTPConnection("127.0.0.1", self.proc.port, timeout=60)
-        try:
-            conn.request(method, path, body=body, headers=headers or {})
-            resp = conn.getresponse()
-            return Response(resp.status, {k.lower(): v for k, v in resp.getheaders()},
-                            resp.read())
-        finally:
-            conn.close()
-
-    def _send_raw(self, data: bytes, wait_for_answer: bool = True) -> Response | None:
-        with socket.create_connection(("127.0.0.1", self.proc.port), timeout=30) as sock:
-            sock.sendall(data)
-            if not wait_for_answer:
-                return None
-            answer = b""
-            while chunk := sock.recv(65536):
-                answer += chunk
-        head, _, body = answer.partition(b"\r\n\r\n")
-        lines = head.decode("latin-1").split("\r\n")
-        headers = dict(line.split(": ", 1) for line in lines[1:])
-        return Response(int(lines[0].split()[1]), {k.lower(): v for k, v in headers.items()},
-                        body)
-
-    @staticmethod
-    def _head(path: str, extra: str = "") -> bytes:
-        return (f"POST {path} HTTP/1.1\r\nHost: localhost\r\nX-Api-Key: {API_KEY}\r\n"
-                f"Connection: close\r\n{extra}\r\n").encode()
-
-    def post_without_length(self, path: str, body: bytes) -> Response:
-        return self._send_raw(self._head(path) + body)
-
-    def post_truncated(self, path: str, body: bytes, announced: int) -> Response | None:
-        """Announce `announced` bytes, send `body`, hang up: no answer is possible."""
-        return self._send_raw(self._head(path, f"Content-Length: {announced}\r\n") + body,
-                              wait_for_answer=False)
 
 
 def _stop_cleanly(proc: ServerProcess) -> None:
