@@ -16,7 +16,7 @@ from vieter_lite.errors import VieterError
 from vieter_lite.web import agent, repo, v1, v2
 from vieter_lite.web.access_log import AccessLog, escape
 from vieter_lite.web.auth import AuthPlugin
-from vieter_lite.web.http import envelope, normalise_path
+from vieter_lite.web.http import envelope, is_v2_path, normalise_path
 from vieter_lite.web.metrics import UNMATCHED, Metrics
 from vieter_lite.web.v1 import errors as v1_errors
 from vieter_lite.web.v2 import errors as v2_errors
@@ -44,15 +44,11 @@ VIETER = Renderer(v1_errors.render, v1_errors.render_crash, v1_errors.routing_bo
 CF = Renderer(v2_errors.render, v2_errors.render_crash, v2_errors.routing_body,
               v2_errors.CONTENT_TYPE)
 RENDERERS: dict[str, Renderer] = {"v1": VIETER, "repo": VIETER, "v2": CF}
-# which renderer answers for a path no route matched (longest prefix first)
-PREFIXES: tuple[tuple[str, str], ...] = (("/api/v2/", "v2"), ("/", "v1"))
 
 
 def renderer_for_path(path: str) -> Renderer:
-    for prefix, api in PREFIXES:
-        if path.startswith(prefix) or path == prefix.rstrip("/"):
-            return RENDERERS[api]
-    return VIETER
+    """Which renderer answers for a path no route matched."""
+    return CF if is_v2_path(path) else VIETER
 
 
 class ErrorPlugin:
@@ -67,7 +63,7 @@ class ErrorPlugin:
         @functools.wraps(callback)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             # a catch-all route (a pacman file path) may see /api/v2/...: v2's envelope
-            renderer = CF if request.path.startswith("/api/v2/") else declared
+            renderer = CF if is_v2_path(request.path) else declared
             try:
                 return callback(*args, **kwargs)
             except (HTTPResponse, HTTPError):

@@ -115,3 +115,8 @@ def base_url() -> str:
     """The scheme and host the client used, for links."""
     parts = request.urlparts
     return f"{parts.scheme}://{parts.netloc}"
+
+
+def is_v2_path(path: str) -> bool:
+    """Whether a (normalised) path is under /api/v2, where errors use v2's envelope."""
+    return path == "/api/v2" or path.startswith("/api/v2/")

@@ -71,6 +71,13 @@ def register(app: bottle.Bottle, services: Services) -> None:
         body = pkg.desc.encode()
         return files.send(body, len(body), pkg.published_at, files.TEXT)
 
+    @app.route("/<repo>", method=["GET", "HEAD"], scope="public", **REPO)
+    @app.route("/<repo>/<arch>", method=["GET", "HEAD"], scope="public", **REPO)
+    def no_listing(repo: str, arch: str = "") -> HTTPResponse:
+        """A repo or arch-repo path is no file: 404, like any other path without one
+        (not a 405 because the path also names something one may DELETE)."""
+        raise NotFound("Not found.")
+
     # curl -T sends PUT; the api_key, or a build token for this repo
     @app.route("/<repo>/publish", method=["POST", "PUT"], scope="repos:publish", **REPO)
     def publish(repo: str) -> HTTPResponse:

@@ -17,7 +17,7 @@ from waitress.server import TcpWSGIServer
 from waitress.task import ErrorTask, ThreadedTaskDispatcher
 from waitress.utilities import Error
 
-from vieter_lite.web.http import normalise_path
+from vieter_lite.web.http import is_v2_path, normalise_path
 from vieter_lite.web.v2 import errors as v2_errors
 
 log = logging.getLogger(__name__)
@@ -30,8 +30,7 @@ class _JsonErrorTask(ErrorTask):
         error = self.request.error
         text = error.body if isinstance(error, _Refused) else f"{error.reason}: {error.body}"
         text = text.strip(": ")
-        path = normalise_path(getattr(self.request, "path", None) or "")
-        if path.startswith("/api/v2/") or path == "/api/v2":
+        if is_v2_path(normalise_path(getattr(self.request, "path", None) or "")):
             body = v2_errors.body(error.code, text).encode()
         else:
             body = json.dumps({"message": text, "data": ""}, separators=(",", ":")).encode()
