@@ -383,3 +383,19 @@ def test_times_are_rfc3339_utc_seconds(client, u):
     made = add_token(client, f"t{u}", ["builds:read"])
     parsed = time.strptime(made["created_at"], "%Y-%m-%dT%H:%M:%SZ")
     assert abs(time.mktime(parsed) - time.mktime(time.gmtime())) < 3600
+
+
+def test_an_agent_token_reports_only_on_builds_of_its_archs(client, u):
+    target = add_target(client, f"ag{u}", arch=[f"arm{u}", f"riscv{u}"])
+    arm = queue_build(client, target["id"], f"arm{u}")
+    riscv = queue_build(client, target["id"], f"riscv{u}")
+    for arch in (f"arm{u}", f"riscv{u}"):
+        assert ok(client.request("GET", f"/api/v1/jobs/poll?arch={arch}&max=1"))["data"]
+    agent = add_token(client, f"ag{u}", ["agent"], archs=[f"arm{u}"])
+    reader = add_token(client, f"rd{u}", ["builds:read"])
+    as_agent = {"X-Api-Key": agent["secret"]}
+    assert client.request("POST", f"/api/v1/builds/{arm}/lease", headers=as_agent).status == 200
+    assert client.request("POST", f"/api/v1/builds/{riscv}/lease",
+                          headers=as_agent).status == 403
+    assert client.request("POST", f"/api/v1/builds/{arm}/lease",
+                          headers={"X-Api-Key": reader["secret"]}).status == 403

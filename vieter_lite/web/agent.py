@@ -14,17 +14,22 @@ from vieter_lite.web.http import envelope, int_param, path_id, request_body, tex
 from vieter_lite.web.v1.shapes import build_json, job_json
 
 if TYPE_CHECKING:
+    from vieter_lite.queue import BuildQueue
     from vieter_lite.services import Services
 
 V1 = {"api": "v1"}
 
 
-def own_build(build_id: str) -> int:
-    """The api_key, or the token of this very build."""
+def own_build(queue: BuildQueue, build_id: str) -> int:
+    """The api_key, the token of this very build, or an agent's token for its arch."""
     who = caller()
     number = path_id(build_id)
     if who.build is not None and who.build.id != number:
         raise Forbidden("This token belongs to another build.")
+    principal = who.principal
+    if principal is not None and not principal.allows("admin") \
+            and not principal.may_use_arch(queue.get(number).arch):
+        raise Forbidden("This token may not report on builds of that arch.")
     return number
 
 
@@ -46,31 +51,31 @@ def register(app: bottle.Bottle, services: Services) -> None:
 
     @app.get("/api/v1/builds/<build_id>", scope="build", **V1)
     def get_build(build_id: str) -> HTTPResponse:
-        return envelope(build_json(queue.get(own_build(build_id))))
+        return envelope(build_json(queue.get(own_build(queue, build_id))))
 
     @app.post("/api/v1/builds/<build_id>/lease", scope="build", **V1)
     def renew_lease(build_id: str) -> HTTPResponse:
-        return envelope(build_json(queue.renew(own_build(build_id))))
+        return envelope(build_json(queue.renew(own_build(queue, build_id))))
 
     @app.post("/api/v1/builds/<build_id>/log", scope="build", **V1)
     def append_log(build_id: str) -> HTTPResponse:
-        number = own_build(build_id)
+        number = own_build(queue, build_id)
         size = queue.append_log(number, *request_body())
         return envelope({"size": size})
 
     @app.route("/api/v1/builds/<build_id>/tasks/<name>", method="PATCH", scope="build", **V1)
     def set_task(build_id: str, name: str) -> HTTPResponse:
-        number = own_build(build_id)
+        number = own_build(queue, build_id)
         queue.set_task(number, name, text_param("status") or "")
         return envelope(build_json(queue.get(number)))
 
     @app.post("/api/v1/builds/<build_id>/release", scope="build", **V1)
     def release_build(build_id: str) -> HTTPResponse:
-        return envelope(build_json(queue.release(own_build(build_id))))
+        return envelope(build_json(queue.release(own_build(queue, build_id))))
 
     @app.post("/api/v1/builds/<build_id>/finish", scope="build", **V1)
     def finish_build(build_id: str) -> HTTPResponse:
-        number = own_build(build_id)
+        number = own_build(queue, build_id)
         exit_code = int_param("exitCode", missing="Missing exit code.", minimum=None)
         # the agent says 'timeout' for a build it killed at its timeout
         timed_out = (text_param("status") or "") == "timeout"

@@ -52,9 +52,13 @@ def resolve(services: Services, scope: str, key: str) -> Caller:
         raise Unauthorized("Unauthorized.")
     principal = services.tokens.resolve(key, int(time.time()))
     if principal is not None:
-        if scope == "build" and not principal.allows("admin"):
-            raise Forbidden("Forbidden: only the build's own token or an admin reports on it.")
-        if not principal.allows(scope) and scope != "build":
+        if scope == "build":
+            # the build's own token (below), an admin, or an agent's token (the route
+            # checks the build's arch against the token's)
+            if not principal.allows("agent"):
+                raise Forbidden("Forbidden: only the build's own token, an agent's token or "
+                                "an admin reports on a build.")
+        elif not principal.allows(scope):
             raise Forbidden(f"Forbidden: this token lacks the scope '{scope}'.")
         return Caller(principal=principal)
     if scope in BUILD_TOKEN_SCOPES:
