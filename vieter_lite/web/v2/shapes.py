@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from vieter_lite.buildlogs import LogView
 from vieter_lite.models import Token
 
 
@@ -27,3 +28,13 @@ def token_json(token: Token, secret: str | None = None) -> dict[str, Any]:
 
 def link(base: str, path: str) -> dict[str, str]:
     return {"href": f"{base}{path}"}
+
+
+def log_json(view: LogView) -> dict[str, Any]:
+    """A build log (Calyptia's pipeline log): `logs` from the requested offset,
+    `next_offset` the byte offset to ask for next."""
+    return {"id": view.id, "build_id": view.build_id,
+            "logs": view.text.decode("utf-8", "replace"), "lines": view.lines,
+            "status": view.status, "created_at": rfc3339(view.created_at),
+            "updated_at": rfc3339(view.updated_at),
+            "offset": view.offset, "next_offset": view.offset + len(view.text)}
