@@ -34,7 +34,7 @@ def test_defaults():
         api_key="secret", data_dir=Path("data"), pkg_dir=Path("data/pkgs"), host="0.0.0.0", port=8000,
         default_arch=config.machine_arch(), log_level="INFO", max_upload_size=2 * 1024 ** 3, threads=8,
         connection_limit=100, channel_timeout=60, header_timeout=10, max_log_chunk=1024 ** 2,
-        max_api_body=64 * 1024,
+        max_api_body=64 * 1024, max_log_followers=32,
         global_schedule="0 3", base_image="archlinux:base-devel", max_log_age=0,
         log_removal_schedule="0 0", collect_metrics=False, default_build_timeout=3600)
     assert cfg.default_arch != "any" and cfg.default_arch
@@ -90,6 +90,7 @@ default_arch = "aarch64"
 log_level = "debug"
 max_upload_size = 1048576
 threads = 2
+max_log_followers = 5
 global_schedule = "*/5 *"
 base_image = "archlinux:latest"
 max_log_age = 30
@@ -105,7 +106,7 @@ def test_file_values(tmp_path):
         api_key="from-file", data_dir=Path("/srv/vieter"), pkg_dir=Path("/srv/pkgs"), host="127.0.0.1",
         port=9000, default_arch="aarch64", log_level="DEBUG", max_upload_size=1048576, threads=2,
         connection_limit=100, channel_timeout=60, header_timeout=10, max_log_chunk=1024 ** 2,
-        max_api_body=64 * 1024,
+        max_api_body=64 * 1024, max_log_followers=5,
         global_schedule="*/5 *", base_image="archlinux:latest", max_log_age=30, log_removal_schedule="0 4",
         collect_metrics=True, default_build_timeout=600)
 

@@ -112,6 +112,9 @@ SERVER_KEYS: tuple[Key, ...] = (
         "largest build-log chunk an agent may send in one request, bytes (413 above it)"),
     Key("max_api_body", int, 64 * 1024, check_positive,
         "largest body of any other API request, bytes (413 above it)"),
+    Key("max_log_followers", int, 32, check_positive,
+        "most clients following build logs at once (each holds an HTTP thread of its own); "
+        "503 above it"),
     Key("global_schedule", str, "0 3", _check_schedule, "cron schedule for targets without one"),
     Key("base_image", str, "archlinux:base-devel", check_not_empty, "image builds start from"),
     Key("max_log_age", int, 0, _check_not_negative, "days to keep build logs (0 = keep)"),
@@ -137,6 +140,7 @@ class ServerConfig:
     header_timeout: int
     max_log_chunk: int
     max_api_body: int
+    max_log_followers: int
     global_schedule: str
     base_image: str
     max_log_age: int

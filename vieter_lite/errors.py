@@ -47,6 +47,16 @@ class RangeNotSatisfiable(VieterError):
     status = 416
 
 
+class ServiceUnavailable(VieterError):
+    """Busy for now (too many log followers): try again after `retry_after` seconds."""
+
+    status = 503
+
+    def __init__(self, message: str, retry_after: int = 10):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class InvalidPackage(BadRequest):
     """An upload that is not a readable pacman package (400)."""
 

@@ -166,6 +166,19 @@ class BuildDetails:
 
 
 @dataclass(frozen=True)
+class LogRecord:
+    """What sqlite keeps about a build's log (the text is a file): its uuid (None until
+    first used), whether it is closed (DONE), and when it last changed."""
+
+    build_id: int
+    build_status: str
+    log_id: str | None
+    done: bool
+    created_at: int
+    updated_at: int | None
+
+
+@dataclass(frozen=True)
 class Claim:
     """A build an agent claimed by polling, with the build token it reports through (the
     token is handed out once; only its hash is stored)."""

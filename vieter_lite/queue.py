@@ -152,11 +152,23 @@ class BuildQueue:
             raise BadRequest(f"unknown task status '{status}' (one of {', '.join(TASK_STATES)})")
         self.running(build_id)
         self.db.set_task(build_id, name, status)
+        if status == "running":
+            # the task's part of the log begins here
+            self.db.start_task_log(build_id, name, self.logs.size(build_id))
 
     def append_log(self, build_id: int, read: Callable[[int], bytes], length: int) -> int:
-        """Append a chunk to a running build's log; returns the log's size."""
-        self.running(build_id)
-        return self.logs.append(build_id, read, length)
+        """Append a chunk to a running build's log; returns the log's size. A log that
+        was closed (DONE) takes nothing more."""
+        if self.running(build_id).log_done:
+            raise Conflict(f"the log of build {build_id} is DONE: nothing can be appended")
+        size = self.logs.append(build_id, read, length)
+        self.log_changed(build_id)
+        return size
+
+    def log_changed(self, build_id: int) -> None:
+        """The log's text or status changed: note when, and wake its followers."""
+        self.db.touch_log(build_id, self.now())
+        self.logs.changed()
 
     def finish(self, build_id: int, exit_code: int, started_at: int | None = None,
                ended_at: int | None = None, status: str | None = None) -> Build:
@@ -170,6 +182,7 @@ class BuildQueue:
         end = ended_at if ended_at is not None and start <= ended_at <= now else now
         final = status or ("success" if exit_code == 0 else "failed")
         self.db.finish_build(build.id, final, exit_code, end, start)
+        self.log_changed(build.id)
         return self.get(build_id)
 
     def release(self, build_id: int) -> Build:
@@ -182,9 +195,11 @@ class BuildQueue:
             log.warning("build %d handed back more than %d times (runner %s); failed",
                         build_id, MAX_RELEASES, build.runner)
             self.db.finish_build(build_id, "failed", -1, self.now())
+            self.log_changed(build_id)
             return self.get(build_id)
         self.logs.note(build_id, "vieter-lite: the agent stopped and handed the build back")
         self.db.requeue(build_id, self.now(), counted=False)
+        self.log_changed(build_id)
         return self.get(build_id)
 
     def token_build(self, token: str) -> Build | None:
@@ -217,6 +232,8 @@ class BuildQueue:
             touched.append(build.id)
             self.logs.note(build.id, f"vieter-lite: build timed out after {build.timeout} s")
             self.db.finish_build(build.id, "timeout", -1, now)
+        for build_id in touched:
+            self.log_changed(build_id)
         return touched
 
     def _timed_out(self, now: int) -> builtins.list[Build]:

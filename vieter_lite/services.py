@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from vieter_lite.buildlogs import BuildLogService
 from vieter_lite.config import ServerConfig
 from vieter_lite.db import Database
 from vieter_lite.logs import BuildLogs
@@ -27,6 +28,7 @@ class Services:
     scheduler: Scheduler
     targets: Targets
     tokens: Tokens
+    build_logs: BuildLogService
 
 
 def build_services(config: ServerConfig) -> Services:
@@ -43,4 +45,5 @@ def build_services(config: ServerConfig) -> Services:
                           config.log_removal_schedule)
     return Services(config=config, db=db, store=store, logs=logs, queue=queue,
                     scheduler=scheduler, targets=Targets(db, scheduler, config.default_arch),
-                    tokens=Tokens(db, config.api_key))
+                    tokens=Tokens(db, config.api_key),
+                    build_logs=BuildLogService(db, logs, config.max_log_followers))

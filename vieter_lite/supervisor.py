@@ -14,6 +14,7 @@ from vieter_lite.services import build_services
 from vieter_lite.web.app import make_app
 from vieter_lite.web.auth import body_refusal
 from vieter_lite.web.server import HttpServer
+from vieter_lite.web.workers import ThreadLender
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,9 @@ class Supervisor:
             self.http.stop()
             raise
         self._wsgi = make_app(self.services)
+        # a log follower lasts as long as its build: it brings a worker thread of its own
+        self.lender = ThreadLender(self.http.dispatcher, config.threads)
+        self.services.build_logs.followers.capacity = self.lender
         # waitress buffers request bodies in temp files: keep them on the data disk
         # (a Pi's /tmp is often a small tmpfs).
         tempfile.tempdir = str(self.services.store.tmp_dir)
@@ -103,6 +107,9 @@ class Supervisor:
             pass
         self.stop_event.set()
         log.info("stopping")
+        # followers end at once (they would hold the worker pool's shutdown up)
+        self.lender.close()
+        self.services.build_logs.stop()
         self.http.stop()
         for thread in self._threads:
             thread.join(timeout=5)

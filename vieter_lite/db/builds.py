@@ -226,11 +226,13 @@ class BuildQueries(Base):
                           "WHERE id = ?", int(counted), int(not counted), build_id)
                 self.finish_build(build_id, "cancelled", -1, now)
                 return "cancelled"
+            # queued again, its log is open (NEW) again; the tasks start over
             self._run("UPDATE builds SET status = 'queued', runner = '', started_at = NULL, "
                       "lease_expires = NULL, token_hash = NULL, expiries = expiries + ?, "
-                      "releases = releases + ? WHERE id = ? AND status = 'running'",
+                      "releases = releases + ?, log_done = 0 WHERE id = ? AND status = 'running'",
                       int(counted), int(not counted), build_id)
-            self._run("UPDATE tasks SET status = 'pending' WHERE build_id = ?", build_id)
+            self._run("UPDATE tasks SET status = 'pending', log_start = NULL WHERE build_id = ?",
+                      build_id)
             return "queued"
 
     def lose_lease_for_good(self, build_id: int, now: int) -> None:

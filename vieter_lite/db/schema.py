@@ -170,4 +170,13 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (build_id, name, version)
     ) WITHOUT ROWID;
     """,
+    # 7: the build log as a resource of its own (/api/v2's log lifecycle): a stable uuid
+    # (given on first use), when its text or status last changed, and where each task's part
+    # of it begins (the log's size when the task was reported running)
+    """
+    ALTER TABLE builds ADD COLUMN log_uuid TEXT;
+    ALTER TABLE builds ADD COLUMN log_updated_at INTEGER;
+    CREATE UNIQUE INDEX builds_by_log_uuid ON builds (log_uuid) WHERE log_uuid IS NOT NULL;
+    ALTER TABLE tasks ADD COLUMN log_start INTEGER;
+    """,
 )

@@ -45,9 +45,11 @@ class Caller:
         return self.principal is not None and self.principal.allows("admin")
 
 
-def resolve(services: Services, scope: str, key: str) -> Caller:
+def resolve(services: Services, scope: str, key: str, build_token: bool = False) -> Caller:
     """The caller a key stands for on a route of `scope`: 401 for no or an unknown key (or a
-    build token off its routes), 403 for a token without the route's scope."""
+    build token off its routes), 403 for a token without the route's scope. A route that
+    declares `build_token=True` also takes a running build's token (it then checks that
+    the build is the token's own)."""
     if not key:
         raise Unauthorized("Unauthorized.")
     principal = services.tokens.resolve(key, int(time.time()))
@@ -61,7 +63,7 @@ def resolve(services: Services, scope: str, key: str) -> Caller:
         elif not principal.allows(scope):
             raise Forbidden(f"Forbidden: this token lacks the scope '{scope}'.")
         return Caller(principal=principal)
-    if scope in BUILD_TOKEN_SCOPES:
+    if scope in BUILD_TOKEN_SCOPES or build_token:
         build = services.queue.token_build(key)
         if build is not None:
             return Caller(build=build)
@@ -88,9 +90,10 @@ class AuthPlugin:
         if scope == PUBLIC:
             return callback
         services = self.services
+        build_token = bool(route.config.get("build_token", False))
 
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            request.environ[CALLER] = resolve(services, scope, given_key())
+            request.environ[CALLER] = resolve(services, scope, given_key(), build_token)
             return callback(*args, **kwargs)
 
         return wrapper
@@ -105,7 +108,7 @@ def known_key(services: Services, key: str) -> bool:
         or services.queue.token_build(key) is not None
 
 
-_LOG_CHUNK_ROUTE = re.compile(r"/api/v1/builds/[^/]+/log")
+_LOG_CHUNK_ROUTE = re.compile(r"/api/v[12]/builds/[^/]+/log")
 
 
 def body_limit(config: ServerConfig, path: str) -> int:

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
 
+from waitress import wasyncore
 from waitress.adjustments import Adjustments
 from waitress.channel import HTTPChannel
 from waitress.parser import HTTPRequestParser
@@ -202,6 +203,11 @@ class HttpServer:
         self._stopping = False
 
     @property
+    def dispatcher(self) -> ThreadedTaskDispatcher:
+        """The worker threads (a long request may lend itself one more: web/workers.py)."""
+        return self._server.task_dispatcher
+
+    @property
     def port(self) -> int:
         return int(self._server.effective_port)
 
@@ -219,7 +225,10 @@ class HttpServer:
     def stop(self, timeout: float = 5.0) -> None:
         """Stop accepting, let running requests finish (up to timeout), close connections."""
         self._stopping = True
-        self._server.close()
+        # the listener first; the trigger only once the running requests are done (one
+        # that ends pulls it to have its connection looked at)
+        wasyncore.dispatcher.close(self._server)
         self._server.task_dispatcher.shutdown(cancel_pending=False, timeout=timeout)
+        self._server.trigger.close()
         for channel in list(self._server._map.values()):
             channel.handle_close()

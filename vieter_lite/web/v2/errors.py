@@ -49,8 +49,10 @@ def render(exc: errors.VieterError) -> HTTPResponse:
     detail = exc.message
     if isinstance(exc, errors.Invalid) and not detail.startswith(exc.field):
         detail = f"{exc.field}: {detail}"
-    return HTTPResponse(body(status, detail, code), status=status,
-                        headers={"Content-Type": CONTENT_TYPE})
+    headers = {"Content-Type": CONTENT_TYPE}
+    if isinstance(exc, errors.ServiceUnavailable):
+        headers["Retry-After"] = str(exc.retry_after)
+    return HTTPResponse(body(status, detail, code), status=status, headers=headers)
 
 
 def render_crash() -> HTTPResponse:

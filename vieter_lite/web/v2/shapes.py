@@ -7,6 +7,7 @@ import json
 import time
 from typing import Any
 
+from vieter_lite.buildlogs import LogView
 from vieter_lite.models import Build, Target, Token
 from vieter_lite.repo.desc import parse_desc
 from vieter_lite.repo.store import ListedPackage
@@ -105,3 +106,13 @@ def package_json(listed: ListedPackage, base: str, fields: bool = False) -> dict
         out["desc"] = {key.lower(): values for key, values in parsed.items()}
         out["versions"] = [pkg.version]
     return out
+
+
+def log_json(view: LogView) -> dict[str, Any]:
+    """A build log (Calyptia's pipeline log): `logs` from the requested offset,
+    `next_offset` the byte offset to ask for next."""
+    return {"id": view.id, "build_id": view.build_id,
+            "logs": view.text.decode("utf-8", "replace"), "lines": view.lines,
+            "status": view.status, "created_at": rfc3339(view.created_at),
+            "updated_at": rfc3339(view.updated_at),
+            "offset": view.offset, "next_offset": view.offset + len(view.text)}
