@@ -56,10 +56,7 @@ class SendfileChannel:
 
     The buffer stays the source of truth: each sendfile starts at the file's position and
     sends at most the buffer's `remain` (waitress caps that at Content-Length, and a Range
-    response seeks to its start first), then `skip` moves both on. `sendfile_calls`
-    counts the calls that sent bytes, for tests."""
-
-    sendfile_calls = 0
+    response seeks to its start first), then `skip` moves both on."""
 
     def _flush_some(self, do_close: bool = True) -> bool:
         # waitress's HTTPChannel._flush_some (3.0), with the sendfile branch added
@@ -131,5 +128,4 @@ class SendfileChannel:
                         len(outbuf))
             self.will_close = True
             return 0
-        self.sendfile_calls += 1
         return num_sent
