@@ -9,6 +9,7 @@ import http.client
 import io
 import os
 import random
+import select
 import socket
 import struct
 import threading
@@ -130,6 +131,39 @@ def test_package_downloads_are_sent_with_sendfile(inprocess, monkeypatch):
     expected = len(body) + len(part)
     assert sum(counter.sent) == expected
     assert len(counter.sent) > 2
+
+
+def _whole_count(out_fd: int, in_fd: int, offset: int, count: int) -> int:
+    """os.sendfile that sends all `count` bytes before it returns (waiting for room)."""
+    done = 0
+    while done < count:
+        try:
+            done += REAL_SENDFILE(out_fd, in_fd, offset + done, count - done)
+        except BlockingIOError:
+            select.select([], [out_fd], [], 10)
+    return done
+
+
+REAL_SENDFILE = os.sendfile
+
+
+def test_a_file_sent_to_its_end_in_one_flush_is_closed_at_once(inprocess, monkeypatch):
+    """The flush that sends a file's last byte closes it, also when it used up its share
+    of the I/O loop with it: an idle keep-alive connection holds no package file open."""
+    server, body = inprocess
+    monkeypatch.setattr(os, "sendfile", _whole_count)
+    conn = http.client.HTTPConnection("127.0.0.1", server.http.port, timeout=30)
+    try:
+        conn.request("GET", PATH, headers={"Range": f"bytes=0-{CHUNK - 1}"})
+        resp = conn.getresponse()
+        assert resp.status == 206 and resp.read() == body[:CHUNK]
+        # the connection stays open, idle, and nothing more happens on it
+        deadline = time.monotonic() + 10
+        while _files_open(os.getpid(), NAME) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _files_open(os.getpid(), NAME) == 0
+    finally:
+        conn.close()
 
 
 @pytest.mark.parametrize("fail_after,error", [(0, errno.EINVAL), (3, errno.EINVAL),
@@ -262,6 +296,26 @@ def test_slow_reader_gets_every_byte_while_the_server_answers_others(big):
     head, _, got = bytes(received).partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200")
     assert _sha(got) == _sha(body)
+
+
+def _files_open(pid: int, name: str) -> int:
+    count = 0
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            count += os.readlink(f"/proc/{pid}/fd/{fd}").endswith(name)
+        except FileNotFoundError:  # closed meanwhile
+            pass
+    return count
+
+
+def _files_open(pid: int, name: str) -> int:
+    count = 0
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            count += os.readlink(f"/proc/{pid}/fd/{fd}").endswith(name)
+        except FileNotFoundError:  # closed meanwhile
+            pass
+    return count
 
 
 def _open_fds(pid: int) -> int:

@@ -83,7 +83,8 @@ class SendfileChannel:
                     outbuflen -= num_sent
                     sent += num_sent
                     self.total_outbufs_len -= num_sent
-                if not num_sent or full or (fd is not None and sent >= CHUNK):
+                if not num_sent or full or (fd is not None and sent >= CHUNK and outbuflen):
+                    # (a finished file goes on to the pop below, which closes it)
                     dobreak = True
                     break
             else:
