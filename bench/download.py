@@ -281,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="payload of the package, MB (default: %(default)s)")
     parser.add_argument("--clients", type=int, default=8,
                         help="simultaneous downloads in the second case (default: %(default)s)")
-    parser.add_argument("--repeat", type=int, default=7,
+    parser.add_argument("--repeat", type=int, default=11,
                         help="timed runs per server and case; the median is shown "
                              "(default: %(default)s)")
     parser.add_argument("--tmpdir", default=None,
