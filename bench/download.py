@@ -291,10 +291,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.size_mb < 1 or args.clients < 2 or args.repeat < 1:
         parser.error("--size-mb and --repeat must be at least 1, --clients at least 2")
-    nginx = args.nginx or shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin")
+    if args.nginx:
+        nginx = shutil.which(args.nginx)
+    else:
+        nginx = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/sbin")
     if not nginx:
-        print("bench/download.py: nginx is not installed; it is the reference "
-              "(Debian: apt-get install nginx)", file=sys.stderr)
+        print(f"bench/download.py: {args.nginx or 'nginx'} is not installed; nginx is the "
+              f"reference (Debian: apt-get install nginx)", file=sys.stderr)
         return 2
 
     print("$ " + shlex.join(getattr(sys, "orig_argv", [sys.executable, *sys.argv])))
