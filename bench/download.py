@@ -174,9 +174,10 @@ def start_nginx(nginx: str, tmp: Path, root: Path) -> tuple[subprocess.Popen, in
     # as root, the workers would drop to `nobody`, who cannot read a private temp dir
     conf.write_text(NGINX_CONF.format(user="user root;\n" if os.geteuid() == 0 else "",
                                       tmp=tmp, port=port, root=root))
-    proc = subprocess.Popen([nginx, "-p", str(tmp), "-c", str(conf), "-g", "daemon off;"],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=open(tmp / "stderr.log", "wb"))
+    with open(tmp / "stderr.log", "wb") as stderr:
+        proc = subprocess.Popen([nginx, "-p", str(tmp), "-c", str(conf), "-g", "daemon off;"],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=stderr)
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -240,7 +241,7 @@ def run(args: argparse.Namespace, nginx: str) -> int:
         pool = multiprocessing.get_context("fork").Pool(args.clients, initializer=_client_init)
         samples: dict[tuple[str, int], list[float]] = {
             (name, n): [] for name in ports for n in (1, args.clients)}
-        for name, port in ports.items():  # untimed warm-up of clients and servers
+        for port in ports.values():  # untimed warm-up of clients and servers
             throughput(pool, port, path, args.clients)
         for rep in range(args.repeat):
             order = list(ports) if rep % 2 == 0 else list(ports)[::-1]

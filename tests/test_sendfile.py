@@ -255,7 +255,7 @@ def test_keep_alive_after_file_responses(big, pipelined):
             sock.makefile("rb") as reader:
         if pipelined:
             sock.sendall(b"".join(texts))
-        for text, (method, _, _) in zip(texts, requests):
+        for text, (method, _, _) in zip(texts, requests, strict=True):
             if not pipelined:
                 sock.sendall(text)
             answers.append(read_response(reader, head_request=method == "HEAD"))

@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 from waitress.buffers import ReadOnlyFileBasedBuffer
+from waitress.channel import HTTPChannel
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +50,10 @@ def sendfile_fd(outbuf: Any) -> int | None:
     return fd
 
 
-class SendfileChannel:
-    """Mixin for waitress.channel.HTTPChannel (put it first in the bases): its
-    `_flush_some` sends file_wrapper buffers with os.sendfile, everything else (headers,
-    small bodies, file-likes that are no regular file) as waitress does.
+class SendfileChannel(HTTPChannel):
+    """waitress's HTTPChannel whose `_flush_some` sends file_wrapper buffers with
+    os.sendfile, everything else (headers, small bodies, file-likes that are no regular
+    file) as waitress does. Use it as the channel class or as a base next to others.
 
     The buffer stays the source of truth: each sendfile starts at the file's position and
     sends at most the buffer's `remain` (waitress caps that at Content-Length, and a Range
