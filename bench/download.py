@@ -1,6 +1,6 @@
 """Bench: downloading one large package file, vieter-lite vs nginx (sendfile on), same file.
 
-    python3 bench/download.py [--size-mb 200] [--clients 8] [--repeat 5] [--tmpdir DIR]
+    python3 bench/download.py [--size-mb 200] [--clients 8] [--repeat 21] [--tmpdir DIR]
                               [--nginx PATH]
 
 Publishes one real, uncompressed package (.pkg.tar) of about --size-mb MB with a random
@@ -282,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="payload of the package, MB (default: %(default)s)")
     parser.add_argument("--clients", type=int, default=8,
                         help="simultaneous downloads in the second case (default: %(default)s)")
-    parser.add_argument("--repeat", type=int, default=11,
+    parser.add_argument("--repeat", type=int, default=21,
                         help="timed runs per server and case; the median is shown "
                              "(default: %(default)s)")
     parser.add_argument("--tmpdir", default=None,
