@@ -103,8 +103,9 @@ def send(body: bytes | BinaryIO, size: int, mtime: int, content_type: str) -> HT
         return HTTPResponse(status=status, headers=headers, body=body[start:start + length])
     if "wsgi.file_wrapper" in request.environ:
         # bottle hands an open file to the server's file_wrapper: waitress then sends
-        # Content-Length bytes from the current position on its own I/O thread, so a
-        # client that reads slowly (or never) holds no worker thread.
+        # Content-Length bytes from the current position on its own I/O thread (with
+        # sendfile, web/sendfile.py), so a client that reads slowly (or never) holds no
+        # worker thread.
         body.seek(start)
         return HTTPResponse(status=status, headers=headers, body=body)
     return HTTPResponse(status=status, headers=headers, body=_read_range(body, start, length))

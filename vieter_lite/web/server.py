@@ -19,6 +19,7 @@ from waitress.task import ErrorTask, ThreadedTaskDispatcher
 from waitress.utilities import Error
 
 from vieter_lite.web.http import is_v2_path, normalise_path
+from vieter_lite.web.sendfile import SendfileChannel
 from vieter_lite.web.v2 import errors as v2_errors
 
 log = logging.getLogger(__name__)
@@ -91,7 +92,7 @@ class _BodyGuardParser(HTTPRequestParser):
             self.expect_continue = False
 
 
-class _Channel(HTTPChannel):
+class _Channel(SendfileChannel, HTTPChannel):
     error_task_class = _JsonErrorTask
     parser_class = _BodyGuardParser
 
