@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import bottle
 
-from vieter_lite.web.v2 import tokens
+from vieter_lite.web.v2 import docs, tokens
 
 if TYPE_CHECKING:
     from vieter_lite.services import Services
@@ -14,3 +14,4 @@ if TYPE_CHECKING:
 
 def register(app: bottle.Bottle, services: Services) -> None:
     tokens.register(app, services)
+    docs.register(app, services)
