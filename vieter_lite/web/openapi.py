@@ -68,11 +68,12 @@ class Body:
 @dataclass(frozen=True)
 class Reply:
     """A response that is not an error of the API's envelope (2xx, 206, 304, 416, or a
-    route's own body). `media_type` None: no body. `headers`: names that are always sent."""
+    route's own body). `media_type` None: no body; a tuple: any of them, with the same
+    schema. `headers`: names that are always sent."""
 
     description: str
     schema: Schema | None = None
-    media_type: str | None = JSON
+    media_type: str | tuple[str, ...] | None = JSON
     headers: tuple[str, ...] = ()
 
 
@@ -204,9 +205,11 @@ def _error_reply(doc: ApiDoc, description: str) -> Schema:
 
 def _reply(reply: Reply) -> Schema:
     out: Schema = {"description": reply.description}
-    if reply.media_type is not None:
-        out["content"] = {reply.media_type: {"schema": reply.schema}
-                          if reply.schema is not None else {}}
+    types = (reply.media_type,) if isinstance(reply.media_type, str) \
+        else reply.media_type or ()
+    if types:
+        out["content"] = {t: {"schema": reply.schema} if reply.schema is not None else {}
+                          for t in types}
     if reply.headers:
         out["headers"] = {name: {"required": True, "schema": {"type": "string"}}
                           for name in reply.headers}

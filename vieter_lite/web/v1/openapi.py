@@ -22,6 +22,7 @@ from vieter_lite.web.openapi import (
     ref,
 )
 
+TEXT_UTF8 = "text/plain; charset=utf-8"
 MAX_INT = 10**18 - 1      # web/http.py reads at most 18 digits
 STRING: Schema = {"type": "string"}
 INTEGER: Schema = {"type": "integer"}
@@ -105,12 +106,19 @@ OFFSET = query("offset", COUNT, "skip this many")
 BAD_ID = {400: "an id that is not a number"}
 FILE_HEADERS = (header("Range", STRING, "one byte range"),
                 header("If-Modified-Since", STRING, "an HTTP date"))
-FILE_REPLIES = {
-    206: Reply("the range asked for", {"type": "string", "format": "binary"}, BINARY,
-               ("Content-Range",)),
-    304: Reply("not modified since If-Modified-Since", media_type=None),
-    416: Reply("the range lies past the end", media_type=None, headers=("Content-Range",)),
-}
+FILE: Schema = {"type": "string", "format": "binary"}
+
+
+def file_replies(media_type: str | tuple[str, ...]) -> dict[int, Reply]:
+    """A file's answers (web/files.py): whole, a range, not modified, no such range."""
+    return {200: Reply("the file", FILE, media_type, ("Last-Modified",)),
+            206: Reply("the range asked for", FILE, media_type,
+                       ("Last-Modified", "Content-Range")),
+            304: Reply("not modified since If-Modified-Since", media_type=None),
+            416: Reply("the range lies past the end", media_type=None,
+                       headers=("Content-Range",))}
+
+
 TARGET_FIELDS = (query("branch", STRING), query("path", STRING, "a sub directory"),
                  query("schedule", STRING, "cron, Vieter's dialect (empty: global_schedule)"))
 PUBLISH = Operation(
@@ -136,11 +144,9 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("GET", "/<repo>/<arch>/<filename>"): Operation(
         "A file of an arch-repo",
         "`<repo>.db`, `<repo>.files` (and their `.tar.gz` names): the db archives; a name "
-        "containing `.pkg`: the package file; `<name>-<version>`: that package's desc entry.",
-        params=FILE_HEADERS,
-        replies={200: Reply("the file (desc entries are text/plain)",
-                            {"type": "string", "format": "binary"}, BINARY),
-                 **FILE_REPLIES},
+        "containing `.pkg`: the package file; `<name>-<version>`: that package's desc entry "
+        "(text/plain).",
+        params=FILE_HEADERS, replies=file_replies((BINARY, TEXT_UTF8)),
         errors={400: "an unsafe repo or arch name", 404: "no such file"}),
     ("HEAD", "/<repo>/<arch>/<filename>"): Operation(
         "A file's headers", params=FILE_HEADERS[1:],
@@ -191,8 +197,8 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("GET", "/api/v1/logs"): Operation(
         "List build logs (finished builds)",
         params=(LIMIT, OFFSET, query("target", COUNT, "of this target"),
-                query("before", ANY_INT, "started before (Unix seconds)"),
-                query("after", ANY_INT, "started after (Unix seconds)"),
+                query("before", COUNT, "started before (Unix seconds)"),
+                query("after", COUNT, "started after (Unix seconds)"),
                 query("arch", STRING), query("exit_codes", EXIT_CODES,
                                              "'1,2' keeps 1 or 2; '!1,!2' drops both")),
         replies=ok(array(ref("BuildLog"))), errors={400: "a bad number or exit code"}),
@@ -201,7 +207,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         errors={**BAD_ID, 404: "no such build, or it never started"}),
     ("GET", "/api/v1/logs/<build_id>/content"): Operation(
         "A build's log text", "Also while the build runs.", params=FILE_HEADERS,
-        replies={200: Reply("the log", STRING, TEXT), **FILE_REPLIES},
+        replies=file_replies(TEXT_UTF8),
         errors={**BAD_ID, 404: "no such build or log"}),
     ("POST", "/api/v1/logs"): Operation(
         "Record a finished build with its whole log", "What a Vieter agent sends.",
@@ -233,10 +239,10 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "List repositories", replies=ok(array(ref("Repo")))),
     ("GET", "/api/v1/repos/<repo>"): Operation(
         "A repository's packages", replies=ok(array(ref("Package"))),
-        errors={404: "no such repository"}),
+        errors={400: "an unsafe name", 404: "no such repository"}),
     ("GET", "/api/v1/repos/<repo>/<arch>"): Operation(
         "An arch-repo's packages", replies=ok(array(ref("Package"))),
-        errors={404: "no such repository or arch-repo"}),
+        errors={400: "an unsafe name", 404: "no such repository or arch-repo"}),
     ("GET", "/api/v1/metrics"): METRICS,
     ("GET", "/metrics"): METRICS,
     # -- the agent protocol (web/agent.py) ------------------------------------------------
@@ -269,8 +275,8 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         errors={**BAD_ID, 404: "no such build", 409: "the build is not running"}),
     ("POST", "/api/v1/builds/<build_id>/finish"): Operation(
         "End a build", "Its times are the server's, the agent's only within that window.",
-        params=(query("exitCode", ANY_INT, required=True), query("startTime", ANY_INT),
-                query("endTime", ANY_INT)),
+        params=(query("exitCode", ANY_INT, required=True), query("startTime", COUNT),
+                query("endTime", COUNT)),
         replies=ok(ref("Build")),
         errors={400: "a missing or invalid value", 404: "no such build",
                 409: "the build is not running"}),
