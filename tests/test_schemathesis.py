@@ -81,8 +81,8 @@ def package(tmp: Path) -> bytes:
 
 def seed(url: str, tmp: Path) -> None:
     """Data for the aimed requests: target 1 with build 1 running (claimed) and build 2
-    finished, package foo in bur/x86_64, token 1; and for the DELETEs target 2, token 2 and
-    package foo in victim/x86_64."""
+    finished, build 3 of target 2 queued (for a poll to claim), package foo in bur/x86_64,
+    token 1; and for the DELETEs target 2, token 2 and package foo in victim/x86_64."""
     for _ in range(2):
         _call(f"{url}/api/v1/targets?kind=git&url=https://example.invalid/foo.git&repo=bur",
               "POST")
@@ -90,6 +90,7 @@ def seed(url: str, tmp: Path) -> None:
     _call(f"{url}/api/v1/jobs/poll?arch=x86_64&max=1")
     _call(f"{url}/api/v1/logs?target=1&arch=x86_64&startTime=1700000000&endTime=1700000060"
           "&exitCode=0", "POST", b"a log\n")
+    _call(f"{url}/api/v1/jobs/queue?target=2&arch=x86_64", "POST")
     for repo in ("bur", "victim"):
         _call(f"{url}/{repo}/publish", "POST", package(tmp))
     for name in ("reader", "victim"):
