@@ -1,4 +1,4 @@
-"""The client commands (targets, logs, repos, aur) run as `python -m vieter_lite ...` against a
+"""The client commands (targets, logs, builds, repos, tokens, aur) run as `python -m vieter_lite ...` against a
 real server process and a fake AUR RPC; client config loading; one-line errors."""
 
 from __future__ import annotations
@@ -595,6 +595,52 @@ def test_repos_list_and_show_with_owners(cli, admin, srv, tmp_path, u):
         f"vieter-lite: repository 'n{u}' not found"
     assert one_error(cli("repos", "show", repo, "riscv64"), 1) == \
         f"vieter-lite: arch-repo {repo}/riscv64 not found"
+
+
+# -- tokens ----------------------------------------------------------------------------------
+
+def fields(text: str) -> dict[str, str]:
+    """`key: value` lines as a dict."""
+    return dict(line.split(": ", 1) for line in text.splitlines())
+
+
+def test_a_token_made_with_the_cli_works_for_its_scope_until_removed(cli, admin, srv, u):
+    target_id = add_target(admin, u)
+    build_id = admin.queue_build(target_id, "x86_64")
+    made = cli("tokens", "add", f"ci{u}", "--scope", "builds:read")
+    assert made.returncode == 0, made.stderr
+    assert made.stderr.decode() == \
+        "vieter-lite: the secret is shown only this once: keep it now\n"
+    shown = fields(made.stdout.decode())
+    secret, token_id = shown["secret"], shown["id"]
+    assert (shown["name"], shown["scopes"], shown["repos"], shown["last used"]) == \
+        (f"ci{u}", "builds:read", "all", "-")
+
+    as_token = {"VIETER_API_KEY": secret}
+    table = rows(cli.ok("builds", "list", "--target", str(target_id), env=as_token))
+    assert [r[:4] for r in table] == [["ID", "TARGET", "REPO/ARCH", "STATUS"],
+                                      [str(build_id), str(target_id), f"r{u}/x86_64", "queued"]]
+    [build] = cli.json("builds", "list", "--target", str(target_id), env=as_token)
+    assert build["links"]["self"] == {"href": f"{srv.url}/api/v2/builds/{build_id}"}
+    for args, scope in ((["targets", "list"], "targets:read"), (["repos", "list"], "repos:read"),
+                        (["tokens", "list"], "admin")):
+        assert one_error(cli(*args, env=as_token), 1) == \
+            f"vieter-lite: Forbidden: this token lacks the scope '{scope}'."
+
+    # listed (used now), never with its secret
+    listed = cli.ok("tokens", "list")
+    assert secret not in listed
+    [row] = [r for r in rows(listed) if r[1] == f"ci{u}"]
+    assert row[:6] == [token_id, f"ci{u}", f"ci{u}", "builds:read", "all", "all"]
+    assert row[7] == "never" and re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", row[8])
+    [listed_json] = [t for t in cli.json("tokens", "list") if t["name"] == f"ci{u}"]
+    assert "secret" not in listed_json and secret not in json.dumps(listed_json)
+
+    assert cli.ok("tokens", "remove", token_id) == f"Token {token_id} revoked\n"
+    assert one_error(cli("builds", "list", env=as_token), 1) == \
+        "vieter-lite: unauthorized: check api_key"
+    assert not [t for t in cli.json("tokens", "list") if t["name"] == f"ci{u}"]
+    assert one_error(cli("tokens", "remove", token_id), 1) == "vieter-lite: Token not found."
 
 
 # -- aur -------------------------------------------------------------------------------------
