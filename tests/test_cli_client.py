@@ -1,5 +1,6 @@
-"""The client commands (targets, logs, builds, repos, tokens, aur) run as `python -m vieter_lite ...` against a
-real server process and a fake AUR RPC; client config loading; one-line errors."""
+"""The client commands (targets, logs, builds, repos, tokens, aur) run as `python -m
+vieter_lite ...` against a real server process and a fake AUR RPC; client config loading;
+one-line errors."""
 
 from __future__ import annotations
 
