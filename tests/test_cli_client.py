@@ -246,11 +246,26 @@ def test_targets_add_list_info(cli, admin, u):
     assert cli.ok("targets", "info", str(first)) == (
         f"id: {first}\nkind: git\nurl: https://example.org/a{u}.git\nbranch: main\n"
         f"path: pkg\nrepo: {repo}\nschedule: */30 4\narch: x86_64, aarch64\n"
+        "review: never\nlabels:\nlast build:\n"
         f"next run (x86_64): {local_text(runs['x86_64'])}\n"
         f"next run (aarch64): {local_text(runs['aarch64'])}\n")
     assert cli.json("targets", "info", str(first)) == {
         **target, "schedule_effective": "*/30 4", "schedule_global": False,
-        "next_runs": plan["archs"]}
+        "next_runs": plan["archs"], "review": "never", "labels": {}, "last_build": None}
+
+
+def test_targets_info_shows_review_labels_and_the_last_build(cli, admin, u):
+    target_id = add_target(admin, u)
+    admin.call_v2("PATCH", f"/api/v2/targets/{target_id}",
+                  body={"review": "always", "metadata": {"labels": {"u": u, "env": "home"}}})
+    build_id = claim_build(admin, target_id, "x86_64")["build_id"]
+    admin.finish_build(build_id, 1)
+    info = cli.ok("targets", "info", str(target_id)).splitlines()
+    assert info[info.index("arch: x86_64") + 1:][:3] == [
+        "review: always", f"labels: env=home, u={u}", f"last build: {build_id} (failed)"]
+    shown = cli.json("targets", "info", str(target_id))
+    assert (shown["review"], shown["labels"], shown["last_build"]) == \
+        ("always", {"env": "home", "u": u}, {"id": build_id, "status": "failed"})
 
 
 def test_targets_list_filters(cli, admin, u):

@@ -368,6 +368,11 @@ class Client:
                 return found
             page += 1
 
+    def get_target_v2(self, target_id: int) -> dict[str, Any]:
+        """/api/v2's target: also labels (metadata), triggers, review, next_run_at,
+        schedule_effective and last_build."""
+        return self.call_v2("GET", f"/api/v2/targets/{_segment(target_id)}")
+
     # -- tokens -----------------------------------------------------------------------
 
     def add_token(self, body: Mapping[str, Any]) -> dict[str, Any]:
