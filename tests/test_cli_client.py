@@ -1,5 +1,6 @@
-"""The client commands (targets, logs, repos, aur) run as `python -m vieter_lite ...` against a
-real server process and a fake AUR RPC; client config loading; one-line errors."""
+"""The client commands (targets, logs, builds, repos, tokens, aur) run as `python -m
+vieter_lite ...` against a real server process and a fake AUR RPC; client config loading;
+one-line errors."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import sys
 import threading
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -245,11 +246,26 @@ def test_targets_add_list_info(cli, admin, u):
     assert cli.ok("targets", "info", str(first)) == (
         f"id: {first}\nkind: git\nurl: https://example.org/a{u}.git\nbranch: main\n"
         f"path: pkg\nrepo: {repo}\nschedule: */30 4\narch: x86_64, aarch64\n"
+        "review: never\nlabels:\nlast build:\n"
         f"next run (x86_64): {local_text(runs['x86_64'])}\n"
         f"next run (aarch64): {local_text(runs['aarch64'])}\n")
     assert cli.json("targets", "info", str(first)) == {
         **target, "schedule_effective": "*/30 4", "schedule_global": False,
-        "next_runs": plan["archs"]}
+        "next_runs": plan["archs"], "review": "never", "labels": {}, "last_build": None}
+
+
+def test_targets_info_shows_review_labels_and_the_last_build(cli, admin, u):
+    target_id = add_target(admin, u)
+    admin.call_v2("PATCH", f"/api/v2/targets/{target_id}",
+                  body={"review": "always", "metadata": {"labels": {"u": u, "env": "home"}}})
+    build_id = claim_build(admin, target_id, "x86_64")["build_id"]
+    admin.finish_build(build_id, 1)
+    info = cli.ok("targets", "info", str(target_id)).splitlines()
+    assert info[info.index("arch: x86_64") + 1:][:3] == [
+        "review: always", f"labels: env=home, u={u}", f"last build: {build_id} (failed)"]
+    shown = cli.json("targets", "info", str(target_id))
+    assert (shown["review"], shown["labels"], shown["last_build"]) == \
+        ("always", {"env": "home", "u": u}, {"id": build_id, "status": "failed"})
 
 
 def test_targets_list_filters(cli, admin, u):
@@ -505,7 +521,11 @@ def claim_build(admin: Client, target_id: int, arch: str) -> dict[str, Any]:
     return jobs[0]
 
 
-def test_builds_list_shows_what_is_waiting(cli, admin, u):
+def rfc3339(epoch: int) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_builds_list_shows_what_is_waiting(cli, admin, srv, u):
     arch, other = f"a{u}", f"b{u}"
     target_id = add_target(admin, u, arch=[arch, other])
     queued = admin.queue_build(target_id, other)
@@ -520,17 +540,36 @@ def test_builds_list_shows_what_is_waiting(cli, admin, u):
         [str(running), str(target_id), f"r{u}/{arch}", "running",
          local_text(queued_at[running]["created_at"]),
          local_text(queued_at[running]["started_at"])]]
-    assert [b["id"] for b in cli.json("builds", "list", "--target", str(target_id),
-                                      "--status", "queued")] == [queued]
-    # finished builds are left out unless asked for
-    admin.finish_build(running, 0)
+    # --json prints /api/v2/builds' resources: RFC 3339 times, links
+    [one] = cli.json("builds", "list", "--target", str(target_id), "--status", "queued")
+    assert (one["id"], one["status"], one["created_at"], one["started_at"]) == \
+        (queued, "queued", rfc3339(queued_at[queued]["created_at"]), None)
+    assert one["links"]["self"] == {"href": f"{srv.url}/api/v2/builds/{queued}"}
+    # finished builds are left out unless asked for; a timed-out one is 'timeout'
+    admin.finish_build(running, 0, timed_out=True)
     assert [b["id"] for b in cli.json("builds", "list", "--target", str(target_id))] == \
         [queued]
     done = cli.json("builds", "list", "--target", str(target_id), "--status", "all")
-    assert [(b["id"], b["status"]) for b in done] == [(queued, "queued"), (running, "success")]
+    assert [(b["id"], b["status"]) for b in done] == [(queued, "queued"), (running, "timeout")]
+    assert [r[3] for r in rows(cli.ok("builds", "list", "--target", str(target_id),
+                                      "--status", "timeout, failed"))] == ["STATUS", "timeout"]
     assert one_error(cli("builds", "list", "--status", "waiting"), 1) == (
-        "vieter-lite: unknown build status 'waiting' (one of pending, queued, running, "
-        "success, failed, cancelled)")
+        "vieter-lite: states: 'waiting' is not one of 'pending', 'queued', 'running', "
+        "'success', 'failed', 'timeout', 'cancelled'")
+
+
+@pytest.mark.parametrize("limit, offset", [(0, 0), (0, 3), (2, 0), (2, 4), (3, 1), (4, 5),
+                                           (9, 2), (2, 9)])
+def test_builds_list_pages_through_limit_and_offset(admin, u, limit, offset):
+    """Pages of 2 on the wire: every (limit, offset) gives the same slice of the builds."""
+    target_id = add_target(admin, u, arch=[f"a{u}{i}" for i in range(7)])
+    ids = [admin.queue_build(target_id, f"a{u}{i}") for i in range(7)]
+    found = admin.list_v2("/api/v2/builds", {"target_ids": target_id}, per_page=2,
+                          limit=limit, offset=offset)
+    assert [b["id"] for b in found] == ids[offset:offset + limit if limit else None]
+    assert [b["id"] for b in admin.list_builds(target_ids=[target_id], limit=limit,
+                                               offset=offset)] == \
+        ids[offset:offset + limit if limit else None]
 
 
 def test_repos_list_and_show_with_owners(cli, admin, srv, tmp_path, u):
@@ -542,28 +581,82 @@ def test_repos_list_and_show_with_owners(cli, admin, srv, tmp_path, u):
     publish(Client(srv.url, job["token"]), tmp_path, repo, "built")
     admin.finish_build(job["build_id"], 0)
 
-    assert [r for r in cli.json("repos", "list") if r["name"] == repo] == [
-        {"name": repo, "archs": [{"arch": "aarch64", "packages": 1},
-                                 {"arch": "x86_64", "packages": 2}]}]
+    # --json prints /api/v2/repos' resources
+    [listed_repo] = [r for r in cli.json("repos", "list") if r["name"] == repo]
+    assert [(a["arch"], a["packages"], a["links"]["packages"]["href"])
+            for a in listed_repo["archs"]] == [
+        ("aarch64", 1, f"{srv.url}/api/v2/repos/{repo}/aarch64/packages"),
+        ("x86_64", 2, f"{srv.url}/api/v2/repos/{repo}/x86_64/packages")]
+    assert listed_repo["pacman_conf"] == f"[{repo}]\nServer = {srv.url}/$repo/$arch\n"
     assert [r for r in rows(cli.ok("repos", "list")) if r[0] in ("REPO", repo)] == [
         ["REPO", "ARCH", "PACKAGES"], [repo, "aarch64", "1"], [repo, "x86_64", "2"]]
 
     listed = cli.json("repos", "show", repo, "x86_64")
     files = {p["name"]: srv.data_dir / "pkgs" / repo / "x86_64" / p["filename"] for p in listed}
+    # /api/v2's packages: RFC 3339 times, only a target as owner (the api_key's names: null)
     assert [(p["name"], p["version"], p["owner"], p["size"]) for p in listed] == [
-        ("admins", "1.0-1", {"target_id": None}, files["admins"].stat().st_size),
+        ("admins", "1.0-1", None, files["admins"].stat().st_size),
         ("built", "1.0-1", {"target_id": target_id}, files["built"].stat().st_size)]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", listed[0]["published_at"])
     table = rows(cli.ok("repos", "show", repo))
     assert table[0] == ["NAME", "VERSION", "ARCH", "SIZE", "PUBLISHED", "OWNER"]
     assert [(r[0], r[2], r[5]) for r in table[1:]] == [
-        ("arm", "aarch64", "admin"), ("admins", "x86_64", "admin"),
+        ("arm", "aarch64", "-"), ("admins", "x86_64", "-"),
         ("built", "x86_64", f"target {target_id}")]
-    assert table[1][4] == local_text(listed[0]["published_at"])
+    published = datetime.strptime(listed[0]["published_at"], "%Y-%m-%dT%H:%M:%SZ")
+    assert table[2][4] == local_text(int(published.replace(tzinfo=UTC).timestamp()))
+    assert [p["name"] for p in cli.json("repos", "show", repo)] == ["arm", "admins", "built"]
     assert re.fullmatch(r"\d+ B|\d+\.\d (KiB|MiB)", table[2][3])
     assert one_error(cli("repos", "show", f"n{u}"), 1) == \
         f"vieter-lite: repository 'n{u}' not found"
     assert one_error(cli("repos", "show", repo, "riscv64"), 1) == \
         f"vieter-lite: arch-repo {repo}/riscv64 not found"
+
+
+# -- tokens ----------------------------------------------------------------------------------
+
+def fields(text: str) -> dict[str, str]:
+    """`key: value` lines as a dict."""
+    return dict(line.split(": ", 1) for line in text.splitlines())
+
+
+def test_a_token_made_with_the_cli_works_for_its_scope_until_removed(cli, admin, srv, u):
+    target_id = add_target(admin, u)
+    build_id = admin.queue_build(target_id, "x86_64")
+    made = cli("tokens", "add", f"ci{u}", "--scope", "builds:read")
+    assert made.returncode == 0, made.stderr
+    assert made.stderr.decode() == \
+        "vieter-lite: the secret is shown only this once: keep it now\n"
+    shown = fields(made.stdout.decode())
+    secret, token_id = shown["secret"], shown["id"]
+    assert (shown["name"], shown["scopes"], shown["repos"], shown["last used"]) == \
+        (f"ci{u}", "builds:read", "all", "-")
+
+    as_token = {"VIETER_API_KEY": secret}
+    table = rows(cli.ok("builds", "list", "--target", str(target_id), env=as_token))
+    assert [r[:4] for r in table] == [["ID", "TARGET", "REPO/ARCH", "STATUS"],
+                                      [str(build_id), str(target_id), f"r{u}/x86_64", "queued"]]
+    [build] = cli.json("builds", "list", "--target", str(target_id), env=as_token)
+    assert build["links"]["self"] == {"href": f"{srv.url}/api/v2/builds/{build_id}"}
+    for args, scope in ((["targets", "list"], "targets:read"), (["repos", "list"], "repos:read"),
+                        (["tokens", "list"], "admin")):
+        assert one_error(cli(*args, env=as_token), 1) == \
+            f"vieter-lite: Forbidden: this token lacks the scope '{scope}'."
+
+    # listed (used now), never with its secret
+    listed = cli.ok("tokens", "list")
+    assert secret not in listed
+    [row] = [r for r in rows(listed) if r[1] == f"ci{u}"]
+    assert row[:6] == [token_id, f"ci{u}", f"ci{u}", "builds:read", "all", "all"]
+    assert row[7] == "never" and re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", row[8])
+    [listed_json] = [t for t in cli.json("tokens", "list") if t["name"] == f"ci{u}"]
+    assert "secret" not in listed_json and secret not in json.dumps(listed_json)
+
+    assert cli.ok("tokens", "remove", token_id) == f"Token {token_id} revoked\n"
+    assert one_error(cli("builds", "list", env=as_token), 1) == \
+        "vieter-lite: unauthorized: check api_key"
+    assert not [t for t in cli.json("tokens", "list") if t["name"] == f"ci{u}"]
+    assert one_error(cli("tokens", "remove", token_id), 1) == "vieter-lite: Token not found."
 
 
 # -- aur -------------------------------------------------------------------------------------

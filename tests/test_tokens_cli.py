@@ -1,5 +1,5 @@
 """vieter-lite tokens add | list | remove: the request each command line builds, the output of
-the API's answers, and usage errors (the commands against a server: test_api_v2)."""
+the API's answers, and usage errors (the commands against a server: test_cli_client)."""
 
 from __future__ import annotations
 

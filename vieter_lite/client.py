@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from vieter_lite.errors import VieterError
+from vieter_lite.lists import MAX_PER_PAGE
 
 DEFAULT_TIMEOUT = 30.0
 Params = Mapping[str, Any]
@@ -59,6 +60,13 @@ def v2_error_detail(errors: list[Any]) -> str:
     """The details of an /api/v2 {"errors": [{code, title, detail}]} body, '; '-joined."""
     return "; ".join(str(e.get("detail") or e.get("title") or "") for e in errors
                      if isinstance(e, dict))
+
+
+def _comma(values: Any) -> str | None:
+    """A comma list parameter from a string, a number or several; None for none."""
+    if values is None or isinstance(values, (str, int)):
+        return None if values in (None, "") else str(values)
+    return ",".join(str(v) for v in values) or None
 
 
 def _segment(value: Any) -> str:
@@ -254,14 +262,15 @@ class Client:
         return self.call("GET", "/api/v1/jobs/poll", {"arch": arch, "max": max_jobs,
                                                        "runner": runner, "build": build})
 
-    def list_builds(self, status: str | Iterable[str] | None = None, target: int | None = None,
-                    limit: int | None = None, offset: int | None = None
-                    ) -> list[dict[str, Any]]:
-        """Builds by id: of these statuses (any when None), of one target."""
-        if status is not None and not isinstance(status, str):
-            status = ",".join(status)
-        return self.call("GET", "/api/v1/builds", {"status": status or None, "target": target,
-                                                    "limit": limit, "offset": offset})
+    def list_builds(self, states: str | Iterable[str] | None = None,
+                    target_ids: int | str | Iterable[int] | None = None, limit: int = 0,
+                    offset: int = 0) -> list[dict[str, Any]]:
+        """/api/v2 builds by id: of these states (any when None), of these targets;
+        `limit` of them (0: all) after the first `offset`."""
+        return self.list_v2("/api/v2/builds", {"states": _comma(states),
+                                               "target_ids": _comma(target_ids),
+                                               "order_by": "id"},
+                            limit=limit, offset=offset)
 
     def get_build(self, build_id: int) -> dict[str, Any]:
         return self.call("GET", f"/api/v1/builds/{_segment(build_id)}")
@@ -291,13 +300,15 @@ class Client:
     # -- repositories -----------------------------------------------------------------
 
     def list_repos(self) -> list[dict[str, Any]]:
-        """[{name, archs: [{arch, packages}]}]."""
-        return self.call("GET", "/api/v1/repos")
+        """/api/v2 repos by name: [{name, archs: [{arch, packages, db_last_modified,
+        links}], pacman_conf}]."""
+        return self.list_v2("/api/v2/repos", {"order_by": "name"})
 
-    def list_packages(self, repo: str, arch: str | None = None) -> list[dict[str, Any]]:
-        """[{name, version, arch, pkg_arch, filename, size, published_at, owner}]."""
-        path = "/api/v1/repos/" + "/".join(_segment(p) for p in (repo, arch) if p is not None)
-        return self.call("GET", path)
+    def list_packages(self, repo: str, arch: str) -> list[dict[str, Any]]:
+        """/api/v2 packages of one arch-repo by name: [{name, version, arch (the
+        package's), filename, size, sha256, published_at, owner, signed, links}]."""
+        return self.list_v2(f"/api/v2/repos/{_segment(repo)}/{_segment(arch)}/packages",
+                            {"order_by": "name"})
 
     def publish(self, repo: str, package: Path, force: bool = False) -> dict[str, Any]:
         """Upload a package file (streamed); {name, version, archs}."""
@@ -331,23 +342,36 @@ class Client:
             raise ClientError(f"{self.address} did not answer with JSON: is it a "
                               "vieter-lite server?") from None
 
-    def list_v2(self, path: str, params: Params | None = None,
-                per_page: int = 5000) -> list[dict[str, Any]]:
-        """Every resource of a Cloud Foundry style list, page after page."""
+    def list_v2(self, path: str, params: Params | None = None, per_page: int = MAX_PER_PAGE,
+                limit: int = 0, offset: int = 0) -> list[dict[str, Any]]:
+        """The resources of a Cloud Foundry style list, page after page: every one, or
+        `limit` of them (0: no limit) after the first `offset`."""
+        if limit:
+            per_page = min(per_page, limit)
+        page, skip = divmod(offset, per_page)
+        page += 1
         found: list[dict[str, Any]] = []
-        page = 1
         while True:
             answer = self.call_v2("GET", path, {**(params or {}), "page": page,
                                                 "per_page": per_page})
             try:
-                found += answer["resources"]
+                resources = answer["resources"]
                 pages = int(answer["pagination"]["total_pages"])
             except (TypeError, KeyError, ValueError):
                 raise ClientError(f"{self.address} answered {path} without "
                                   "'resources' and 'pagination'") from None
-            if page >= pages:
+            found += resources[skip:]
+            skip = 0
+            if limit and len(found) >= limit:
+                return found[:limit]
+            if page >= pages or not resources:
                 return found
             page += 1
+
+    def get_target_v2(self, target_id: int) -> dict[str, Any]:
+        """/api/v2's target: also labels (metadata), triggers, review, next_run_at,
+        schedule_effective and last_build."""
+        return self.call_v2("GET", f"/api/v2/targets/{_segment(target_id)}")
 
     # -- tokens -----------------------------------------------------------------------
 

@@ -14,7 +14,8 @@ from typing import Any
 from vieter_lite.aur import Aur
 from vieter_lite.client import Client
 from vieter_lite.config import ClientConfig, load_client
-from vieter_lite.errors import ConfigError
+from vieter_lite.errors import ConfigError, Invalid
+from vieter_lite.tokens import parse_time
 
 PROG = "vieter-lite"
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
@@ -143,6 +144,17 @@ def local(epoch: int | None) -> str:
     if epoch is None:
         return "-"
     return datetime.fromtimestamp(int(epoch)).strftime(TIME_FORMAT)
+
+
+def shown_time(value: Any, empty: str = "-") -> str:
+    """An /api/v2 time (RFC 3339 UTC) in local time; `empty` for null; as sent if
+    unreadable."""
+    if value is None:
+        return empty
+    try:
+        return local(parse_time(value))
+    except Invalid:
+        return str(value)
 
 
 def duration(start: int | None, end: int | None) -> str:

@@ -1,4 +1,5 @@
-"""vieter-lite repos list | show | remove, and vieter-lite aur search | add (AUR RPC v5)."""
+"""vieter-lite repos list | show (GET /api/v2/repos and its packages lists) | remove, and
+vieter-lite aur search | add (AUR RPC v5)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,15 @@ import argparse
 import sys
 from typing import Any
 
-from vieter_lite.client import ClientError
-from vieter_lite.commands.common import Context, local, print_json, print_table, refuse, runs
+from vieter_lite.client import Client, ClientError
+from vieter_lite.commands.common import (
+    Context,
+    print_json,
+    print_table,
+    refuse,
+    runs,
+    shown_time,
+)
 from vieter_lite.commands.targets import check_schedule
 
 
@@ -22,7 +30,8 @@ def size(n: int) -> str:
 
 
 def owner(package: dict[str, Any]) -> str:
-    """Who may publish the name: 'target N', 'admin' (the api_key) or '-' (nobody yet)."""
+    """Who may publish the name: 'target N', 'admin' (an owner without a target: the
+    api_key) or '-' (no target: /api/v2 sends null for the api_key's names too)."""
     found = package.get("owner")
     if not found:
         return "-"
@@ -39,14 +48,27 @@ def cmd_repos_list(ctx: Context) -> int:
     return 0
 
 
+def arch_repos(client: Client, repo: str, arch: str | None) -> list[str]:
+    """The archs `repos show` lists: ARCH as given (the server says if it is not there),
+    or every arch-repo of REPO from the repos list."""
+    if arch is not None:
+        return [arch]
+    for found in client.list_repos():
+        if found["name"] == repo:
+            return [a["arch"] for a in found["archs"]]
+    raise ClientError(f"repository '{repo}' not found", 404)
+
+
 def cmd_repos_show(ctx: Context) -> int:
-    found = ctx.client().list_packages(ctx.args.repo, ctx.args.arch)
+    client = ctx.client()
+    listed = [(arch, p) for arch in arch_repos(client, ctx.args.repo, ctx.args.arch)
+              for p in client.list_packages(ctx.args.repo, arch)]
     if ctx.json:
-        print_json(found)
+        print_json([p for _, p in listed])
         return 0
     print_table(["name", "version", "arch", "size", "published", "owner"],
-                [(p["name"], p["version"], p["arch"], size(p["size"]), local(p["published_at"]),
-                  owner(p)) for p in found])
+                [(p["name"], p["version"], arch, size(p["size"]),
+                  shown_time(p["published_at"]), owner(p)) for arch, p in listed])
     return 0
 
 
@@ -125,8 +147,9 @@ def register(commands: argparse._SubParsersAction, flags: argparse.ArgumentParse
     p.set_defaults(func=runs(cmd_repos_list))
     p = sub.add_parser("show", parents=[flags], help="list a repository's packages",
                        description="The packages of REPO (or of its arch-repo ARCH): name, "
-                       "version, size, published time (local) and the target that owns the "
-                       "name ('admin': published with the api_key).")
+                       "version, arch-repo, size, published time (local) and the target that "
+                       "owns the name ('-': no target; builds of other targets may not "
+                       "publish a name a target owns).")
     p.add_argument("repo", metavar="REPO")
     p.add_argument("arch", metavar="ARCH", nargs="?")
     p.set_defaults(func=runs(cmd_repos_show))

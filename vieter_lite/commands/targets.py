@@ -75,17 +75,41 @@ def schedule_plan(client: Client, target_id: int) -> dict[str, Any] | None:
         raise
 
 
+def v2_target(client: Client, target_id: int) -> dict[str, Any] | None:
+    """The target as /api/v2 shows it, or None from a server without /api/v2."""
+    try:
+        return client.get_target_v2(target_id)
+    except ClientError as exc:
+        if exc.status in (404, 405):
+            return None
+        raise
+
+
+def v2_fields(target: dict[str, Any]) -> list[tuple[str, Any]]:
+    """review, labels (k=v, by key) and last build (id and status) of a v2 target."""
+    labels = (target.get("metadata") or {}).get("labels") or {}
+    last = target.get("last_build")
+    return [("review", target.get("review")),
+            ("labels", ", ".join(f"{k}={v}" for k, v in sorted(labels.items()))),
+            ("last build", None if not last else f"{last['id']} ({last['status']})")]
+
+
 def cmd_info(ctx: Context) -> int:
     client = ctx.client()
     target = client.get_target(ctx.args.id)
     plan = schedule_plan(client, ctx.args.id)
+    extra = v2_target(client, ctx.args.id)
     if ctx.json:
         if plan is not None:
             target = {**target, "schedule_effective": plan["schedule"],
                       "schedule_global": plan["global"], "next_runs": plan["archs"]}
+        if extra is not None:
+            target = {**target, "review": extra.get("review"),
+                      "labels": (extra.get("metadata") or {}).get("labels") or {},
+                      "last_build": extra.get("last_build")}
         print_json(target)
         return 0
-    fields = target_fields(target)
+    fields = target_fields(target) + (v2_fields(extra) if extra is not None else [])
     if plan is not None:
         shown = plan["schedule"] + (" (global_schedule)" if plan["global"] else "")
         fields = [(k, shown if k == "schedule" else v) for k, v in fields]

@@ -8,13 +8,13 @@ from typing import Any
 
 from vieter_lite.commands.common import (
     Context,
-    local,
     local_time,
     positive_id,
     print_fields,
     print_json,
     print_table,
     runs,
+    shown_time,
     warn,
 )
 from vieter_lite.errors import Invalid
@@ -44,16 +44,6 @@ def token_body(args: argparse.Namespace) -> dict[str, Any]:
     return {"name": args.name, "user": args.user, "scopes": list(dict.fromkeys(args.scope)),
             "repos": list(dict.fromkeys(args.repo or ())),
             "archs": list(dict.fromkeys(args.arch or ())), "expires_at": args.expires}
-
-
-def shown_time(value: Any, empty: str = "-") -> str:
-    """An API time (RFC 3339 UTC) in local time; `empty` for null; as sent if unreadable."""
-    if value is None:
-        return empty
-    try:
-        return local(parse_time(value))
-    except Invalid:
-        return str(value)
 
 
 def names(values: Any) -> str:
