@@ -366,3 +366,58 @@ def test_an_order_alone_needs_no_sort(world: World, order):
     sql, bound = compile_list(parse([("order_by", order)], BUILDS), BUILDS_TABLE).select_sql("*")
     steps = plan(world.db, sql, bound)
     assert not any("TEMP B-TREE" in s for s in steps), steps
+
+
+# -- plans on a database with statistics -------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def labelled(tmp_path_factory) -> Database:
+    """3000 finished builds of 30 targets, one in ten failed, each labelled `env` (one of
+    three values), one in five also `tier`; opened again afterwards, as a server would."""
+    path = tmp_path_factory.mktemp("labelled") / "vieter.sqlite"
+    db = Database(path)
+    rng = random.Random(3)
+    with db.transaction():
+        targets = [db.add_target({"kind": "git", "url": f"https://e.org/{i}.git",
+                                  "repo": "bur"}, {"x86_64": None, "aarch64": None})
+                   for i in range(30)]
+        for i in range(3000):
+            start = T0 + i * 600
+            build = db.add_finished_build(rng.choice(targets), rng.choice(("x86_64", "aarch64")),
+                                          start, start + 60, 1 if rng.random() < 0.1 else 0,
+                                          now=start, repo="bur")
+            labels = {"env": rng.choice(("home", "lab", "ci"))}
+            if rng.random() < 0.2:
+                labels["tier"] = "1"
+            db.set_labels(BUILDS_TABLE, build, labels)
+    db.close()
+    reopened = Database(path)
+    yield reopened
+    reopened.close()
+
+
+def test_a_targets_labelled_builds_are_read_from_the_target_index(labelled: Database):
+    """The target's few builds are found by its index and their label looked up by
+    (build, key), rather than every build with the label checked for the target."""
+    compiled = compile_list(parse([("target_ids", "7"), ("label_selector", "env=lab")], BUILDS),
+                            BUILDS_TABLE)
+    for sql, bound in (compiled.select_sql("id"), compiled.count_sql()):
+        steps = plan(labelled, sql, bound)
+        assert steps[0] == "SEARCH builds USING COVERING INDEX builds_by_target (target_id=?)", \
+            steps
+
+
+def test_the_newest_failed_builds_are_read_in_created_at_order(labelled: Database):
+    """With statistics sqlite knows failed builds are common enough to walk the
+    created_at index and stop at the page's end, instead of sorting all of them."""
+    compiled = compile_list(parse([("states", "failed"), ("archs", "x86_64"),
+                                   ("order_by", "-created_at")], BUILDS), BUILDS_TABLE)
+    steps = plan(labelled, *compiled.select_sql("id"))
+    assert steps == ["SCAN builds USING INDEX builds_by_created"], steps
+
+
+def test_a_database_is_opened_with_statistics(labelled: Database):
+    tables = {r["tbl"] for r in labelled._all("SELECT tbl FROM sqlite_stat1")}
+    assert {"builds", "build_labels"} <= tables
+

@@ -67,8 +67,10 @@ class TableSpec:
 
 @dataclass(frozen=True)
 class CompiledList:
-    """`SELECT ... FROM table WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?` with
-    `params` then (limit, offset); `count_sql()` counts the same rows."""
+    """`SELECT ... FROM table {joins} WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?` with
+    `params` then (limit, offset); `count_sql()` counts the same rows. `joins` hold the
+    positive label requirements (one label row per key and owner, so they never repeat a
+    row), their values come first in `params`."""
 
     table: str
     where: str
@@ -76,13 +78,18 @@ class CompiledList:
     order: str
     limit: int
     offset: int
+    joins: str = ""
+
+    def _from(self) -> str:
+        return f"{self.table} {self.joins}" if self.joins else self.table
 
     def select_sql(self, columns: str) -> tuple[str, tuple]:
-        return (f"SELECT {columns} FROM {self.table} WHERE {self.where} ORDER BY {self.order} "
-                f"LIMIT ? OFFSET ?", self.params + (self.limit, self.offset))
+        columns = f"{self.table}.*" if columns == "*" else columns
+        return (f"SELECT {columns} FROM {self._from()} WHERE {self.where} "
+                f"ORDER BY {self.order} LIMIT ? OFFSET ?", self.params + (self.limit, self.offset))
 
     def count_sql(self) -> tuple[str, tuple]:
-        return f"SELECT COUNT(*) FROM {self.table} WHERE {self.where}", self.params
+        return f"SELECT COUNT(*) FROM {self._from()} WHERE {self.where}", self.params
 
 
 # A v2 build state -> the condition on how builds store it today (status, exit_code).
@@ -133,12 +140,24 @@ def _filter(rule: In | Related | Choice, values: tuple[str, ...]) -> tuple[str, 
 
 def _label(labels: tuple[str, str], key: str, op: str, values: tuple[str, ...]
            ) -> tuple[str, tuple]:
+    """A negative requirement as a condition (`id NOT IN (...)`: rows without the key match)."""
     table, owner = labels
-    negated = op in ("!=", "notin", "!exists")
     sql = f"SELECT {owner} FROM {table} WHERE key = ?"
-    if op in ("=", "!=", "in", "notin"):
+    if op in ("!=", "notin"):
         sql += f" AND value IN ({_marks(len(values))})"
-    return f"id {'NOT IN' if negated else 'IN'} ({sql})", (key, *values)
+    return f"id NOT IN ({sql})", (key, *values)
+
+
+def _label_join(main: str, labels: tuple[str, str], n: int, key: str, op: str,
+                values: tuple[str, ...]) -> tuple[str, tuple]:
+    """A positive requirement as a join on the owner's label row for `key`: sqlite then
+    weighs it like any other condition (with ANALYZE's statistics) and can start from the
+    label index or from another filter's index and look the label up by (owner, key)."""
+    table, owner = labels
+    sql = f"JOIN {table} AS label{n} ON label{n}.{owner} = {main}.id AND label{n}.key = ?"
+    if op in ("=", "in"):
+        sql += f" AND label{n}.value IN ({_marks(len(values))})"
+    return sql, (key, *values)
 
 
 def compile_list(query: ListQuery, table: TableSpec) -> CompiledList:
@@ -160,11 +179,20 @@ def compile_list(query: ListQuery, table: TableSpec) -> CompiledList:
         params += bound
     if query.labels and table.labels is None:
         raise ValueError(f"{table.table} has no labels")
+    joins: list[str] = []
+    join_params: list = []
     for requirement in query.labels:
         assert table.labels is not None
-        sql, bound = _label(table.labels, requirement.key, requirement.op, requirement.values)
-        where.append(sql)
-        params += bound
+        if requirement.op in ("!=", "notin", "!exists"):
+            sql, bound = _label(table.labels, requirement.key, requirement.op,
+                                requirement.values)
+            where.append(sql)
+            params += bound
+        else:
+            sql, bound = _label_join(table.table, table.labels, len(joins), requirement.key,
+                                     requirement.op, requirement.values)
+            joins.append(sql)
+            join_params += bound
     direction = "DESC" if query.descending else "ASC"
     expr = _known(table.fields, query.order_by, "order field")
     if expr != "id":
@@ -175,8 +203,8 @@ def compile_list(query: ListQuery, table: TableSpec) -> CompiledList:
         order = f"+id {direction}"
     else:
         order = f"id {direction}"
-    return CompiledList(table.table, " AND ".join(where) or "1", tuple(params), order,
-                        query.per_page, min(query.offset, MAX_OFFSET))
+    return CompiledList(table.table, " AND ".join(where) or "1", tuple(join_params + params),
+                        order, query.per_page, min(query.offset, MAX_OFFSET), " ".join(joins))
 
 
 def _known(table: Mapping[str, _V], name: str, what: str) -> _V:
