@@ -15,7 +15,7 @@ from typing import TypeVar
 
 from vieter_lite.db.builds import _BUILD_COLUMNS, BuildQueries, _build
 from vieter_lite.lists import ListQuery
-from vieter_lite.models import TASK_NAMES, Build, Target
+from vieter_lite.models import TASK_NAMES, Build, BuildDetails, Target
 
 _V = TypeVar("_V")
 
@@ -265,6 +265,31 @@ class ListQueries(BuildQueries):
         label_table, owner = table.labels
         return {r["key"]: r["value"] for r in self._all(
             f"SELECT key, value FROM {label_table} WHERE {owner} = ? ORDER BY key", owner_id)}
+
+    def build_details(self, build_ids: Iterable[int]) -> dict[int, BuildDetails]:
+        """The tags, labels and published packages of several builds, three queries per 500
+        builds (a list page) instead of three per build; each as `build_tags`, `labels`
+        and `build_packages` read them. Builds without any get empty details."""
+        ids = list(dict.fromkeys(build_ids))
+        tags: dict[int, list[str]] = {i: [] for i in ids}
+        labels: dict[int, dict[str, str]] = {i: {} for i in ids}
+        packages: dict[int, list[tuple[str, str, str, str]]] = {i: [] for i in ids}
+        with self._lock:
+            for start in range(0, len(ids), 500):
+                chunk = ids[start:start + 500]
+                marks = _marks(len(chunk))
+                for r in self._all(f"SELECT build_id, tag FROM build_tags WHERE build_id IN "
+                                   f"({marks}) ORDER BY build_id, position", *chunk):
+                    tags[r["build_id"]].append(r["tag"])
+                for r in self._all(f"SELECT build_id, key, value FROM build_labels WHERE "
+                                   f"build_id IN ({marks}) ORDER BY build_id, key", *chunk):
+                    labels[r["build_id"]][r["key"]] = r["value"]
+                for r in self._all(f"SELECT build_id, name, version, arch, filename FROM "
+                                   f"build_packages WHERE build_id IN ({marks}) "
+                                   f"ORDER BY build_id, name, version", *chunk):
+                    packages[r["build_id"]].append((r["name"], r["version"], r["arch"],
+                                                    r["filename"]))
+        return {i: BuildDetails(tuple(tags[i]), labels[i], packages[i]) for i in ids}
 
     def set_build_tags(self, build_id: int, tags: Iterable[str]) -> None:
         with self.transaction():
