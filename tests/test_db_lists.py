@@ -14,7 +14,14 @@ import pytest
 
 from vieter_lite.agent.daemon import TIMEOUT_EXIT as AGENT_TIMEOUT_EXIT
 from vieter_lite.db import Database
-from vieter_lite.db.lists import BUILD_STATE_CONDITIONS, BUILDS_TABLE, TARGETS_TABLE, TIMEOUT_EXIT, compile_list
+from vieter_lite.db.lists import (
+    BUILD_STATE_CONDITIONS,
+    BUILDS_TABLE,
+    TARGETS_TABLE,
+    TIMEOUT_EXIT,
+    compile_list,
+    walk_in_order,
+)
 from vieter_lite.lists import BUILD_STATES, BUILDS, TARGETS, ListQuery, parse
 from vieter_lite.models import Build
 
@@ -455,3 +462,55 @@ def test_a_pages_details_are_read_together(tmp_path):
         assert db.build_details([]) == {}
     finally:
         db.close()
+
+
+@pytest.mark.parametrize("total, offset, limit, rows, walk", [
+    (6700, 0, 50, 100_000, True),        # one build in 15 matches: the page is 750 rows in
+    (6700, 50, 50, 100_000, True),
+    (6700, 49_950, 50, 100_000, False),  # a deep page: most of the table before it
+    (100, 0, 50, 100_000, False),        # a rare label: its index has the few rows
+    (1000, 0, 50, 3000, True),
+    (10, 0, 50, 10, False),              # a small list: nothing to win, read it from the labels
+    (0, 0, 50, 100_000, False),
+])
+def test_walk_in_order(total, offset, limit, rows, walk):
+    assert walk_in_order(total, offset, limit, rows) is walk
+
+
+def issued_page_select(db: Database, query: ListQuery) -> tuple[str, list]:
+    """The page select list_rows sends (with its values inlined), and the rows it got."""
+    statements: list[str] = []
+    db._conn.set_trace_callback(statements.append)
+    try:
+        rows, _ = db.list_rows(BUILDS_TABLE, query, "id")
+    finally:
+        db._conn.set_trace_callback(None)
+    [page] = [s for s in statements if " LIMIT " in s]
+    return page, [r["id"] for r in rows]
+
+
+def test_a_page_of_a_common_label_walks_the_order_and_stops(labelled: Database):
+    """A third of the builds have env=lab: the first page is read by walking the builds in
+    id order and looking each one's label up, not by reading every build with the label
+    and sorting them."""
+    page, ids = issued_page_select(labelled, parse([("label_selector", "env=lab")], BUILDS))
+    steps = plan(labelled, page, ())
+    assert steps[0] == "SCAN builds" and not any("TEMP B-TREE" in s for s in steps), steps
+    assert len(ids) == 50
+
+
+@pytest.mark.parametrize("params", [
+    [("label_selector", "env=lab")], [("label_selector", "env in (lab,ci),tier")],
+    [("label_selector", "tier,env!=ci"), ("order_by", "-created_at")],
+    [("label_selector", "env=home"), ("archs", "x86_64"), ("page", "3")],
+    [("label_selector", "tier"), ("order_by", "-ended_at"), ("page", "7")],
+])
+def test_walking_and_joining_read_the_same_page(labelled: Database, params):
+    compiled = compile_list(parse(params, BUILDS), BUILDS_TABLE)
+    walked = [r["id"] for r in labelled._all(*_flat(compiled.select_sql("id", walk=True)))]
+    joined = [r["id"] for r in labelled._all(*_flat(compiled.select_sql("id", walk=False)))]
+    assert walked == joined and len(walked) == 50
+
+
+def _flat(pair: tuple[str, tuple]) -> tuple:
+    return (pair[0], *pair[1])
