@@ -121,8 +121,23 @@ class CompiledList:
                 f"LIMIT ? OFFSET ?", params + (self.limit, self.offset))
 
     def count_sql(self) -> tuple[str, tuple]:
+        if self.positive and self.where == "1":
+            return self._count_labels()
         source, join_params = self._joins()
         return f"SELECT COUNT(*) FROM {source} WHERE {self.where}", join_params + self.params
+
+    def _count_labels(self) -> tuple[str, tuple]:
+        """Only label requirements, all positive: the owners are counted in the label table
+        alone (a label row always has its owner: the foreign key deletes it with it)."""
+        assert self.labels is not None
+        label_table, owner = self.labels
+        (first, first_params), rest = self.positive[0], self.positive[1:]
+        parts = [f"{label_table} AS label0"]
+        for n, (condition, _) in enumerate(rest, start=1):
+            parts.append(f"JOIN {label_table} AS label{n} ON label{n}.{owner} = "
+                         f"label0.{owner} AND {condition.format(n=n)}")
+        return (f"SELECT COUNT(*) FROM {' '.join(parts)} WHERE {first.format(n=0)}",
+                tuple(p for _, bound in rest for p in bound) + first_params)
 
 
 def walk_in_order(total: int, offset: int, limit: int, rows: int) -> bool:
