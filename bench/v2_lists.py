@@ -257,7 +257,10 @@ def main(argv: list[str] | None = None) -> int:
         rng = random.Random(args.seed + 1)
         targets = [rng.choice(prep["target_ids"]) for _ in range(args.requests)]
 
+        start = time.perf_counter()
         db = Database(db_path)   # fresh connection, like the server's
+        print(f"# opening the database (migrations, ANALYZE) took "
+              f"{(time.perf_counter() - start) * 1000:.0f} ms")
         _, expected_v1 = v1.time_in_process(db, targets, args.warmup)
         paths = {q.path.format(target=t) for q in QUERIES for t in targets}
         expected = expected_v2(db, paths)
