@@ -30,7 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from vieter_lite.db import Database  # noqa: E402
-from vieter_lite.db.lists import BUILDS_TABLE, compile_list  # noqa: E402
+from vieter_lite.db.lists import BUILDS_TABLE, compile_list, walk_in_order  # noqa: E402
 from vieter_lite.lists import BUILDS, parse  # noqa: E402
 
 YEAR = 365 * 86400
@@ -126,7 +126,11 @@ def main(argv: list[str] | None = None) -> int:
                 lambda q=query: db.list_rows(BUILDS_TABLE, q, "id"), args.repeat))
             records_ms = statistics.median(timed(lambda q=query: db.list_builds(q), args.repeat))
             _, total = db.list_rows(BUILDS_TABLE, query, "id")
-            sql, bound = compile_list(query, BUILDS_TABLE).select_sql("id")
+            compiled = compile_list(query, BUILDS_TABLE)
+            # the page select list_rows sends (labels walked in order or joined)
+            walk = bool(compiled.positive) and walk_in_order(
+                total, compiled.offset, compiled.limit, args.builds)
+            sql, bound = compiled.select_sql("id", walk)
             plan = "; ".join(r["detail"] for r in db._all("EXPLAIN QUERY PLAN " + sql, *bound))
             print(f"{name:32} {rows_ms * 1000:8.2f} {rows_ms / reference:6.1f} "
                   f"{records_ms * 1000:10.2f} {records_ms / reference:6.1f} {total:7}  {plan}")

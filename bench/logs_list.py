@@ -27,6 +27,7 @@ import sqlite3
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -46,10 +47,12 @@ FAIL_RATE = 0.10
 ITEM_KEYS = {"id", "target_id", "start_time", "end_time", "arch", "exit_code"}
 
 
-def prepare(db: Database, n_builds: int, n_targets: int, seed: int, now: int) -> dict:
+def prepare(db: Database, n_builds: int, n_targets: int, seed: int, now: int,
+            on_build: Callable[[int, int], None] | None = None) -> dict:
     """T targets (all x86_64, about half also aarch64) and N finished builds spread over the
     year before `now`, in start-time order (ids grow with time, as they would live). Targets
-    build at different rates (weights 0.25-1.75), ~10% of builds exit non-zero."""
+    build at different rates (weights 0.25-1.75), ~10% of builds exit non-zero.
+    `on_build(build_id, exit_code)` runs after each build, in the builds' transaction."""
     rng = random.Random(seed)
     stats: dict = {}
     t0 = time.perf_counter()
@@ -80,7 +83,10 @@ def prepare(db: Database, n_builds: int, n_targets: int, seed: int, now: int) ->
             code = rng.choice(FAIL_CODES) if rng.random() < FAIL_RATE else 0
             failed += code != 0
             per_target[pick] += 1
-            db.add_finished_build(target_id, arch, start, end, code, now=end, repo=REPO)
+            build_id = db.add_finished_build(target_id, arch, start, end, code, now=end,
+                                             repo=REPO)
+            if on_build is not None:
+                on_build(build_id, code)
     stats["builds_s"] = time.perf_counter() - t0
     stats["failed"] = failed
     stats["per_target"] = sorted(per_target)

@@ -14,7 +14,14 @@ import pytest
 
 from vieter_lite.agent.daemon import TIMEOUT_EXIT as AGENT_TIMEOUT_EXIT
 from vieter_lite.db import Database
-from vieter_lite.db.lists import BUILD_STATE_CONDITIONS, BUILDS_TABLE, TARGETS_TABLE, TIMEOUT_EXIT, compile_list
+from vieter_lite.db.lists import (
+    BUILD_STATE_CONDITIONS,
+    BUILDS_TABLE,
+    TARGETS_TABLE,
+    TIMEOUT_EXIT,
+    compile_list,
+    walk_in_order,
+)
 from vieter_lite.lists import BUILD_STATES, BUILDS, TARGETS, ListQuery, parse
 from vieter_lite.models import Build
 
@@ -356,7 +363,10 @@ def test_every_filter_and_order_is_served_by_an_index(world: World, params):
     for sql, bound in (compiled.select_sql("id"), compiled.count_sql()):
         steps = plan(world.db, sql, bound)
         assert "SCAN builds" not in steps, (sql, steps)
-        assert any(s.startswith(("SEARCH builds", "SCAN builds USING")) for s in steps), steps
+        # a count of label requirements alone reads the label index only
+        assert any(s.startswith(("SEARCH builds", "SCAN builds USING",
+                                 "SEARCH label0 USING COVERING INDEX build_labels_by_value"))
+                   for s in steps), steps
 
 
 @pytest.mark.parametrize("order", ["id", "-id", "created_at", "-created_at", "updated_at",
@@ -366,3 +376,156 @@ def test_an_order_alone_needs_no_sort(world: World, order):
     sql, bound = compile_list(parse([("order_by", order)], BUILDS), BUILDS_TABLE).select_sql("*")
     steps = plan(world.db, sql, bound)
     assert not any("TEMP B-TREE" in s for s in steps), steps
+
+
+# -- plans on a database with statistics -------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def labelled(tmp_path_factory) -> Database:
+    """3000 finished builds of 30 targets, one in ten failed, each labelled `env` (one of
+    three values), one in five also `tier`; opened again afterwards, as a server would."""
+    path = tmp_path_factory.mktemp("labelled") / "vieter.sqlite"
+    db = Database(path)
+    rng = random.Random(3)
+    with db.transaction():
+        targets = [db.add_target({"kind": "git", "url": f"https://e.org/{i}.git",
+                                  "repo": "bur"}, {"x86_64": None, "aarch64": None})
+                   for i in range(30)]
+        for i in range(3000):
+            start = T0 + i * 600
+            build = db.add_finished_build(rng.choice(targets), rng.choice(("x86_64", "aarch64")),
+                                          start, start + 60, 1 if rng.random() < 0.1 else 0,
+                                          now=start, repo="bur")
+            labels = {"env": rng.choice(("home", "lab", "ci"))}
+            if rng.random() < 0.2:
+                labels["tier"] = "1"
+            db.set_labels(BUILDS_TABLE, build, labels)
+    db.close()
+    reopened = Database(path)
+    yield reopened
+    reopened.close()
+
+
+def test_a_targets_labelled_builds_are_read_from_the_target_index(labelled: Database):
+    """The target's few builds are found by its index and their label looked up by
+    (build, key), rather than every build with the label checked for the target."""
+    compiled = compile_list(parse([("target_ids", "7"), ("label_selector", "env=lab")], BUILDS),
+                            BUILDS_TABLE)
+    for sql, bound in (compiled.select_sql("id"), compiled.count_sql()):
+        steps = plan(labelled, sql, bound)
+        assert steps[0] == "SEARCH builds USING COVERING INDEX builds_by_target (target_id=?)", \
+            steps
+
+
+def test_the_newest_failed_builds_are_read_in_created_at_order(labelled: Database):
+    """With statistics sqlite knows failed builds are common enough to walk the
+    created_at index and stop at the page's end, instead of sorting all of them."""
+    compiled = compile_list(parse([("states", "failed"), ("archs", "x86_64"),
+                                   ("order_by", "-created_at")], BUILDS), BUILDS_TABLE)
+    steps = plan(labelled, *compiled.select_sql("id"))
+    assert steps == ["SCAN builds USING INDEX builds_by_created"], steps
+
+
+def test_a_database_is_opened_with_statistics(labelled: Database):
+    tables = {r["tbl"] for r in labelled._all("SELECT tbl FROM sqlite_stat1")}
+    assert {"builds", "build_labels"} <= tables
+
+
+
+def test_a_pages_details_are_read_together(tmp_path):
+    """Tags, labels and packages of a page of builds: the same as the per-build readers
+    give, in three queries whatever the page's size (a page of 50 took 150)."""
+    db = Database(tmp_path / "v.sqlite")
+    try:
+        target = db.add_target({"kind": "git", "url": "https://e.org/a.git", "repo": "bur"},
+                               {"x86_64": None})
+        ids = [db.add_finished_build(target, "x86_64", T0 + i, T0 + i + 5, 0, T0 + i)
+               for i in range(60)]
+        for n, build in enumerate(ids):
+            if n % 2:
+                db.set_labels(BUILDS_TABLE, build, {"env": "lab", "a": str(n)})
+            if n % 3:
+                db.set_build_tags(build, ["z", "a"][: 1 + n % 2])
+            if n % 5 == 0:
+                db.add_build_package(build, "zed", "1-1", "x86_64", "zed-1-1-x86_64.pkg.tar.zst")
+                db.add_build_package(build, "abc", "1-1", "any", "abc-1-1-any.pkg.tar.zst")
+        statements: list[str] = []
+        db._conn.set_trace_callback(statements.append)
+        details = db.build_details(ids[5:55])
+        db._conn.set_trace_callback(None)
+        assert len(statements) == 3, statements
+        assert list(details) == ids[5:55]
+        for build in ids[5:55]:
+            got = details[build]
+            assert got.tags == db.build_tags(build)
+            assert got.labels == db.labels(BUILDS_TABLE, build)
+            assert got.packages == db.build_packages(build)
+        assert any(d.tags for d in details.values()) and any(d.packages for d in details.values())
+        assert db.build_details([]) == {}
+    finally:
+        db.close()
+
+
+@pytest.mark.parametrize("total, offset, limit, rows, walk", [
+    (6700, 0, 50, 100_000, True),        # one build in 15 matches: the page is 750 rows in
+    (6700, 50, 50, 100_000, True),
+    (6700, 49_950, 50, 100_000, False),  # a deep page: most of the table before it
+    (100, 0, 50, 100_000, False),        # a rare label: its index has the few rows
+    (1000, 0, 50, 3000, True),
+    (10, 0, 50, 10, False),              # a small list: nothing to win, read it from the labels
+    (0, 0, 50, 100_000, False),
+])
+def test_walk_in_order(total, offset, limit, rows, walk):
+    assert walk_in_order(total, offset, limit, rows) is walk
+
+
+def issued_page_select(db: Database, query: ListQuery) -> tuple[str, list]:
+    """The page select list_rows sends (with its values inlined), and the rows it got."""
+    statements: list[str] = []
+    db._conn.set_trace_callback(statements.append)
+    try:
+        rows, _ = db.list_rows(BUILDS_TABLE, query, "id")
+    finally:
+        db._conn.set_trace_callback(None)
+    [page] = [s for s in statements if " LIMIT " in s]
+    return page, [r["id"] for r in rows]
+
+
+def test_a_page_of_a_common_label_walks_the_order_and_stops(labelled: Database):
+    """A third of the builds have env=lab: the first page is read by walking the builds in
+    id order and looking each one's label up, not by reading every build with the label
+    and sorting them."""
+    page, ids = issued_page_select(labelled, parse([("label_selector", "env=lab")], BUILDS))
+    steps = plan(labelled, page, ())
+    assert steps[0] == "SCAN builds" and not any("TEMP B-TREE" in s for s in steps), steps
+    assert len(ids) == 50
+
+
+@pytest.mark.parametrize("params", [
+    [("label_selector", "env=lab")], [("label_selector", "env in (lab,ci),tier")],
+    [("label_selector", "tier,env!=ci"), ("order_by", "-created_at")],
+    [("label_selector", "env=home"), ("archs", "x86_64"), ("page", "3")],
+    [("label_selector", "tier"), ("order_by", "-ended_at"), ("page", "7")],
+])
+def test_walking_and_joining_read_the_same_page(labelled: Database, params):
+    compiled = compile_list(parse(params, BUILDS), BUILDS_TABLE)
+    walked = [r["id"] for r in labelled._all(*_flat(compiled.select_sql("id", walk=True)))]
+    joined = [r["id"] for r in labelled._all(*_flat(compiled.select_sql("id", walk=False)))]
+    assert walked == joined and len(walked) == 50
+
+
+def _flat(pair: tuple[str, tuple]) -> tuple:
+    return (pair[0], *pair[1])
+
+
+@pytest.mark.parametrize("selector", ["env=lab", "env in (lab,ci),tier", "tier"])
+def test_a_count_of_labels_alone_reads_no_builds(labelled: Database, selector):
+    """Only positive label requirements: the total is counted in the label table."""
+    compiled = compile_list(parse([("label_selector", selector)], BUILDS), BUILDS_TABLE)
+    steps = plan(labelled, *compiled.count_sql())
+    assert not any("builds " in s.replace("build_labels", "") for s in steps), steps
+    total = labelled._one(*_flat(compiled.count_sql()))[0]
+    rows, _ = labelled.list_rows(BUILDS_TABLE, parse([("label_selector", selector),
+                                                     ("per_page", "5000")], BUILDS), "id")
+    assert total == len(rows) > 0

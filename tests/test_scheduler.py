@@ -391,3 +391,22 @@ def test_sleep_time_is_bounded(env: Env) -> None:
     assert env.sched._sleep_time(T0 + 10_000) == 3
     env.target("* *", next_runs={"x86_64": T0 - 100})  # overdue: still a short pause
     assert env.sched._sleep_time(T0 + 10_000) == 0.5
+
+
+def test_housekeeping_gathers_statistics_of_a_database_that_grew(tmp_path: Path) -> None:
+    """Opened empty (no statistics), then filled: the planner learns of the builds at the
+    next housekeeping, without a restart."""
+    env = Env(tmp_path, max_log_age=1)
+    tid = env.target()
+    for i in range(20):
+        env.finished(tid, T0 - i * 60, log=None)
+    old = env.finished(tid, T0 - 3 * DAY, log=None)
+
+    def stats() -> dict[str, str]:
+        return {r["idx"]: r["stat"] for r in env.db._all(
+            "SELECT idx, stat FROM sqlite_stat1 WHERE tbl = 'builds'")}
+    assert stats() == {}
+    assert env.sched.housekeeping() == 1
+    assert env.db.build(old) is None
+    assert stats()["builds_by_target"].split()[0] == "20"
+    env.db.close()

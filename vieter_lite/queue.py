@@ -7,12 +7,11 @@ import hashlib
 import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from vieter_lite import names
 from vieter_lite.db import Database
-from vieter_lite.db.lists import BUILDS_TABLE
 from vieter_lite.errors import BadRequest, Conflict, Invalid, NotFound
 from vieter_lite.lists import ListQuery
 from vieter_lite.logs import BuildLogs
@@ -124,9 +123,11 @@ class BuildQueue:
 
     def details(self, build: Build) -> BuildDetails:
         """What /api/v2 shows besides the record: tags, labels, published packages."""
-        return BuildDetails(self.db.build_tags(build.id),
-                            self.db.labels(BUILDS_TABLE, build.id),
-                            self.db.build_packages(build.id))
+        return self.details_of([build])[build.id]
+
+    def details_of(self, builds: Iterable[Build]) -> dict[int, BuildDetails]:
+        """The details of a page of builds by id, read together."""
+        return self.db.build_details(b.id for b in builds)
 
     def get(self, build_id: int) -> Build:
         build = self.db.build(build_id)

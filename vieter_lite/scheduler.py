@@ -106,8 +106,16 @@ class Scheduler:
             log.info("removed %d build logs started before %d", removed, threshold)
         return removed
 
+    def housekeeping(self) -> int:
+        """On the log removal schedule: old build logs go, then sqlite's statistics are
+        gathered again, so that the query planner follows a database that grew (or shrank)
+        since the server started. Returns the build logs removed."""
+        removed = self.remove_old_logs()
+        self.db.analyze()
+        return removed
+
     def run(self, stop: threading.Event) -> None:
-        """The scheduler thread: due builds, lost leases, log retention, until stop."""
+        """The scheduler thread: due builds, lost leases, housekeeping, until stop."""
         self.arm_all()
         self.remove_old_logs()
         next_cleanup = next_run(self.log_removal_schedule, self.clock())
@@ -115,7 +123,7 @@ class Scheduler:
             self.tick()
             self.queue.reap()
             if self.clock() >= next_cleanup:
-                self.remove_old_logs()
+                self.housekeeping()
                 next_cleanup = next_run(self.log_removal_schedule, self.clock())
             stop.wait(self._sleep_time(next_cleanup))
 

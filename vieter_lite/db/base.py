@@ -40,6 +40,7 @@ class Base:
         self._conn.execute("PRAGMA synchronous=FULL")
         self._conn.execute("PRAGMA foreign_keys=ON")
         self._migrate()
+        self.analyze()
 
     def close(self) -> None:
         with self._lock:
@@ -58,6 +59,17 @@ class Base:
                 except BaseException:
                     self._conn.execute("ROLLBACK")
                     raise
+
+    def analyze(self) -> None:
+        """Gather sqlite's statistics (sqlite_stat1): how many rows each index value picks
+        out. Without them the query planner guesses, and for the /api/v2 lists it guesses
+        wrong in ways that cost tens of milliseconds at 100 000 builds (sorting every
+        failed build to show the newest 50; walking every build with a label to find a
+        target's few). Run when the database is opened (after the migrations), so a
+        server starts with the statistics of the data it has; tables without rows get
+        none, which leaves the planner's defaults."""
+        with self._lock:
+            self._conn.execute("ANALYZE")
 
     @contextmanager
     def transaction(self) -> Iterator[Base]:

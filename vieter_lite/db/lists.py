@@ -15,7 +15,7 @@ from typing import TypeVar
 
 from vieter_lite.db.builds import _BUILD_COLUMNS, BuildQueries, _build
 from vieter_lite.lists import ListQuery
-from vieter_lite.models import TASK_NAMES, Build, Target
+from vieter_lite.models import TASK_NAMES, Build, BuildDetails, Target
 
 _V = TypeVar("_V")
 
@@ -67,8 +67,17 @@ class TableSpec:
 
 @dataclass(frozen=True)
 class CompiledList:
-    """`SELECT ... FROM table WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?` with
-    `params` then (limit, offset); `count_sql()` counts the same rows."""
+    """`SELECT ... FROM table WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?` with `params`
+    then (limit, offset); `count_sql()` counts the same rows.
+
+    `positive` holds the label requirements a row must meet (=, in, exists), each as the
+    condition on its label row `label{n}` (in `labels`, the table and its owner column)
+    with its parameters. They are joined on the owner's label row for the key (one per key
+    and owner, so a join never repeats a row): sqlite weighs them like any other condition
+    (with ANALYZE's statistics) and may start from the label index or look a label up by
+    (owner, key) from another filter's index. `select_sql(walk=True)` writes them as
+    correlated EXISTS instead: sqlite then walks the order's index and looks each row's
+    labels up, stopping at the page's end (see `walk_in_order`)."""
 
     table: str
     where: str
@@ -76,13 +85,70 @@ class CompiledList:
     order: str
     limit: int
     offset: int
+    labels: tuple[str, str] | None = None
+    positive: tuple[tuple[str, tuple], ...] = ()
 
-    def select_sql(self, columns: str) -> tuple[str, tuple]:
-        return (f"SELECT {columns} FROM {self.table} WHERE {self.where} ORDER BY {self.order} "
-                f"LIMIT ? OFFSET ?", self.params + (self.limit, self.offset))
+    def _joins(self) -> tuple[str, tuple]:
+        if not self.positive:
+            return self.table, ()
+        assert self.labels is not None
+        label_table, owner = self.labels
+        parts = [self.table]
+        for n, (condition, _) in enumerate(self.positive):
+            parts.append(f"JOIN {label_table} AS label{n} ON label{n}.{owner} = "
+                         f"{self.table}.id AND {condition.format(n=n)}")
+        return " ".join(parts), tuple(p for _, bound in self.positive for p in bound)
+
+    def _exists(self) -> tuple[str, tuple]:
+        assert self.labels is not None
+        label_table, owner = self.labels
+        conditions = [self.where] if self.where != "1" else []
+        conditions += [f"EXISTS (SELECT 1 FROM {label_table} AS label{n} WHERE "
+                       f"label{n}.{owner} = {self.table}.id AND {condition.format(n=n)})"
+                       for n, (condition, _) in enumerate(self.positive)]
+        return (" AND ".join(conditions),
+                self.params + tuple(p for _, bound in self.positive for p in bound))
+
+    def select_sql(self, columns: str, walk: bool = False) -> tuple[str, tuple]:
+        columns = f"{self.table}.*" if columns == "*" else columns
+        if walk and self.positive:
+            where, params = self._exists()
+            source = self.table
+        else:
+            source, join_params = self._joins()
+            where, params = self.where, join_params + self.params
+        return (f"SELECT {columns} FROM {source} WHERE {where} ORDER BY {self.order} "
+                f"LIMIT ? OFFSET ?", params + (self.limit, self.offset))
 
     def count_sql(self) -> tuple[str, tuple]:
-        return f"SELECT COUNT(*) FROM {self.table} WHERE {self.where}", self.params
+        if self.positive and self.where == "1":
+            return self._count_labels()
+        source, join_params = self._joins()
+        return f"SELECT COUNT(*) FROM {source} WHERE {self.where}", join_params + self.params
+
+    def _count_labels(self) -> tuple[str, tuple]:
+        """Only label requirements, all positive: the owners are counted in the label table
+        alone (a label row always has its owner: the foreign key deletes it with it)."""
+        assert self.labels is not None
+        label_table, owner = self.labels
+        (first, first_params), rest = self.positive[0], self.positive[1:]
+        parts = [f"{label_table} AS label0"]
+        for n, (condition, _) in enumerate(rest, start=1):
+            parts.append(f"JOIN {label_table} AS label{n} ON label{n}.{owner} = "
+                         f"label0.{owner} AND {condition.format(n=n)}")
+        return (f"SELECT COUNT(*) FROM {' '.join(parts)} WHERE {first.format(n=0)}",
+                tuple(p for _, bound in rest for p in bound) + first_params)
+
+
+def walk_in_order(total: int, offset: int, limit: int, rows: int) -> bool:
+    """Whether a page of a list with label requirements is better read by walking the
+    order's index and looking each row's labels up, than from the label index. Walking
+    reads about (offset + limit) * rows / total rows before the page is full (if the
+    labels do not depend on the order); starting from the labels reads at least every
+    matching row (`total`), usually many more. So: walk when the first is smaller."""
+    if total <= 0:
+        return False
+    return (offset + limit) * rows < total * total
 
 
 # A v2 build state -> the condition on how builds store it today (status, exit_code).
@@ -133,12 +199,19 @@ def _filter(rule: In | Related | Choice, values: tuple[str, ...]) -> tuple[str, 
 
 def _label(labels: tuple[str, str], key: str, op: str, values: tuple[str, ...]
            ) -> tuple[str, tuple]:
+    """A negative requirement as a condition (`id NOT IN (...)`: rows without the key match)."""
     table, owner = labels
-    negated = op in ("!=", "notin", "!exists")
     sql = f"SELECT {owner} FROM {table} WHERE key = ?"
-    if op in ("=", "!=", "in", "notin"):
+    if op in ("!=", "notin"):
         sql += f" AND value IN ({_marks(len(values))})"
-    return f"id {'NOT IN' if negated else 'IN'} ({sql})", (key, *values)
+    return f"id NOT IN ({sql})", (key, *values)
+
+
+def _label_match(op: str, values: tuple[str, ...]) -> tuple[str, tuple]:
+    """A positive requirement as the condition on its label row `label{n}`."""
+    if op in ("=", "in"):
+        return f"label{{n}}.key = ? AND label{{n}}.value IN ({_marks(len(values))})", values
+    return "label{n}.key = ?", ()
 
 
 def compile_list(query: ListQuery, table: TableSpec) -> CompiledList:
@@ -160,11 +233,17 @@ def compile_list(query: ListQuery, table: TableSpec) -> CompiledList:
         params += bound
     if query.labels and table.labels is None:
         raise ValueError(f"{table.table} has no labels")
+    positive: list[tuple[str, tuple]] = []
     for requirement in query.labels:
         assert table.labels is not None
-        sql, bound = _label(table.labels, requirement.key, requirement.op, requirement.values)
-        where.append(sql)
-        params += bound
+        if requirement.op in ("!=", "notin", "!exists"):
+            sql, bound = _label(table.labels, requirement.key, requirement.op,
+                                requirement.values)
+            where.append(sql)
+            params += bound
+        else:
+            sql, bound = _label_match(requirement.op, requirement.values)
+            positive.append((sql, (requirement.key, *bound)))
     direction = "DESC" if query.descending else "ASC"
     expr = _known(table.fields, query.order_by, "order field")
     if expr != "id":
@@ -176,7 +255,8 @@ def compile_list(query: ListQuery, table: TableSpec) -> CompiledList:
     else:
         order = f"id {direction}"
     return CompiledList(table.table, " AND ".join(where) or "1", tuple(params), order,
-                        query.per_page, min(query.offset, MAX_OFFSET))
+                        query.per_page, min(query.offset, MAX_OFFSET), table.labels,
+                        tuple(positive))
 
 
 def _known(table: Mapping[str, _V], name: str, what: str) -> _V:
@@ -191,28 +271,44 @@ class ListQueries(BuildQueries):
     def list_rows(self, table: TableSpec, query: ListQuery, columns: str = "*"
                   ) -> tuple[list[sqlite3.Row], int]:
         """One page of rows and the total matching, read under one lock (no write through
-        this connection can fall between them)."""
+        this connection can fall between them). The total comes first: a page past the
+        end is not read, and with label requirements it decides how the page is read
+        (`walk_in_order`, against the table's highest id as its size)."""
         compiled = compile_list(query, table)
         with self._lock:
-            rows = self._all(*_spread(compiled.select_sql(columns)))
-            total = self._one(*_spread(compiled.count_sql()))
-        return rows, (total[0] if total is not None else 0)
+            counted = self._one(*_spread(compiled.count_sql()))
+            total = counted[0] if counted is not None else 0
+            if total <= compiled.offset:
+                return [], total
+            walk = False
+            if compiled.positive:
+                highest = self._one(f"SELECT MAX(id) FROM {table.table}")
+                walk = walk_in_order(total, compiled.offset, compiled.limit,
+                                     (highest[0] if highest is not None else 0) or 0)
+            rows = self._all(*_spread(compiled.select_sql(columns, walk)))
+        return rows, total
 
     def list_builds(self, query: ListQuery) -> tuple[list[Build], int]:
-        """A page of builds with their tasks (as `build()` gives them) and the total; the
-        tasks of the whole page are read with one query per 500 builds."""
+        """A page of builds with their tasks (as `build()` gives them) and the total. The
+        page is found as ids (sqlite sorts or skips narrow index entries, not whole rows),
+        then its records and their tasks are read by id, one query each per 500 builds."""
         order = {name: i for i, name in enumerate(TASK_NAMES)}
         with self._lock:
-            rows, total = self.list_rows(BUILDS_TABLE, query, _BUILD_COLUMNS)
-            tasks: dict[int, list[tuple[str, str]]] = {r["id"]: [] for r in rows}
-            ids = list(tasks)
+            found, total = self.list_rows(BUILDS_TABLE, query, "id")
+            ids = [r["id"] for r in found]
+            rows: dict[int, sqlite3.Row] = {}
+            tasks: dict[int, list[tuple[str, str]]] = {i: [] for i in ids}
             for i in range(0, len(ids), 500):
                 chunk = ids[i:i + 500]
+                marks = _marks(len(chunk))
+                for r in self._all(f"SELECT {_BUILD_COLUMNS} FROM builds WHERE id IN ({marks})",
+                                   *chunk):
+                    rows[r["id"]] = r
                 for t in self._all(f"SELECT build_id, name, status FROM tasks "
-                                   f"WHERE build_id IN ({_marks(len(chunk))})", *chunk):
+                                   f"WHERE build_id IN ({marks})", *chunk):
                     tasks[t["build_id"]].append((t["name"], t["status"]))
-        return [_build(r, sorted(tasks[r["id"]], key=lambda t: order.get(t[0], 99)))
-                for r in rows], total
+        return [_build(rows[i], sorted(tasks[i], key=lambda t: order.get(t[0], 99)))
+                for i in ids if i in rows], total
 
     def list_targets(self, query: ListQuery) -> tuple[list[Target], int]:
         with self._lock:
@@ -237,6 +333,31 @@ class ListQueries(BuildQueries):
         label_table, owner = table.labels
         return {r["key"]: r["value"] for r in self._all(
             f"SELECT key, value FROM {label_table} WHERE {owner} = ? ORDER BY key", owner_id)}
+
+    def build_details(self, build_ids: Iterable[int]) -> dict[int, BuildDetails]:
+        """The tags, labels and published packages of several builds, three queries per 500
+        builds (a list page) instead of three per build; each as `build_tags`, `labels`
+        and `build_packages` read them. Builds without any get empty details."""
+        ids = list(dict.fromkeys(build_ids))
+        tags: dict[int, list[str]] = {i: [] for i in ids}
+        labels: dict[int, dict[str, str]] = {i: {} for i in ids}
+        packages: dict[int, list[tuple[str, str, str, str]]] = {i: [] for i in ids}
+        with self._lock:
+            for start in range(0, len(ids), 500):
+                chunk = ids[start:start + 500]
+                marks = _marks(len(chunk))
+                for r in self._all(f"SELECT build_id, tag FROM build_tags WHERE build_id IN "
+                                   f"({marks}) ORDER BY build_id, position", *chunk):
+                    tags[r["build_id"]].append(r["tag"])
+                for r in self._all(f"SELECT build_id, key, value FROM build_labels WHERE "
+                                   f"build_id IN ({marks}) ORDER BY build_id, key", *chunk):
+                    labels[r["build_id"]][r["key"]] = r["value"]
+                for r in self._all(f"SELECT build_id, name, version, arch, filename FROM "
+                                   f"build_packages WHERE build_id IN ({marks}) "
+                                   f"ORDER BY build_id, name, version", *chunk):
+                    packages[r["build_id"]].append((r["name"], r["version"], r["arch"],
+                                                    r["filename"]))
+        return {i: BuildDetails(tuple(tags[i]), labels[i], packages[i]) for i in ids}
 
     def set_build_tags(self, build_id: int, tags: Iterable[str]) -> None:
         with self.transaction():
