@@ -1176,3 +1176,10 @@ def test_read_routes_for_builds_repos_and_schedules(client, u, tmp_path):
                  f"/api/v1/targets/{target_id}/schedule"):
         assert_error(client.request("GET", path, headers=token_headers(job["token"])), 401,
                      "Unauthorized.")
+
+
+def test_a_posted_log_with_a_time_past_year_9999_is_refused(client, u):
+    target = add_target(client, repo=f"y{u}")
+    resp = client.request("POST", q("/api/v1/logs", target=target, arch="x86_64",
+                                    startTime=1, endTime=10 ** 17, exitCode=0), b"log\n")
+    assert_error(resp, 400, "invalid value for 'endTime': must be at most 253402300799")

@@ -63,8 +63,12 @@ def text_param(name: str) -> str | None:
     return str(value)
 
 
+# the last second of year 9999: a time past it cannot be shown as a date
+MAX_TIME = 253402300799
+
+
 def int_param(name: str, default: int | None = None, minimum: int | None = 0,
-              missing: str | None = None) -> int | None:
+              missing: str | None = None, maximum: int | None = None) -> int | None:
     """An integer query value; 400 for anything that is not one (Vieter read garbage as 0)."""
     raw = text_param(name)
     if raw is None or raw == "":
@@ -76,6 +80,8 @@ def int_param(name: str, default: int | None = None, minimum: int | None = 0,
     value = int(raw)
     if minimum is not None and value < minimum:
         raise BadRequest(f"invalid value for '{name}': must be at least {minimum}")
+    if maximum is not None and value > maximum:
+        raise BadRequest(f"invalid value for '{name}': must be at most {maximum}")
     return value
 
 

@@ -24,6 +24,7 @@ from vieter_lite.web.openapi import (
 
 TEXT_UTF8 = "text/plain; charset=utf-8"
 MAX_INT = 10**18 - 1      # web/http.py reads at most 18 digits
+MAX_TIME = 253402300799   # web/http.py: the last second of year 9999
 STRING: Schema = {"type": "string"}
 INTEGER: Schema = {"type": "integer"}
 BOOLEAN: Schema = {"type": "boolean"}
@@ -31,6 +32,8 @@ UNIX_TIME: Schema = {"type": "integer", "description": "Unix seconds"}
 ID: Schema = {"type": "integer", "minimum": 0, "maximum": MAX_INT}
 COUNT: Schema = {"type": "integer", "minimum": 0, "maximum": MAX_INT}
 POSITIVE: Schema = {"type": "integer", "minimum": 1, "maximum": MAX_INT}
+UNIX_SECONDS: Schema = {"type": "integer", "minimum": 1, "maximum": MAX_TIME,
+                        "description": "Unix seconds, at most the end of year 9999"}
 ANY_INT: Schema = {"type": "integer", "minimum": -MAX_INT, "maximum": MAX_INT}
 # names.py's rules ('api' is reserved for the API)
 REPO: Schema = {"type": "string",
@@ -132,6 +135,10 @@ PUBLISH = Operation(
             409: "an older version than the one published (without force)",
             411: "no Content-Length", 413: "over max_upload_size"})
 
+NO_LISTING = Operation(
+    "No listing", "A repo or arch-repo path is no file (its packages are in its db).",
+    errors={404: "always"})
+
 OPERATIONS: dict[tuple[str, str], Operation] = {
     # -- repository routes (web/repo.py, web/app.py) --------------------------------------
     ("GET", "/health"): Operation(
@@ -153,6 +160,10 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         replies={200: Reply("the file exists", media_type=None),
                  304: Reply("not modified since If-Modified-Since", media_type=None)},
         errors={400: "an unsafe repo or arch name", 404: "no such file"}),
+    ("GET", "/<repo>"): NO_LISTING,
+    ("HEAD", "/<repo>"): NO_LISTING,
+    ("GET", "/<repo>/<arch>"): NO_LISTING,
+    ("HEAD", "/<repo>/<arch>"): NO_LISTING,
     ("POST", "/<repo>/publish"): PUBLISH,
     ("PUT", "/<repo>/publish"): PUBLISH,
     ("DELETE", "/<repo>/<arch>/<pkg>"): Operation(
@@ -212,8 +223,8 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("POST", "/api/v1/logs"): Operation(
         "Record a finished build with its whole log", "What a Vieter agent sends.",
         params=(query("target", POSITIVE, required=True), query("arch", ARCH, required=True),
-                query("startTime", POSITIVE, required=True),
-                query("endTime", POSITIVE, required=True),
+                query("startTime", UNIX_SECONDS, required=True),
+                query("endTime", UNIX_SECONDS, required=True),
                 query("exitCode", ANY_INT, required=True)),
         body=Body(TEXT, STRING, "the log text"),
         replies=ok(INTEGER, "the new build's id"),

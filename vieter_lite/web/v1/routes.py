@@ -12,7 +12,15 @@ from bottle import HTTPResponse
 from vieter_lite.errors import BadRequest, NotFound
 from vieter_lite.targets import TargetSpec, check_archs
 from vieter_lite.web import files
-from vieter_lite.web.http import envelope, int_param, path_id, query_flag, request_body, text_param
+from vieter_lite.web.http import (
+    MAX_TIME,
+    envelope,
+    int_param,
+    path_id,
+    query_flag,
+    request_body,
+    text_param,
+)
 from vieter_lite.web.v1.shapes import build_json, listed_package_json, log_json, target_json
 
 if TYPE_CHECKING:
@@ -113,8 +121,10 @@ def register(app: bottle.Bottle, services: Services) -> None:
 
     @app.post("/api/v1/logs", scope="builds:write", **V1)
     def post_log() -> HTTPResponse:
-        start = int_param("startTime", missing="Invalid or missing start time.", minimum=1)
-        end = int_param("endTime", missing="Invalid or missing end time.", minimum=1)
+        start = int_param("startTime", missing="Invalid or missing start time.", minimum=1,
+                          maximum=MAX_TIME)
+        end = int_param("endTime", missing="Invalid or missing end time.", minimum=1,
+                        maximum=MAX_TIME)
         exit_code = int_param("exitCode", missing="Missing exit code.", minimum=None)
         arch = text_param("arch")
         if arch is None:

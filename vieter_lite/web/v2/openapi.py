@@ -21,7 +21,16 @@ from vieter_lite.web.openapi import (
     query,
     ref,
 )
-from vieter_lite.web.v1.openapi import ARCH, MAX_INT, REPO
+from vieter_lite.web.v1.openapi import (
+    ARCH,
+    FILE_HEADERS,
+    MAX_INT,
+    PKGNAME,
+    REPO,
+    TEXT_UTF8,
+    file_replies,
+)
+from vieter_lite.web.v2.repos import PACKAGES, REPOS
 from vieter_lite.web.v2.tokens import TOKENS
 
 STRING: Schema = {"type": "string"}
@@ -46,6 +55,61 @@ SCHEMAS: dict[str, Schema] = {
                   "archs": array(STRING), "created_at": TIME, "expires_at": nullable(TIME),
                   "last_used_at": nullable(TIME)}),
 }
+LABELS: Schema = {"type": "object", "additionalProperties": STRING}
+METADATA: Schema = obj({"labels": LABELS, "annotations": LABELS})
+TRIGGER: Schema = {"type": "object", "description": "a webhook or email trigger"}
+NULL: Schema = {"type": "null"}
+SCHEMAS.update({
+    "BuildV2": obj({
+        "id": ID, "status": {"enum": list(lists.BUILD_STATES)}, "target_id": ID,
+        "repo": STRING, "arch": STRING, "force": {"type": "boolean"}, "note": STRING,
+        "tags": array(STRING), "metadata": METADATA, "access:read": array(STRING),
+        "access:write": array(STRING), "triggers": array(TRIGGER),
+        "owner": obj({"name": STRING}), "runner": nullable(STRING),
+        "exit_code": nullable(INTEGER), "hold": {"type": ["object", "null"]},
+        "timeout": INTEGER, "created_at": TIME, "updated_at": TIME,
+        "started_at": nullable(TIME), "ended_at": nullable(TIME), "setup_log": STRING,
+        "tasks": array(obj({"name": STRING, "status": STRING, "log": STRING})),
+        "packages": array(obj({"name": STRING, "version": STRING, "arch": STRING,
+                               "filename": STRING})),
+        "links": obj({"self": LINK, "log": LINK, "target": LINK, "manifest": LINK})}),
+    "TargetV2": obj({
+        "id": ID, "kind": {"enum": ["git", "url"]}, "url": STRING, "branch": STRING,
+        "path": STRING, "repo": STRING, "schedule": STRING, "arch": array(STRING),
+        "metadata": METADATA, "triggers": array(TRIGGER),
+        "review": {"enum": ["never", "changes", "always"]},
+        "next_run_at": {"type": "object", "additionalProperties": nullable(TIME)},
+        "schedule_effective": obj({"schedule": STRING, "global": {"type": "boolean"}}),
+        "last_build": nullable(obj({"id": ID, "status": STRING})),
+        "links": obj({"self": LINK, "builds": LINK})}),
+    "RepoV2": obj({
+        "name": STRING,
+        "archs": array(obj({"arch": STRING, "packages": INTEGER,
+                            "db_last_modified": nullable(TIME),
+                            "links": obj({"packages": LINK, "db": LINK})})),
+        "pacman_conf": STRING}),
+    "PackageV2": obj({
+        "name": STRING, "version": STRING, "arch": STRING, "filename": STRING,
+        "size": INTEGER, "sha256": nullable(STRING), "published_at": TIME,
+        "owner": nullable(obj({"target_id": ID})), "signed": {"type": "boolean"},
+        "links": obj({"download": LINK})}),
+    "Log": obj({
+        "id": STRING, "build_id": ID, "logs": STRING, "lines": INTEGER,
+        "status": {"enum": ["NEW", "DONE"]}, "created_at": TIME, "updated_at": nullable(TIME),
+        "offset": INTEGER, "next_offset": INTEGER}),
+})
+SCHEMAS["PackageDetail"] = {
+    **SCHEMAS["PackageV2"],
+    "properties": {**SCHEMAS["PackageV2"]["properties"],
+                   "desc": {"type": "object", "additionalProperties": array(STRING)},
+                   "versions": array(STRING)},
+    "required": [*SCHEMAS["PackageV2"]["required"], "desc", "versions"]}
+TARGET_BODY = {"kind": {"enum": ["git", "url"]}, "url": STRING, "branch": STRING,
+               "path": STRING, "repo": REPO, "schedule": STRING, "arch": array(ARCH),
+               "metadata": {"type": "object", "properties": {"labels": LABELS}},
+               "triggers": array(TRIGGER), "review": {"enum": ["never", "changes", "always"]}}
+OFFSET = query("offset", {"type": "integer", "minimum": 0, "maximum": MAX_INT},
+               "from this byte of the log")
 SCHEMAS["NewToken"] = {**SCHEMAS["Token"],
                        "properties": {**SCHEMAS["Token"]["properties"], "secret": STRING},
                        "required": [*SCHEMAS["Token"]["required"], "secret"],
@@ -114,6 +178,76 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "Revoke a token", "The next request with its secret is refused.",
         replies={204: Reply("revoked", media_type=None)},
         errors={400: "an id that is not a number", 404: "no such token"}),
+    # -- builds (web/v2/builds.py) --------------------------------------------------------
+    ("GET", "/api/v2/builds"): Operation(
+        "List builds", params=list_params(lists.BUILDS),
+        replies={200: Reply("a page of builds", cf_list(ref("BuildV2")))}, errors=LIST_ERRORS),
+    ("GET", "/api/v2/builds/<build_id>"): Operation(
+        "A build", "With its tasks, log links, the packages it published and links.",
+        replies={200: Reply("the build", ref("BuildV2"))},
+        errors={400: "an id that is not a number", 404: "no such build"}),
+    # -- build logs (web/v2/logs.py) ------------------------------------------------------
+    ("GET", "/api/v2/builds/<build_id>/log"): Operation(
+        "A build's log", "NEW while the build is waiting or runs, DONE once delivered.",
+        params=(OFFSET,), replies={200: Reply("the log", ref("Log"))},
+        errors={400: "a bad id or offset", 404: "no such build"}),
+    ("GET", "/api/v2/builds/<build_id>/log/content"): Operation(
+        "A build's log text",
+        "With `Accept: text/event-stream` or `?follow=true`: server-sent events, each `id:` "
+        "the byte offset after its data; `Last-Event-ID` resumes; `event: done` at the end "
+        "(a follower beyond max_log_followers gets a 503).",
+        params=(*FILE_HEADERS, OFFSET), replies=file_replies(TEXT_UTF8),
+        errors={400: "a bad id or offset", 404: "no such build"}),
+    ("GET", "/api/v2/builds/<build_id>/tasks/<name>/log"): Operation(
+        "One task's part of a build's log", params=FILE_HEADERS,
+        replies=file_replies(TEXT_UTF8),
+        errors={400: "a bad id or task name", 404: "no such build or task"}),
+    ("PATCH", "/api/v2/builds/<build_id>/log"): Operation(
+        "Change a build's log", "append, replace (logs), keep the last lines, or close it "
+        "(status DONE); also with the build's own token.",
+        body=Body(JSON, obj({"append": STRING, "logs": STRING,
+                             "lines": {"type": "integer", "minimum": 0},
+                             "status": {"enum": ["NEW", "DONE"]}}, required=())),
+        replies={200: Reply("changed", obj({"updated_at": TIME}))},
+        errors={**BODY_ERRORS, 404: "no such build", 409: "the log is DONE"}),
+    ("DELETE", "/api/v2/builds/<build_id>/log"): Operation(
+        "Empty a build's log", "The build stays; its log is empty and DONE.",
+        replies={200: Reply("deleted", obj({"deleted": {"type": "boolean"},
+                                            "deleted_at": TIME}))},
+        errors={400: "an id that is not a number", 404: "no such build",
+                409: "the build has not ended"}),
+    # -- targets (web/v2/targets.py) ------------------------------------------------------
+    ("GET", "/api/v2/targets"): Operation(
+        "List targets", params=list_params(lists.TARGETS),
+        replies={200: Reply("a page of targets", cf_list(ref("TargetV2")))},
+        errors=LIST_ERRORS),
+    ("POST", "/api/v2/targets"): Operation(
+        "Add a target", body=Body(JSON, obj(TARGET_BODY, required=("kind", "url", "repo"))),
+        replies={201: Reply("the target", ref("TargetV2"), headers=("Location",))},
+        errors=BODY_ERRORS),
+    ("GET", "/api/v2/targets/<target_id>"): Operation(
+        "A target", replies={200: Reply("the target", ref("TargetV2"))},
+        errors={400: "an id that is not a number", 404: "no such target"}),
+    ("PATCH", "/api/v2/targets/<target_id>"): Operation(
+        "Change a target", body=Body(JSON, obj(TARGET_BODY, required=())),
+        replies={200: Reply("the target", ref("TargetV2"))},
+        errors={**BODY_ERRORS, 404: "no such target"}),
+    ("DELETE", "/api/v2/targets/<target_id>"): Operation(
+        "Remove a target", "Its queued builds go too; finished ones stay.",
+        replies={204: Reply("removed", media_type=None)},
+        errors={400: "an id that is not a number", 404: "no such target"}),
+    # -- repos (web/v2/repos.py) ----------------------------------------------------------
+    ("GET", "/api/v2/repos"): Operation(
+        "List repos", params=list_params(REPOS),
+        replies={200: Reply("a page of repos", cf_list(ref("RepoV2")))}, errors=LIST_ERRORS),
+    ("GET", "/api/v2/repos/<repo>/<arch>/packages"): Operation(
+        "List an arch-repo's packages", params=list_params(PACKAGES),
+        replies={200: Reply("a page of packages", cf_list(ref("PackageV2")))},
+        errors={**LIST_ERRORS, 404: "no such repo or arch-repo"}),
+    ("GET", "/api/v2/repos/<repo>/<arch>/packages/<name>"): Operation(
+        "A package", "Every desc field, and the versions kept.",
+        replies={200: Reply("the package", ref("PackageDetail"))},
+        errors={400: "an unsafe name", 404: "no such package"}),
 }
 
 PATH_PARAMS: dict[str, tuple[Schema, str]] = {
@@ -122,6 +256,7 @@ PATH_PARAMS: dict[str, tuple[Schema, str]] = {
     "target_id": (ID, "a target's id"),
     "repo": (REPO, "a repository"),
     "arch": (ARCH, "an architecture"),
+    "name": (PKGNAME, "a package or task name"),
 }
 
 DOC = ApiDoc(tags={"v2": "/api/v2"}, operations=OPERATIONS, schemas=SCHEMAS,

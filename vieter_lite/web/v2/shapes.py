@@ -11,11 +11,15 @@ from vieter_lite.buildlogs import LogView
 from vieter_lite.models import Build, Target, Token
 from vieter_lite.repo.desc import parse_desc
 from vieter_lite.repo.store import ListedPackage
+from vieter_lite.web.http import MAX_TIME
 
 
 def rfc3339(seconds: int | None) -> str | None:
-    return None if seconds is None else time.strftime("%Y-%m-%dT%H:%M:%SZ",
-                                                      time.gmtime(seconds))
+    """Unix seconds as `2026-11-23T07:00:00Z`; a time outside years 1970-9999 (only a
+    client could have sent one) is shown at that edge."""
+    if seconds is None:
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(min(max(seconds, 0), MAX_TIME)))
 
 
 def token_json(token: Token, secret: str | None = None) -> dict[str, Any]:
