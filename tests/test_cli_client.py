@@ -593,15 +593,15 @@ def test_repos_list_and_show_with_owners(cli, admin, srv, tmp_path, u):
 
     listed = cli.json("repos", "show", repo, "x86_64")
     files = {p["name"]: srv.data_dir / "pkgs" / repo / "x86_64" / p["filename"] for p in listed}
-    # /api/v2's packages: RFC 3339 times, only a target as owner (the api_key's names: null)
+    # /api/v2's packages: RFC 3339 times; the api_key's names are {"target_id": null}
     assert [(p["name"], p["version"], p["owner"], p["size"]) for p in listed] == [
-        ("admins", "1.0-1", None, files["admins"].stat().st_size),
+        ("admins", "1.0-1", {"target_id": None}, files["admins"].stat().st_size),
         ("built", "1.0-1", {"target_id": target_id}, files["built"].stat().st_size)]
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", listed[0]["published_at"])
     table = rows(cli.ok("repos", "show", repo))
     assert table[0] == ["NAME", "VERSION", "ARCH", "SIZE", "PUBLISHED", "OWNER"]
     assert [(r[0], r[2], r[5]) for r in table[1:]] == [
-        ("arm", "aarch64", "-"), ("admins", "x86_64", "-"),
+        ("arm", "aarch64", "admin"), ("admins", "x86_64", "admin"),
         ("built", "x86_64", f"target {target_id}")]
     published = datetime.strptime(listed[0]["published_at"], "%Y-%m-%dT%H:%M:%SZ")
     assert table[2][4] == local_text(int(published.replace(tzinfo=UTC).timestamp()))

@@ -201,7 +201,7 @@ def test_a_build_that_ended_while_its_upload_streamed_publishes_nothing(services
 def test_ownership_survives_a_restart(tmp_path):
     proc = ServerProcess(tmp_path / "data").start()
     try:
-        c = ServerClient(proc)
+        c = ServerClient(proc, KEY)
         a = add_target(c, repo="core", arch="x86_64")
         b = add_target(c, repo="core", arch="x86_64", url="https://e.org/b.git")
         job = claim(c, a, "x86_64")

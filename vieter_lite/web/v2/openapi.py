@@ -91,7 +91,7 @@ SCHEMAS.update({
     "PackageV2": obj({
         "name": STRING, "version": STRING, "arch": STRING, "filename": STRING,
         "size": INTEGER, "sha256": nullable(STRING), "published_at": TIME,
-        "owner": nullable(obj({"target_id": ID})), "signed": {"type": "boolean"},
+        "owner": nullable(obj({"target_id": nullable(ID)})), "signed": {"type": "boolean"},
         "links": obj({"download": LINK})}),
     "Log": obj({
         "id": STRING, "build_id": ID, "logs": STRING, "lines": INTEGER,

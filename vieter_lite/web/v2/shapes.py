@@ -102,8 +102,8 @@ def package_json(listed: ListedPackage, base: str, fields: bool = False) -> dict
         "filename": pkg.filename, "size": listed.size,
         "sha256": next(iter(parsed.get("SHA256SUM", [])), None),
         "published_at": rfc3339(pkg.published_at),
-        "owner": None if listed.owner is None or listed.owner.target_id is None
-        else {"target_id": listed.owner.target_id},
+        # {"target_id": null}: the api_key owns the name; null: nobody yet
+        "owner": None if listed.owner is None else {"target_id": listed.owner.target_id},
         "signed": False,
         "links": {"download": link(base, f"/{pkg.repo}/{pkg.arch}/{pkg.filename}")}}
     if fields:
