@@ -181,7 +181,7 @@ class Tokens:
 
     def __init__(self, db: TokenQueries, api_key: str = ""):
         self.db = db
-        self._api_key = api_key
+        self._api_key_hash = hash_secret(api_key) if api_key else ""
 
     def add(self, spec: TokenSpec, now: int) -> tuple[Token, str]:
         """Create a token; it and its secret, which is not kept and cannot be shown again.
@@ -216,8 +216,8 @@ class Tokens:
         None (unknown, expired, revoked). Secrets are compared as hashes, in constant time."""
         if not isinstance(secret, str) or not secret:
             return None
-        if self._api_key and hmac.compare_digest(hash_secret(secret),
-                                                 hash_secret(self._api_key)):
+        if self._api_key_hash and hmac.compare_digest(hash_secret(secret),
+                                                      self._api_key_hash):
             return ADMIN
         if not secret.startswith(PREFIX):
             return None

@@ -9,28 +9,14 @@ import bottle
 from bottle import HTTPResponse, request
 
 from vieter_lite.errors import BadRequest, Forbidden
-from vieter_lite.web.auth import caller
-from vieter_lite.web.http import envelope, int_param, path_id, request_body, text_param
+from vieter_lite.web.auth import caller, own_build
+from vieter_lite.web.http import envelope, int_param, request_body, text_param
 from vieter_lite.web.v1.shapes import build_json, job_json
 
 if TYPE_CHECKING:
-    from vieter_lite.queue import BuildQueue
     from vieter_lite.services import Services
 
 V1 = {"api": "v1"}
-
-
-def own_build(queue: BuildQueue, build_id: str) -> int:
-    """The api_key, the token of this very build, or an agent's token for its arch."""
-    who = caller()
-    number = path_id(build_id)
-    if who.build is not None and who.build.id != number:
-        raise Forbidden("This token belongs to another build.")
-    principal = who.principal
-    if principal is not None and not principal.allows("admin") \
-            and not principal.may_use_arch(queue.get(number).arch):
-        raise Forbidden("This token may not report on builds of that arch.")
-    return number
 
 
 def register(app: bottle.Bottle, services: Services) -> None:

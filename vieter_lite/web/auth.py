@@ -16,12 +16,13 @@ from vieter_lite.errors import Forbidden, Unauthorized
 from vieter_lite.models import Build
 from vieter_lite.tokens import SCOPES as TOKEN_SCOPES
 from vieter_lite.tokens import Principal
-from vieter_lite.web.http import given_key, normalise_path
+from vieter_lite.web.http import given_key, normalise_path, path_id
 
 if TYPE_CHECKING:
     import bottle
 
     from vieter_lite.config import ServerConfig
+    from vieter_lite.queue import BuildQueue
     from vieter_lite.services import Services
 
 PUBLIC = "public"
@@ -68,6 +69,19 @@ def resolve(services: Services, scope: str, key: str, build_token: bool = False)
         if build is not None:
             return Caller(build=build)
     raise Unauthorized("Unauthorized.")
+
+
+def own_build(queue: BuildQueue, build_id: str) -> int:
+    """The api_key, the token of this very build, or an agent's token for its arch."""
+    who = caller()
+    number = path_id(build_id)
+    if who.build is not None and who.build.id != number:
+        raise Forbidden("This token belongs to another build.")
+    principal = who.principal
+    if principal is not None and not principal.allows("admin") \
+            and not principal.may_use_arch(queue.get(number).arch):
+        raise Forbidden("This token may not report on builds of that arch.")
+    return number
 
 
 def caller() -> Caller:

@@ -13,16 +13,20 @@ from bottle import HTTPResponse, request
 from vieter_lite.errors import BadRequest, LengthRequired, Malformed, PayloadTooLarge
 
 JSON = "application/json"
-_INT = re.compile(r"-?[0-9]{1,18}", re.ASCII)
+INTEGER_TEXT = re.compile(r"-?[0-9]{1,18}", re.ASCII)  # what int() may read from a client
+
+
+def key_of(x_api_key: str, authorization: str) -> str:
+    """The key a request carries: X-Api-Key, or Authorization: Bearer."""
+    if not x_api_key and authorization[:7].lower() == "bearer ":
+        return authorization[7:].strip()
+    return x_api_key
 
 
 def given_key() -> str:
-    """The key a request carries: X-Api-Key, or Authorization: Bearer."""
-    given = str(request.environ.get("HTTP_X_API_KEY", ""))
-    auth = str(request.environ.get("HTTP_AUTHORIZATION", ""))
-    if not given and auth[:7].lower() == "bearer ":
-        given = auth[7:].strip()
-    return given
+    """The key of the request being served."""
+    return key_of(str(request.environ.get("HTTP_X_API_KEY", "")),
+                  str(request.environ.get("HTTP_AUTHORIZATION", "")))
 
 
 def envelope(data: Any = "", message: str = "", status: int = 200) -> HTTPResponse:
@@ -75,7 +79,7 @@ def int_param(name: str, default: int | None = None, minimum: int | None = 0,
         if missing is not None:
             raise BadRequest(missing)
         return default
-    if not _INT.fullmatch(raw.strip()):
+    if not INTEGER_TEXT.fullmatch(raw.strip()):
         raise BadRequest(f"invalid value for '{name}': expected an integer")
     value = int(raw)
     if minimum is not None and value < minimum:

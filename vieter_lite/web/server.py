@@ -18,7 +18,7 @@ from waitress.server import TcpWSGIServer
 from waitress.task import ErrorTask, ThreadedTaskDispatcher
 from waitress.utilities import Error
 
-from vieter_lite.web.http import is_v2_path, normalise_path
+from vieter_lite.web.http import is_v2_path, key_of, normalise_path
 from vieter_lite.web.sendfile import SendfileChannel
 from vieter_lite.web.v2 import errors as v2_errors
 
@@ -52,15 +52,6 @@ class _Refused(Error):
         self.reason = HTTPStatus(code).phrase
 
 
-def given_key(headers: dict[str, str]) -> str:
-    """The key a request carries: X-Api-Key, or Authorization: Bearer (WSGI-style names)."""
-    given = headers.get("X_API_KEY", "")
-    auth = headers.get("AUTHORIZATION", "")
-    if not given and auth[:7].lower() == "bearer ":
-        given = auth[7:].strip()
-    return given
-
-
 class _BodyGuardParser(HTTPRequestParser):
     """Refuses a request body before a byte of it is read (or buffered to disk) when its
     headers already say it may not be sent: no known key, over the route's limit. A
@@ -82,7 +73,8 @@ class _BodyGuardParser(HTTPRequestParser):
         decide = type(self).refusal
         if not has_body or decide is None:
             return
-        refused = decide(self.path, given_key(self.headers),
+        refused = decide(self.path, key_of(self.headers.get("X_API_KEY", ""),
+                                   self.headers.get("AUTHORIZATION", "")),
                          None if self.chunked else length)
         if refused is not None:
             self.error = _Refused(*refused)
@@ -156,11 +148,9 @@ class _GuardedServer(TcpWSGIServer):
         super().maintenance(now)
         cutoff = now - self.header_timeout
         for channel in list(self.active_channels.values()):
-            request = channel.request
-            if request is None or request.headers_finished:
-                continue
             since = waiting_since(channel)
-            if since is not None and since < cutoff:
+            # waiting on headers (an idle connection is channel_timeout's to close)
+            if since is not None and channel.request is not None and since < cutoff:
                 _close_soon(channel)
                 self._closed_slow += 1
         self._report(now)

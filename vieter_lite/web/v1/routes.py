@@ -3,7 +3,6 @@ Each route parses its query, makes one call into the domain, and shapes the answ
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING
 
 import bottle
@@ -13,6 +12,7 @@ from vieter_lite.errors import BadRequest, NotFound
 from vieter_lite.targets import TargetSpec, check_archs
 from vieter_lite.web import files
 from vieter_lite.web.http import (
+    INTEGER_TEXT,
     MAX_TIME,
     envelope,
     int_param,
@@ -27,7 +27,6 @@ if TYPE_CHECKING:
     from vieter_lite.services import Services
 
 DEFAULT_LIMIT = 25
-_INT = re.compile(r"-?[0-9]{1,18}", re.ASCII)
 V1 = {"api": "v1"}
 
 
@@ -43,7 +42,7 @@ def exit_code_filter(raw: str) -> tuple[list[int], list[int]]:
     for item in raw.split(","):
         negated = item.startswith("!")
         number = item[1:] if negated else item
-        if not _INT.fullmatch(number):
+        if not INTEGER_TEXT.fullmatch(number):
             raise BadRequest(f"invalid exit code '{item}' in exit_codes")
         (drop if negated else keep).append(int(number))
     return keep, drop

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -39,8 +40,6 @@ def page_of(query: lists.ListQuery, records: Sequence[T], key: Callable[[T], Any
 
 
 def created(body: dict[str, Any], location: str) -> HTTPResponse:
-    import json
-
     return HTTPResponse(json.dumps(body, separators=(",", ":")), status=201,
                         headers={"Content-Type": JSON, "Location": location})
 

@@ -27,7 +27,13 @@ def app_document(app: bottle.Bottle, base: str = "") -> dict[str, object]:
 
 
 def register(app: bottle.Bottle, services: Services) -> None:
+    built: list[dict[str, object]] = []  # the document, built on the first request (when
+    # every route is registered) and kept: a client without a key asks for it at will
+
     @app.get("/api/v2/openapi.json", scope="public", **V2)
     def openapi_document() -> HTTPResponse:
-        body = json.dumps(app_document(app, base_url()), separators=(",", ":"))
+        if not built:
+            built.append(app_document(app))
+        body = json.dumps({**built[0], "servers": [{"url": base_url()}]},
+                          separators=(",", ":"))
         return HTTPResponse(body, headers={"Content-Type": JSON})

@@ -9,9 +9,9 @@ import bottle
 from bottle import request, response
 
 from vieter_lite.buildlogs import Follower, LogChange
-from vieter_lite.errors import BadQueryParameter, Forbidden
+from vieter_lite.errors import BadQueryParameter
 from vieter_lite.web import files
-from vieter_lite.web.auth import caller
+from vieter_lite.web.auth import own_build
 from vieter_lite.web.http import json_body, path_id
 from vieter_lite.web.v2 import sse
 from vieter_lite.web.v2.common import V2
@@ -46,15 +46,6 @@ def wants_events() -> bool:
             raise BadQueryParameter("follow", "follow: must be true or false")
         return follow.lower() in ("true", "1", "")
     return "text/event-stream" in request.get_header("Accept", "")
-
-
-def own_build(build_id: str) -> int:
-    """A build token reports only on its own build."""
-    number = path_id(build_id)
-    who = caller()
-    if who.build is not None and who.build.id != number:
-        raise Forbidden("This token belongs to another build.")
-    return number
 
 
 class EventStream:
@@ -119,7 +110,7 @@ def register(app: bottle.Bottle, services: Services) -> None:
                build_token=True, **V2)
     def change_log(build_id: str) -> Any:
         allow_params()
-        number = own_build(build_id)
+        number = own_build(services.queue, build_id)
         change = LogChange.of(json_body(config.max_log_chunk))
         return {"updated_at": rfc3339(build_logs.change(number, change))}
 

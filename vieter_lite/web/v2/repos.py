@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Any
 
 import bottle
@@ -27,7 +28,7 @@ def register(app: bottle.Bottle, services: Services) -> None:
     def list_repos() -> Any:
         query = parse_list(REPOS)
         if query.order_by == "id":
-            query = lists.ListQuery(**{**query.__dict__, "order_by": "name"})
+            query = dataclasses.replace(query, order_by="name")
         repos = store.repos()
         page, total = page_of(query, list(repos), key=lambda name: name)
         base = base_url()

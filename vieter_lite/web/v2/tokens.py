@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import bottle
 
 from vieter_lite import lists
+from vieter_lite.errors import Invalid
 from vieter_lite.tokens import TokenSpec, parse_time
 from vieter_lite.web.http import base_url, json_body, path_id
 from vieter_lite.web.v2.common import V2, created, list_response, no_content, page_of, parse_list
@@ -22,8 +23,6 @@ FIELDS = ("name", "user", "scopes", "repos", "archs", "expires_at")
 
 def spec_of(body: dict[str, Any]) -> TokenSpec:
     """A TokenSpec from a JSON body; unknown keys are named (the domain checks the rest)."""
-    from vieter_lite.errors import Invalid
-
     unknown = sorted(set(body) - set(FIELDS))
     if unknown:
         raise Invalid(unknown[0], "unknown", f"unknown field; the fields are {', '.join(FIELDS)}")
