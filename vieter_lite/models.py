@@ -112,9 +112,12 @@ TASK_NAMES = ("setup", "source", "build", "publish")
 BUILD_STATES = ("pending", "queued", "running", "success", "failed", "timeout", "cancelled")
 TASK_STATES = ("pending", "running", "success", "failed", "skipped")
 ACTIVE_STATES = ("queued", "running")
+OPEN_STATES = ("pending", "queued", "running")
 FINAL_STATES = ("success", "failed", "timeout", "cancelled")
 # the exit code an agent records for a build it killed at its timeout
 TIMEOUT_EXIT = 124
+NO_TARGET = 0   # the target id of a build submitted with a manifest
+REVIEW_RULES = ("changes", "never", "always")
 
 
 @dataclass(frozen=True)
@@ -145,6 +148,20 @@ class Build:
     tasks: tuple[tuple[str, str], ...] = ()
     pkgbase: str = ""       # fixed by the build's first publish
     releases: int = 0       # times an agent handed it back
+    owner: str = ""         # the submitting token's user; '' the api_key or the scheduler
+    note: str = ""
+    access_read: tuple[str, ...] = ("*",)
+    access_write: tuple[str, ...] = ()
+    triggers: str = "[]"    # what to notify when it ends (a JSON list)
+    environment: str = "{}"  # exported to makepkg (a JSON object of names to values)
+    review: str = "never"   # the review rule it runs under: never, changes, always
+    hold_reason: str | None = None   # why a pending build waits ('review'), None: not held
+    hold_diff: str | None = None     # what changed since the last successful build
+
+    @property
+    def has_target(self) -> bool:
+        """False for a build submitted with a manifest (it has no target: id 0)."""
+        return self.target_id != NO_TARGET
 
     @property
     def state(self) -> str:
@@ -153,6 +170,36 @@ class Build:
         if self.status == "failed" and self.exit_code == TIMEOUT_EXIT:
             return "timeout"
         return self.status
+
+
+@dataclass(frozen=True)
+class BuildSpec:
+    """A build to make: of a target (target_id), or of a manifest (target_id NO_TARGET,
+    the manifest's text kept as submitted; an inline PKGBUILD is its source bundle).
+    `execute` False: it waits as pending for a start."""
+
+    target_id: int
+    arch: str
+    repo: str
+    kind: str
+    url: str = ""
+    branch: str = ""
+    path: str = ""
+    base_image: str = ""
+    timeout: int = 0
+    force: bool = False
+    owner: str = ""
+    note: str = ""
+    tags: tuple[str, ...] = ()
+    labels: dict[str, str] = field(default_factory=dict)
+    access_read: tuple[str, ...] = ("*",)
+    access_write: tuple[str, ...] = ()
+    triggers: str = "[]"
+    environment: str = "{}"
+    review: str = "never"
+    execute: bool = True
+    manifest: str | None = None
+    bundle: bytes | None = None
 
 
 @dataclass(frozen=True)

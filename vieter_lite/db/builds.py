@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterable
 
@@ -10,7 +11,9 @@ from vieter_lite.models import TASK_NAMES, Build, Target, TargetArch
 
 _BUILD_COLUMNS = ("id, target_id, arch, status, force, created_at, repo, kind, url, branch, "
                   "path, base_image, timeout, started_at, ended_at, exit_code, runner, "
-                  "lease_expires, expiries, log_done, pkgbase, releases")
+                  "lease_expires, expiries, log_done, pkgbase, releases, owner, note, "
+                  "access_read, access_write, triggers, environment, review, hold_reason, "
+                  "hold_diff")
 TARGET_FIELDS = ("kind", "url", "branch", "path", "repo", "schedule", "review", "triggers")
 TARGET_DEFAULTS = {"review": "never", "triggers": "[]"}
 
@@ -24,7 +27,12 @@ def _build(row: sqlite3.Row, tasks: Iterable[tuple[str, str]] = ()) -> Build:
                  exit_code=row["exit_code"], runner=row["runner"],
                  lease_expires=row["lease_expires"], expiries=row["expiries"],
                  log_done=bool(row["log_done"]), tasks=tuple(tasks), pkgbase=row["pkgbase"],
-                 releases=row["releases"])
+                 releases=row["releases"], owner=row["owner"], note=row["note"],
+                 access_read=tuple(json.loads(row["access_read"])),
+                 access_write=tuple(json.loads(row["access_write"])),
+                 triggers=row["triggers"], environment=row["environment"],
+                 review=row["review"], hold_reason=row["hold_reason"],
+                 hold_diff=row["hold_diff"])
 
 
 class BuildQueries(Base):

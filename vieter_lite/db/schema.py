@@ -179,4 +179,36 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE UNIQUE INDEX builds_by_log_uuid ON builds (log_uuid) WHERE log_uuid IS NOT NULL;
     ALTER TABLE tasks ADD COLUMN log_start INTEGER;
     """,
+    # 8: builds.sr.ht's jobs. A build submitted with a manifest has no target (target_id
+    # 0) and keeps the manifest as submitted; every build has an owner (the submitting
+    # token's user, '' for the api_key and the scheduler), a note, access lists and
+    # triggers (JSON lists), the environment exported to makepkg (a JSON object), the review
+    # rule it runs under and, while it is held, why and the diff. A build's source (the
+    # files of its PKGBUILD's directory as a tar) is kept per build: an inline PKGBUILD, or
+    # the fetched source a review compares with the last successful build's. Package names
+    # a target-less build published belong to its owner (package_owners.user).
+    """
+    ALTER TABLE builds ADD COLUMN owner TEXT NOT NULL DEFAULT '';
+    ALTER TABLE builds ADD COLUMN note TEXT NOT NULL DEFAULT '';
+    ALTER TABLE builds ADD COLUMN access_read TEXT NOT NULL DEFAULT '["*"]';
+    ALTER TABLE builds ADD COLUMN access_write TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE builds ADD COLUMN triggers TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE builds ADD COLUMN environment TEXT NOT NULL DEFAULT '{}';
+    ALTER TABLE builds ADD COLUMN review TEXT NOT NULL DEFAULT 'never';
+    ALTER TABLE builds ADD COLUMN hold_reason TEXT;
+    ALTER TABLE builds ADD COLUMN hold_diff TEXT;
+    CREATE INDEX builds_by_owner ON builds (owner);
+    CREATE TABLE build_manifests (
+        build_id INTEGER PRIMARY KEY REFERENCES builds (id) ON DELETE CASCADE,
+        manifest TEXT NOT NULL
+    );
+    CREATE TABLE build_sources (
+        build_id INTEGER PRIMARY KEY REFERENCES builds (id) ON DELETE CASCADE,
+        bundle BLOB NOT NULL,
+        sha256 TEXT NOT NULL,
+        approved INTEGER NOT NULL DEFAULT 0,
+        created_at INTEGER NOT NULL
+    );
+    ALTER TABLE package_owners ADD COLUMN user TEXT;
+    """,
 )
