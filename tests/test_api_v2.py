@@ -223,6 +223,15 @@ def test_a_target_made_through_v1_is_never_held_for_review(client, u):
      "triggers[0].condition"),
     ({"kind": "git", "url": "https://e/x", "repo": "r",
       "triggers": [{"action": "sms", "condition": "always"}]}, "triggers[0].action"),
+    # each of these was a 500: an unhashable action, an unclosed IPv6 bracket, cc not a list
+    ({"kind": "git", "url": "https://e/x", "repo": "r",
+      "triggers": [{"action": ["webhook"], "condition": "always"}]}, "triggers[0].action"),
+    ({"kind": "git", "url": "https://e/x", "repo": "r",
+      "triggers": [{"action": "webhook", "condition": "always", "url": "http://[::1"}]},
+     "triggers[0].url"),
+    ({"kind": "git", "url": "https://e/x", "repo": "r",
+      "triggers": [{"action": "email", "condition": "always", "to": "a@b", "cc": 5}]},
+     "triggers[0].cc"),
 ])
 def test_an_invalid_target_is_a_422_naming_the_field_and_saves_nothing(client, body, field):
     before = ok(client.request("GET", "/api/v2/targets"))["pagination"]["total_results"]
