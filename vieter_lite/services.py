@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from vieter_lite.buildlogs import BuildLogService
 from vieter_lite.config import ServerConfig
 from vieter_lite.db import Database
+from vieter_lite.jobs import Jobs
 from vieter_lite.logs import BuildLogs
 from vieter_lite.queue import BuildQueue
 from vieter_lite.repo.store import RepoStore
@@ -29,6 +30,7 @@ class Services:
     targets: Targets
     tokens: Tokens
     build_logs: BuildLogService
+    jobs: Jobs
 
 
 def build_services(config: ServerConfig) -> Services:
@@ -43,7 +45,8 @@ def build_services(config: ServerConfig) -> Services:
     queue = BuildQueue(db, logs, config.base_image, config.default_build_timeout)
     scheduler = Scheduler(db, queue, logs, config.global_schedule, config.max_log_age,
                           config.log_removal_schedule)
+    targets = Targets(db, scheduler, config.default_arch)
     return Services(config=config, db=db, store=store, logs=logs, queue=queue,
-                    scheduler=scheduler, targets=Targets(db, scheduler, config.default_arch),
-                    tokens=Tokens(db, config.api_key),
-                    build_logs=BuildLogService(db, logs, config.max_log_followers))
+                    scheduler=scheduler, targets=targets, tokens=Tokens(db, config.api_key),
+                    build_logs=BuildLogService(db, logs, config.max_log_followers),
+                    jobs=Jobs(db, queue, targets, config.default_arch))
