@@ -128,6 +128,12 @@ def test_a_build_of_a_target_once_carries_the_submission(client, u):
     text = client.request("GET", f"/api/v2/builds/{build['id']}/manifest").body.decode()
     assert target["url"] in text and f"t{u}" in text
     cf_error(send(client, "POST", "/api/v2/builds", {"target_id": 10 ** 9}), 404, 10010)
+    # a build log posted through /api/v1 was not built here: it has no manifest
+    reported = ok(client.request(
+        "POST", f"/api/v1/logs?target={target['id']}&arch=x86_64&startTime=1&endTime=2"
+        "&exitCode=0", b"log", KEY))["data"]
+    cf_error(client.request("GET", f"/api/v2/builds/{reported}/manifest"), 404, 10010,
+             "no manifest")
 
 
 @pytest.mark.parametrize("body, field", [

@@ -67,7 +67,11 @@ class Jobs:
         """The manifest as submitted, or one made from the build's record."""
         build = self.readable(who, build_id)
         text = self.db.build_manifest(build.id)
-        return text if text is not None else manifest.manifest_of(build)
+        if text is not None:
+            return text
+        if build.kind not in ("git", "url"):  # a build log an agent posted through /api/v1
+            raise NotFound(f"build {build_id} has no manifest: it was reported, not built here")
+        return manifest.manifest_of(build)
 
     # -- the lifecycle -------------------------------------------------------------------
 

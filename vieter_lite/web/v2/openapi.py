@@ -8,6 +8,7 @@ from __future__ import annotations
 from vieter_lite import lists
 from vieter_lite.tokens import SCOPES
 from vieter_lite.web.openapi import (
+    BINARY,
     JSON,
     ApiDoc,
     Body,
@@ -256,7 +257,8 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "Compared with the last successful build's under the build's review rule: "
         "'build' goes on, 'hold' has made the build pending with the diff (its token is "
         "dead).",
-        body=Body("application/x-tar", {"type": "string", "format": "binary"}),
+        body=Body(BINARY, {"type": "string", "format": "binary"},
+                  "an uncompressed tar (any Content-Type)"),
         replies={200: Reply("what to do", obj({"action": {"enum": ["build", "hold"]},
                                                "diff": STRING}, required=("action",)))},
         errors={400: "not a valid bundle", 403: "another build's token",
