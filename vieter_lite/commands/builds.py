@@ -43,9 +43,21 @@ def cmd_list(ctx: Context) -> int:
 
 
 def _owner(build: dict[str, Any]) -> str:
+    """The submitting token's user; 'admin' for the api_key (and the scheduler)."""
     owner = build.get("owner")
     name = owner.get("name") if isinstance(owner, dict) else owner
-    return str(name) if name else "-"
+    return str(name) if name else "admin"
+
+
+def _source(build: dict[str, Any]) -> str:
+    """'git URL (branch B, path P)', 'url URL' or 'pkgbuild (inline)'."""
+    source = build.get("source")
+    if not isinstance(source, dict):
+        return "-"
+    if source.get("kind") == "pkgbuild":
+        return "pkgbuild (inline)"
+    extra = ", ".join(f"{key} {source[key]}" for key in ("branch", "path") if source.get(key))
+    return f"{source.get('kind')} {source.get('url')}" + (f" ({extra})" if extra else "")
 
 
 def build_fields(build: dict[str, Any]) -> list[tuple[str, Any]]:
@@ -61,6 +73,8 @@ def build_fields(build: dict[str, Any]) -> list[tuple[str, Any]]:
     fields += [
         ("target", target if target else "- (submitted with a manifest)"),
         ("repo/arch", f"{build.get('repo')}/{build.get('arch')}"),
+        ("source", visible(_source(build))),
+        ("review", build.get("review") or "-"),
         ("owner", visible(_owner(build))),
         ("tags", ", ".join(visible(str(t)) for t in build.get("tags") or []) or "-"),
         ("note", visible(build.get("note") or "-").replace("\n", "\n  ")),
