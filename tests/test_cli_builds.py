@@ -11,12 +11,13 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import urllib.request
 from typing import Any
 
 import pytest
 
-from conftest import API_KEY
+from conftest import API_KEY, ServerProcess
 from test_cli_client import Cli, admin, aur, base_env, cli, home, one_error, srv, u  # noqa: F401
 from vieter_lite.client import Client, ClientError
 from vieter_lite.commands.common import visible
@@ -197,6 +198,33 @@ def test_builds_log_of_a_missing_build_is_one_line(cli):
     for args in (("builds", "log", "999999"), ("builds", "log", "999999", "--follow"),
                  ("builds", "show", "999999")):
         assert "not found" in one_error(cli(*args), 1).lower()
+
+
+def test_a_follower_turned_away_waits_as_told_then_follows(tmp_path):
+    """At max_log_followers the server answers 503 with Retry-After: the follower waits
+    that long and tries again, without counting it against a build that exists."""
+    server = ServerProcess(tmp_path / "data", env_extra={"VIETER_MAX_LOG_FOLLOWERS": "1"})
+    server.start()
+    try:
+        admin = Client(server.url, API_KEY, timeout=10)
+        job = running_build(server, admin, "busy")
+        append(server, job, b"hello\n")
+        holder = admin.follow_log(job["build_id"])
+        assert next(holder).data == "hello\n"  # the one place is taken
+        waits: list[float] = []
+
+        def wait(seconds: float) -> None:
+            waits.append(seconds)
+            holder.close()  # gives the place back once the server notices the hang-up
+            time.sleep(0.2)
+
+        follower = admin.follow_log(job["build_id"], sleep=wait)
+        assert next(follower).data == "hello\n"
+        assert waits and waits[0] == 10.0  # the server's Retry-After
+        finish(server, job, 0)
+        assert [(e.name, e.data) for e in follower] == [("done", "")]
+    finally:
+        assert server.stop() == 0, server.log()
 
 
 def test_following_a_server_that_is_gone_gives_up_after_its_attempts(tmp_path):
