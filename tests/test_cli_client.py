@@ -87,10 +87,11 @@ class Cli:
         self.env = env
 
     def __call__(self, *args: str, env: dict[str, str] | None = None,
-                 drop: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+                 drop: tuple[str, ...] = (), input: bytes | None = None
+                 ) -> subprocess.CompletedProcess:
         run_env = {k: v for k, v in {**self.env, **(env or {})}.items() if k not in drop}
         return subprocess.run([sys.executable, "-m", "vieter_lite", *args], env=run_env,
-                              capture_output=True, timeout=30)
+                              capture_output=True, timeout=30, input=input)
 
     def ok(self, *args: str, **kw: Any) -> str:
         result = self(*args, **kw)

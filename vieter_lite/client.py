@@ -2,20 +2,31 @@
 
 from __future__ import annotations
 
+import functools
 import http.client
 import json
 import socket
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from vieter_lite import eventstream
 from vieter_lite.errors import VieterError
+from vieter_lite.eventstream import Event
 from vieter_lite.lists import MAX_PER_PAGE
 
 DEFAULT_TIMEOUT = 30.0
+# following a log: the server sends something at least every 15 s, so a minute of silence
+# is a dead connection; a dropped one is tried again after the server's `retry` (capped)
+FOLLOW_TIMEOUT = 60.0
+FOLLOW_RETRY = 3.0
+MAX_FOLLOW_RETRY = 30.0
+FOLLOW_ATTEMPTS = 20
+MAX_EVENT_LINE = 1 << 20  # bytes of one line of an event stream (the server sends <= 64 KiB)
 Params = Mapping[str, Any]
 
 
@@ -23,11 +34,13 @@ class ClientError(VieterError):
     """A request that did not succeed, as one line for a person.
 
     `status` is the HTTP status, or 0 when no HTTP answer came (unreachable server,
-    timeout, an answer that is not the API's JSON)."""
+    timeout, an answer that is not the API's JSON); `retry_after` the seconds a 503 asked
+    to wait (None when it did not say)."""
 
-    def __init__(self, message: str, status: int = 0):
+    def __init__(self, message: str, status: int = 0, retry_after: float | None = None):
         super().__init__(message)
         self.status = status
+        self.retry_after = retry_after
 
 
 def _reason(exc: BaseException) -> str:
@@ -89,6 +102,18 @@ class Client:
                 headers: Mapping[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
         """Send one request; (status, lower-cased headers, body) for a 2xx answer or 416.
         Every other answer and every transport failure is a ClientError."""
+        resp = self.open(method, path, params, body, length, headers)
+        try:
+            with resp:
+                return resp.status, {k.lower(): v for k, v in resp.headers.items()}, resp.read()
+        except (OSError, http.client.HTTPException) as exc:
+            raise ClientError(f"cannot reach {self.address}: {_reason(exc)}") from None
+
+    def open(self, method: str, path: str, params: Params | None = None,
+             body: bytes | BinaryIO | None = None, length: int | None = None,
+             headers: Mapping[str, str] | None = None, timeout: float | None = None) -> Any:
+        """Send one request; the open answer (to read and close) when it is a 2xx or a 416.
+        Every other answer and every transport failure is a ClientError."""
         try:
             scheme = urllib.parse.urlsplit(self.address).scheme
             req = urllib.request.Request(self.address + path + _query(params), method=method,
@@ -106,19 +131,21 @@ class Client:
         for name, value in (headers or {}).items():
             req.add_header(name, value)
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                return resp.status, {k.lower(): v for k, v in resp.headers.items()}, resp.read()
+            return urllib.request.urlopen(req, timeout=timeout or self.timeout)
         except urllib.error.HTTPError as exc:
-            status = exc.code
+            if exc.code == 416:
+                return exc  # reads like an answer: status, headers, read()
             try:
                 data = exc.read()
             except OSError:
                 data = b""
             finally:
                 exc.close()
-            if status == 416:
-                return status, {k.lower(): v for k, v in exc.headers.items()}, data
-            raise self._http_error(status, exc.reason, data) from None
+            error = self._http_error(exc.code, exc.reason, data)
+            retry_after = str(exc.headers.get("Retry-After") or "") if exc.headers else ""
+            if retry_after.isascii() and retry_after.isdigit():
+                error.retry_after = float(retry_after)
+            raise error from None
         except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
             raise ClientError(f"cannot reach {self.address}: {_reason(exc)}") from None
         except UnicodeError:
@@ -367,6 +394,79 @@ class Client:
             if page >= pages or not resources:
                 return found
             page += 1
+
+    # -- /api/v2 builds ---------------------------------------------------------------
+
+    def get_build_v2(self, build_id: int) -> dict[str, Any]:
+        """A build as /api/v2 shows it: status, tasks, note, owner, hold, ..."""
+        return self.call_v2("GET", f"/api/v2/builds/{_segment(build_id)}")
+
+    def submit_build(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """POST /api/v2/builds ({manifest, note, tags, execute, ...}): the new build."""
+        return self.call_v2("POST", "/api/v2/builds", body=dict(body))
+
+    def start_build(self, build_id: int) -> dict[str, Any]:
+        """A pending build (not executed yet, or held for review) goes to the queue."""
+        return self.call_v2("POST", f"/api/v2/builds/{_segment(build_id)}/start")
+
+    def cancel_build(self, build_id: int) -> dict[str, Any]:
+        return self.call_v2("POST", f"/api/v2/builds/{_segment(build_id)}/cancel")
+
+    def build_log(self, build_id: int) -> bytes:
+        """The whole log as it is now."""
+        return self.request("GET", f"/api/v2/builds/{_segment(build_id)}/log/content")[2]
+
+    def follow_log(self, build_id: int, sleep: Callable[[float], object] = time.sleep,
+                   attempts: int = FOLLOW_ATTEMPTS) -> Iterator[Event]:
+        """A build's log as the server streams it (server-sent events): its chunks, `reset`
+        when the log was replaced (it starts again from byte 0), and last `done`. A dropped
+        connection (or a 503: too many followers) is resumed from the last event's id
+        (Last-Event-ID), so nothing is missed or repeated, after the server's `retry`
+        delay (or its Retry-After); `attempts` tries in a row that bring no event give up
+        with the last error. Any other HTTP error ends it at once."""
+        path = f"/api/v2/builds/{_segment(build_id)}/log/content"
+        last_id: str | None = None
+        delay, failures = FOLLOW_RETRY, 0
+        while True:
+            headers = {"Accept": "text/event-stream"}
+            if last_id is not None:
+                headers["Last-Event-ID"] = last_id
+            try:
+                resp = self.open("GET", path, {"follow": True}, headers=headers,
+                                 timeout=FOLLOW_TIMEOUT)
+            except ClientError as exc:
+                if exc.status not in (0, 503):
+                    raise
+                error = exc
+                if exc.retry_after is not None:
+                    delay = min(exc.retry_after, MAX_FOLLOW_RETRY)
+            else:
+                with resp:
+                    if not resp.headers.get("Content-Type", "").startswith("text/event-stream"):
+                        raise ClientError(f"{self.address} does not stream build logs (no "
+                                          "server-sent events): is it a vieter-lite server "
+                                          "with /api/v2?")
+                    lines = iter(functools.partial(resp.readline, MAX_EVENT_LINE), b"")
+                    try:
+                        for event in eventstream.parse(lines):
+                            if event.retry is not None:
+                                delay = min(event.retry / 1000, MAX_FOLLOW_RETRY)
+                            if event.id is not None:
+                                last_id = event.id
+                            if event.data is None and not event.name:
+                                continue
+                            failures = 0
+                            yield event
+                            if event.name == "done":
+                                return
+                        error = ClientError(f"{self.address} ended the log stream before "
+                                            "the log was done")
+                    except (OSError, http.client.HTTPException) as exc:
+                        error = ClientError(f"cannot reach {self.address}: {_reason(exc)}")
+            failures += 1
+            if failures >= attempts:
+                raise error
+            sleep(delay)
 
     def get_target_v2(self, target_id: int) -> dict[str, Any]:
         """/api/v2's target: also labels (metadata), triggers, review, next_run_at,

@@ -20,6 +20,8 @@ from vieter_lite.tokens import parse_time
 PROG = "vieter-lite"
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 _CODE = re.compile(r"!?-?[0-9]{1,9}", re.ASCII)
+_HIDDEN = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e"
+                     "\u2066-\u2069]")
 
 
 def add_client_flags(parser: argparse.ArgumentParser, config_file: bool = True) -> None:
@@ -166,6 +168,15 @@ def duration(start: int | None, end: int | None) -> str:
     if hours:
         return f"{hours}h{minutes:02d}m{secs:02d}s"
     return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+def visible(text: str) -> str:
+    """Text from the server as plain text for a terminal: control characters (but tab and
+    line feed) and bidirectional overrides shown escaped (`\\x1b`, `\\u202e`), so a
+    note or a diff under review cannot move the cursor, recolour, reorder or hide what
+    it shows."""
+    return _HIDDEN.sub(lambda m: (f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100
+                                  else f"\\u{ord(m.group()):04x}"), text)
 
 
 def cell(value: Any) -> str:
