@@ -151,13 +151,12 @@ class Jobs:
         diff); else it goes on."""
         build = self.queue.running(build_id)
         files = review.read_bundle(data)
-        self.db.put_source(build.id, data, hashlib.sha256(data).hexdigest(), self.queue.now())
         old = self.db.last_good_source(build.id)
         diff = review.decide(build.review, None if old is None else review.read_bundle(old),
                              files)
+        self.db.put_source(build.id, data, hashlib.sha256(data).hexdigest(), self.queue.now(),
+                           approved=diff is None)
         if diff is None:
-            self.db.put_source(build.id, data, hashlib.sha256(data).hexdigest(),
-                               self.queue.now(), approved=True)
             return {"action": "build"}
         self.queue.hold(build.id, "review", diff)
         return {"action": "hold", "diff": diff}
