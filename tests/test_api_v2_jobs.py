@@ -66,7 +66,8 @@ def submit(c, body: dict[str, Any], headers: dict[str, str] | None = None) -> di
 
 def claim(c, build_id: int) -> str:
     """Claim one build as an agent; its build token."""
-    jobs = ok(c.request("GET", f"/api/v1/jobs/poll?arch=x86_64&max=1&build={build_id}"))["data"]
+    path = f"/api/v1/jobs/poll?arch=x86_64&max=1&build={build_id}&jobs=v2"
+    jobs = ok(c.request("GET", path))["data"]
     assert [j["build_id"] for j in jobs] == [build_id], jobs
     return jobs[0]["token"]
 
@@ -175,7 +176,8 @@ def test_pending_builds_wait_for_start_and_start_only_once(client, u):
     assert build["status"] == "pending"
     # an agent gets nothing while it waits
     assert ok(client.request(
-        "GET", f"/api/v1/jobs/poll?arch=x86_64&max=1&build={build['id']}"))["data"] == []
+        "GET", f"/api/v1/jobs/poll?arch=x86_64&max=1&build={build['id']}&jobs=v2"))["data"] \
+        == []
     assert ok(client.request("POST", f"/api/v2/builds/{build['id']}/start"))["status"] == \
         "queued"
     cf_error(client.request("POST", f"/api/v2/builds/{build['id']}/start"), 409, 10009,
@@ -374,6 +376,20 @@ def symlink_tar() -> bytes:
         info.type, info.linkname = tarfile.SYMTYPE, "/etc/shadow"
         tar.addfile(info)
     return out.getvalue()
+
+
+def test_an_agent_that_knows_only_vieters_jobs_gets_no_manifest_and_no_review(client, u):
+    """Vieter's own agents would build a manifest's PKGBUILD wrongly and skip the review:
+    without jobs=v2 a poll hands out only a git/URL target's build without review."""
+    manifest_build = submit(client, {"manifest": manifest(u)})
+    reviewed = submit(client, {"target_id": add_target(client, f"c{u}")["id"]})
+    plain = submit(client, {"target_id": add_target(client, f"p{u}", review="never")["id"]})
+    for build in (manifest_build, reviewed, plain):
+        found = ok(client.request(
+            "GET", f"/api/v1/jobs/poll?arch=x86_64&max=1&build={build['id']}"))["data"]
+        assert [j["build_id"] for j in found] == ([plain["id"]] if build is plain else [])
+    assert get(client, manifest_build["id"])["status"] == "queued"
+    assert get(client, reviewed["id"])["status"] == "queued"
 
 
 def test_a_build_token_reads_only_its_own_job(client, u):

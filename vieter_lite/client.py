@@ -285,9 +285,11 @@ class Client:
 
     def poll_jobs(self, arch: str, max_jobs: int, runner: str | None = None,
                   build: int | None = None) -> list[dict[str, Any]]:
-        """Claim queued builds (only build `build`, when given)."""
+        """Claim queued builds (only build `build`, when given); jobs=v2 says this agent
+        runs every kind of job (manifests, review)."""
         return self.call("GET", "/api/v1/jobs/poll", {"arch": arch, "max": max_jobs,
-                                                       "runner": runner, "build": build})
+                                                       "runner": runner, "build": build,
+                                                       "jobs": "v2"})
 
     def list_builds(self, states: str | Iterable[str] | None = None,
                     target_ids: int | str | Iterable[int] | None = None, limit: int = 0,

@@ -102,14 +102,17 @@ class BuildQueue:
         return self.get(build_id)
 
     def poll(self, arch: str, limit: int, runner: str = "",
-             only: int | None = None) -> list[Claim]:
-        """Claim up to `limit` due builds of `arch`, each with a lease and a fresh token."""
+             only: int | None = None, plain_only: bool = False) -> list[Claim]:
+        """Claim up to `limit` due builds of `arch`, each with a lease and a fresh token
+        (`plain_only`: for an agent that knows only Vieter's jobs: no manifest's source, no
+        review)."""
         if limit <= 0:
             return []
         limit = min(limit, MAX_POLL)
         tokens = [secrets.token_urlsafe(32) for _ in range(limit)]
         claimed = self.db.claim_builds(arch, limit, runner, self.now(), LEASE_SECONDS,
-                                       (hash_token(t) for t in tokens), only)
+                                       (hash_token(t) for t in tokens), only,
+                                       plain_only)
         return [Claim(build, token) for build, token in zip(claimed, tokens, strict=False)]
 
     def list(self, statuses: list[str] | None = None, target: int | None = None,

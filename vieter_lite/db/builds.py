@@ -184,9 +184,11 @@ class BuildQueries(Base):
             return build_id, True
 
     def claim_builds(self, arch: str, limit: int, runner: str, now: int, lease: int,
-                     token_hashes: Iterable[str], only: int | None = None) -> list[Build]:
+                     token_hashes: Iterable[str], only: int | None = None,
+                     plain_only: bool = False) -> list[Build]:
         """Hand up to `limit` queued builds of `arch` (or just build `only`) to a runner with
-        a lease, skipping target/archs that already have a running build."""
+        a lease, skipping target/archs that already have a running build. `plain_only`: only
+        builds of a git or URL source without review (what Vieter's own agents can run)."""
         claimed: list[int] = []
         hashes = iter(token_hashes)
         with self.transaction():
@@ -194,7 +196,9 @@ class BuildQueries(Base):
                 "SELECT id, target_id FROM builds b WHERE status = 'queued' AND arch = ? "
                 "AND (target_id = ? OR NOT EXISTS (SELECT 1 FROM builds r WHERE "
                 "r.status = 'running' AND r.target_id = b.target_id AND r.arch = b.arch)) "
-                "AND (? IS NULL OR id = ?) ORDER BY id", arch, NO_TARGET, only, only)
+                "AND (? IS NULL OR id = ?) AND (? = 0 OR (kind IN ('git', 'url') "
+                "AND review = 'never')) ORDER BY id", arch, NO_TARGET, only, only,
+                int(plain_only))
             seen: set[int] = set()
             for row in rows:
                 if len(claimed) >= limit:

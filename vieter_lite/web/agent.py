@@ -32,7 +32,11 @@ def register(app: bottle.Bottle, services: Services) -> None:
         if who.principal is not None and not who.principal.may_use_arch(arch):
             raise Forbidden(f"this token may not take builds for '{arch}'")
         runner = text_param("runner") or request.remote_addr or ""
-        claims = queue.poll(arch, limit or 0, runner[:100], only=int_param("build", minimum=1))
+        # jobs=v2: an agent that fetches sources for review and builds manifests (vieter-lite's
+        # own); Vieter's agents get only what they can run as Vieter's jobs
+        plain = (text_param("jobs") or "") != "v2"
+        claims = queue.poll(arch, limit or 0, runner[:100], only=int_param("build", minimum=1),
+                            plain_only=plain)
         return envelope([job_json(claim.build, claim.token) for claim in claims])
 
     @app.get("/api/v1/builds/<build_id>", scope="build", **V1)
