@@ -4,11 +4,12 @@ RFC 3339 UTC with second precision."""
 from __future__ import annotations
 
 import json
+import math
 import time
 from typing import Any
 
 from vieter_lite.buildlogs import LogView
-from vieter_lite.models import Build, Target, Token
+from vieter_lite.models import Build, DeliveryAttempt, Target, Token
 from vieter_lite.repo.desc import parse_desc
 from vieter_lite.repo.store import ListedPackage
 from vieter_lite.web.http import MAX_TIME
@@ -64,6 +65,17 @@ def build_json(build: Build, base: str, tags: tuple[str, ...] = (),
     }
 
 
+def public_triggers(text: str) -> list[dict[str, Any]]:
+    """Triggers as the API shows them: a webhook's secret only as whether it has one."""
+    shown = []
+    for trigger in json.loads(text):
+        trigger = dict(trigger)
+        if "secret" in trigger:
+            trigger["secret"] = "********" if trigger["secret"] else ""
+        shown.append(trigger)
+    return shown
+
+
 def target_json(target: Target, base: str, labels: dict[str, str], schedule: str,
                 is_global: bool, last: Build | None) -> dict[str, Any]:
     """A target with its labels, triggers, review rule, next runs and last build."""
@@ -73,13 +85,28 @@ def target_json(target: Target, base: str, labels: dict[str, str], schedule: str
         "path": target.path, "repo": target.repo, "schedule": target.schedule,
         "arch": [a.value for a in target.arch],
         "metadata": {"labels": labels, "annotations": {}},
-        "triggers": json.loads(target.triggers), "review": target.review,
+        "triggers": public_triggers(target.triggers), "review": target.review,
         "next_run_at": {a.value: rfc3339(a.next_run) for a in target.arch},
         "schedule_effective": {"schedule": schedule, "global": is_global},
         "last_build": None if last is None else {"id": last.id, "status": last.state},
         "links": {"self": link(base, here),
                   "builds": link(base, f"/api/v2/builds?target_ids={target.id}")},
     }
+
+
+def attempt_json(attempt: DeliveryAttempt, base: str) -> dict[str, Any]:
+    """One attempt to deliver a build's notification, with where its delivery stands."""
+    delivery = attempt.delivery
+    return {"id": attempt.id, "build_id": delivery.build_id,
+            "created_at": rfc3339(attempt.at), "action": delivery.action,
+            "destination": delivery.destination, "condition": delivery.condition,
+            "response_status": attempt.response_status,
+            "response": attempt.response, "error": attempt.error or None,
+            "delivery": {"id": delivery.id, "uuid": delivery.uuid, "status": delivery.status,
+                         "attempts": delivery.attempts,
+                         "next_at": rfc3339(None if delivery.next_at is None
+                                            else math.ceil(delivery.next_at))},
+            "links": {"build": link(base, f"/api/v2/builds/{delivery.build_id}")}}
 
 
 def repo_json(name: str, archs: dict[str, int], mtimes: dict[str, int | None],
