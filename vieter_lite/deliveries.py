@@ -11,6 +11,7 @@ import logging
 import queue
 import threading
 import time
+import urllib.parse
 import uuid
 from collections.abc import Callable
 
@@ -29,6 +30,15 @@ SENDERS = 4          # attempts at once: a receiver that hangs holds up one send
 POLL = 5.0           # the longest the worker sleeps without being woken
 BATCH = 100          # ended builds (and due deliveries) taken per round
 USER_AGENT = f"vieter-lite/{__version__}"
+
+
+def _shown(delivery: Delivery) -> str:
+    """Where a delivery goes, for the log: a webhook's scheme and host only (its path or
+    query may hold a token, as many services' webhook URLs do)."""
+    if delivery.action != "webhook":
+        return delivery.destination
+    parts = urllib.parse.urlsplit(delivery.destination)
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
 
 
 class Deliveries:
@@ -141,7 +151,7 @@ class Deliveries:
         self.db.record_attempt(delivery.id, int(now), answer.status, answer.response,
                                answer.error, status, None if delay is None else now + delay)
         level = logging.INFO if status != "failed" else logging.WARNING
-        log.log(level, "%s to %s for build %d: %s%s", delivery.action, delivery.destination,
+        log.log(level, "%s to %s for build %d: %s%s", delivery.action, _shown(delivery),
                 delivery.build_id, answer.status if answer.status is not None else answer.error,
                 f"; again in {delay:g} s" if delay is not None else f" ({status})")
         return status

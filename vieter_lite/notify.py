@@ -70,8 +70,8 @@ def _reason(exc: BaseException) -> str:
 def post_webhook(url: str, body: bytes, headers: dict[str, str],
                  timeout: float = DEFAULT_TIMEOUT) -> Answer:
     """POST the body to the URL once."""
-    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
     try:
+        request = urllib.request.Request(url, data=body, headers=headers, method="POST")
         with _OPENER.open(request, timeout=timeout) as resp:
             status = resp.status
             data = _read(resp)

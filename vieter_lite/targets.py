@@ -65,8 +65,13 @@ def check_labels(labels: dict[str, str]) -> None:
 
 
 def _https_url(field: str, value: Any) -> None:
-    parts = urllib.parse.urlsplit(value) if isinstance(value, str) else None
-    if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
+    try:
+        parts = urllib.parse.urlsplit(value) if isinstance(value, str) else None
+        port_ok = parts is not None and (parts.port is None or parts.port > 0)
+    except ValueError:   # a bad IPv6 address or port
+        parts, port_ok = None, False
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname \
+            or not port_ok or any(c.isspace() or ord(c) < 32 for c in value):
         raise Invalid(field, "invalid", "not an http(s) URL")
 
 
