@@ -177,7 +177,7 @@ def test_targets_with_labels_triggers_review_and_schedule(client, u):
                       triggers=[trigger], schedule="0 4")
     assert made["review"] == "changes"  # v2's default
     assert made["metadata"]["labels"] == {"env": "home", "u": u}
-    assert made["triggers"] == [trigger]
+    assert made["triggers"] == [{**trigger, "secret": "********"}]  # the secret is not shown
     assert made["schedule_effective"] == {"schedule": "0 4", "global": False}
     assert list(made["next_run_at"]) == ["x86_64"] and made["next_run_at"]["x86_64"].endswith("Z")
     assert made["last_build"] is None
