@@ -84,7 +84,8 @@ def test_a_pending_delivery_survives_a_restart(tmp_path):
         assert statuses[-1] == 200 and set(statuses[:-1]) == {500} and len(statuses) >= 2
         assert after[-1]["delivery"]["status"] == "delivered"
         requests = receiver.requests
-        assert len(requests) == len(statuses)
+        # at least once: an attempt under way at the stop is not recorded, and sent again
+        assert len(requests) >= len(statuses)
         # one delivery, sent again after the restart: same uuid, same signed body
         assert len({r.headers["x-vieter-delivery"] for r in requests}) == 1
         assert len({r.body for r in requests}) == 1
