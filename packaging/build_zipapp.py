@@ -7,9 +7,11 @@ The runtime dependencies come from pyproject.toml (pyzstd left out: zstd comes f
 interpreter, Python >= 3.14, a system pyzstd or zstandard module, or the zstd program;
 see vieter_lite/repo/zstd.py). pip fetches them as pure-Python wheels
 only (`--platform any --implementation py`), so e.g. charset-normalizer's pure wheel is
-used instead of its mypyc build; the build fails if any compiled module (.so, .pyd) ends up
-inside. The .py files come with .pyc bytecode of the building python3 (--no-pyc: without),
-which other Python versions ignore.
+used instead of its mypyc build. PyYAML publishes no pure wheel: its Python code (which
+falls back to itself when the C extension `yaml._yaml` is missing) is taken out of one
+fixed platform wheel, without the extension and the `_yaml` shim. The build fails if any
+compiled module (.so, .pyd) ends up inside. The .py files come with .pyc bytecode of the
+building python3 (--no-pyc: without), which other Python versions ignore.
 Needs pip and PyPI (or a configured index). Standard library only otherwise.
 """
 
@@ -29,6 +31,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 EXCLUDED_DEPS = {"pyzstd"}  # compiled; taken from the system when present
+# dependencies without a pure wheel whose Python code runs without their C extension:
+# name -> the top-level packages taken from a platform wheel (compiled files left out)
+PURE_PARTS = {"pyyaml": ("yaml",)}
+PURE_PARTS_PLATFORM = "manylinux2014_x86_64"  # any platform: only its .py files are used
 COMPILED_SUFFIXES = (".so", ".pyd", ".dylib", ".dll")
 MAIN = """\
 # vieter-lite zipapp entry point
@@ -42,15 +48,15 @@ raise SystemExit(main())
 """
 
 
+def _name(dep: str) -> str:
+    return re.split(r"[\s<>=!~;\[]", dep, maxsplit=1)[0].lower().replace("_", "-")
+
+
 def runtime_requirements() -> list[str]:
+    """pyproject's dependencies for the zipapp, each as a requirement pip reads."""
     with open(ROOT / "pyproject.toml", "rb") as fh:
         deps = tomllib.load(fh)["project"]["dependencies"]
-    keep = []
-    for dep in deps:
-        name = re.split(r"[\s<>=!~;\[]", dep, maxsplit=1)[0].lower().replace("_", "-")
-        if name not in EXCLUDED_DEPS:
-            keep.append(dep.split(";")[0].strip())
-    return keep
+    return [dep.split(";")[0].strip() for dep in deps if _name(dep) not in EXCLUDED_DEPS]
 
 
 def compiled_members(names: list[str]) -> list[str]:
@@ -69,14 +75,39 @@ def _add_bytecode(stage: Path) -> None:
                            quiet=2, invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
 
 
+def _pip_install(target: Path, python_version: str, platform: list[str],
+                 requirements: list[str]) -> None:
+    cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+           "--no-compile", "--no-warn-conflicts", "--target", str(target), "--only-binary=:all:",
+           *platform, "--python-version", python_version, *requirements]
+    subprocess.run(cmd, check=True)
+
+
+def _add_pure_parts(stage: Path, tmp: Path, python_version: str, requirements: list[str]) -> None:
+    """PURE_PARTS' packages from a platform wheel, their compiled modules left out (with
+    --no-deps: their own dependencies must be pure and listed in pyproject.toml)."""
+    if not requirements:
+        return
+    wheel = tmp / "platform"
+    abi = "cp" + python_version.replace(".", "")
+    _pip_install(wheel, python_version, ["--no-deps", "--platform", PURE_PARTS_PLATFORM,
+                                          "--implementation", "cp", "--abi", abi], requirements)
+    for dep in requirements:
+        for package in PURE_PARTS[_name(dep)]:
+            shutil.copytree(wheel / package, stage / package, ignore=lambda _d, names: [
+                n for n in names if compiled_members([n]) or n == "__pycache__"])
+        for info in wheel.glob(f"{_name(dep).replace('-', '_')}-*.dist-info"):
+            shutil.copytree(info, stage / info.name, ignore=shutil.ignore_patterns("RECORD"))
+
+
 def build(output: Path, python_version: str, with_pyc: bool = True) -> Path:
+    requirements = runtime_requirements()
+    pure_parts = [r for r in requirements if _name(r) in PURE_PARTS]
     with tempfile.TemporaryDirectory(prefix="vieter-zipapp-") as tmp:
         stage = Path(tmp) / "app"
-        cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-               "--no-compile", "--no-warn-conflicts", "--target", str(stage), "--only-binary=:all:",
-               "--platform", "any", "--implementation", "py",
-               "--python-version", python_version, *runtime_requirements()]
-        subprocess.run(cmd, check=True)
+        _pip_install(stage, python_version, ["--platform", "any", "--implementation", "py"],
+                     [r for r in requirements if r not in pure_parts])
+        _add_pure_parts(stage, Path(tmp), python_version, pure_parts)
         for junk in [stage / "bin", *stage.rglob("__pycache__")]:
             shutil.rmtree(junk, ignore_errors=True)
         shutil.copytree(ROOT / "vieter_lite", stage / "vieter_lite",

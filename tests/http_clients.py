@@ -60,6 +60,11 @@ class InProcessClient:
     def post_without_length(self, path: str, body: bytes) -> Response:
         return self._raw(path, body, None)
 
+    def oversized(self, method: str, path: str, length: int,
+                  headers: dict[str, str]) -> Response:
+        """A body of `length` bytes (webtest hands the app all of it)."""
+        return self.request(method, path, b"x" * length, headers)
+
     def post_truncated(self, path: str, body: bytes, announced: int) -> Response | None:
         return self._raw(path, body, str(announced))
 
@@ -108,6 +113,17 @@ class ServerClient:
 
     def post_without_length(self, path: str, body: bytes) -> Response:
         resp = self._send_raw(self._head(path) + body)
+        assert resp is not None
+        return resp
+
+    def oversized(self, method: str, path: str, length: int,
+                  headers: dict[str, str]) -> Response:
+        """Announce a body of `length` bytes and wait for the answer before sending any
+        (a server that refuses it from the headers answers at once)."""
+        lines = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        resp = self._send_raw(f"{method} {path} HTTP/1.1\r\nHost: localhost\r\n{lines}"
+                              f"Content-Length: {length}\r\nConnection: close\r\n\r\n"
+                              .encode())
         assert resp is not None
         return resp
 

@@ -223,6 +223,15 @@ def test_a_target_made_through_v1_is_never_held_for_review(client, u):
      "triggers[0].condition"),
     ({"kind": "git", "url": "https://e/x", "repo": "r",
       "triggers": [{"action": "sms", "condition": "always"}]}, "triggers[0].action"),
+    # each of these was a 500: an unhashable action, an unclosed IPv6 bracket, cc not a list
+    ({"kind": "git", "url": "https://e/x", "repo": "r",
+      "triggers": [{"action": ["webhook"], "condition": "always"}]}, "triggers[0].action"),
+    ({"kind": "git", "url": "https://e/x", "repo": "r",
+      "triggers": [{"action": "webhook", "condition": "always", "url": "http://[::1"}]},
+     "triggers[0].url"),
+    ({"kind": "git", "url": "https://e/x", "repo": "r",
+      "triggers": [{"action": "email", "condition": "always", "to": "a@b", "cc": 5}]},
+     "triggers[0].cc"),
 ])
 def test_an_invalid_target_is_a_422_naming_the_field_and_saves_nothing(client, body, field):
     before = ok(client.request("GET", "/api/v2/targets"))["pagination"]["total_results"]
@@ -332,7 +341,7 @@ def test_repos_and_packages(client, u, tmp_path):
     assert [p["name"] for p in listed["resources"]] == [f"alpha{u}"]
     one = listed["resources"][0]
     assert len(one["sha256"]) == 64 and one["signed"] is False
-    assert one["owner"] == {"target_id": None}  # the api_key published it
+    assert one["owner"] == {"target_id": None, "user": None}  # the api_key published it
     named = ok(client.request("GET", f"/api/v2/repos/{repo}/x86_64/packages?names=beta{u}"))
     assert [p["name"] for p in named["resources"]] == [f"beta{u}"]
     detail = ok(client.request("GET", f"/api/v2/repos/{repo}/x86_64/packages/beta{u}"))

@@ -593,10 +593,11 @@ def test_repos_list_and_show_with_owners(cli, admin, srv, tmp_path, u):
 
     listed = cli.json("repos", "show", repo, "x86_64")
     files = {p["name"]: srv.data_dir / "pkgs" / repo / "x86_64" / p["filename"] for p in listed}
-    # /api/v2's packages: RFC 3339 times; the api_key's names are {"target_id": null}
+    # /api/v2's packages: RFC 3339 times; the api_key's names are {"target_id": null, "user": null}
     assert [(p["name"], p["version"], p["owner"], p["size"]) for p in listed] == [
-        ("admins", "1.0-1", {"target_id": None}, files["admins"].stat().st_size),
-        ("built", "1.0-1", {"target_id": target_id}, files["built"].stat().st_size)]
+        ("admins", "1.0-1", {"target_id": None, "user": None}, files["admins"].stat().st_size),
+        ("built", "1.0-1", {"target_id": target_id, "user": None},
+         files["built"].stat().st_size)]
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", listed[0]["published_at"])
     table = rows(cli.ok("repos", "show", repo))
     assert table[0] == ["NAME", "VERSION", "ARCH", "SIZE", "PUBLISHED", "OWNER"]

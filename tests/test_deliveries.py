@@ -81,15 +81,15 @@ class Env:
     def end_build(self, target_id: int, exit_code: int = 0, status: str = "",
                   tags: list[str] | None = None,
                   triggers: list[dict[str, Any]] | None = None) -> int:
-        """Queue a build of the target, claim it as an agent and finish it. `tags` and
-        `triggers`: the build's own, as a submitted build carries them."""
-        build_id = self.send("POST", f"/api/v1/jobs/queue?target={target_id}&arch=x86_64"
-                                     "&force=true")["data"]
-        if tags:
-            self.services.db.set_build_tags(build_id, tags)
-        if triggers:
-            self.services.db._run("UPDATE builds SET triggers = ? WHERE id = ?",
-                                  json.dumps(triggers), build_id)
+        """Queue a build of the target (submitted through /api/v2 with the build's own
+        `tags` and `triggers` when given), claim it as an agent and finish it."""
+        if tags or triggers:
+            build_id = self.send("POST", "/api/v2/builds", {
+                "target_id": target_id, "arch": "x86_64", "force": True, "tags": tags or [],
+                "triggers": triggers or []})["id"]
+        else:
+            build_id = self.send("POST", f"/api/v1/jobs/queue?target={target_id}"
+                                         "&arch=x86_64&force=true")["data"]
         jobs = self.send("GET", f"/api/v1/jobs/poll?arch=x86_64&max=1&build={build_id}")["data"]
         token = {"Authorization": f"Bearer {jobs[0]['token']}"}
         extra = f"&status={status}" if status else ""
@@ -252,8 +252,9 @@ def test_a_builds_own_triggers_fire_with_its_targets(env):
         build_id = env.end_build(target, 0,
                                  triggers=[webhook(receiver.url + "?from=build")])
         attempts = env.settled(build_id, 2)
-    # the build's own triggers come first
-    assert [a["destination"].rsplit("=", 1)[1] for a in attempts] == ["build", "target"]
+    # the build's own triggers come first (the attempts themselves run side by side)
+    by_delivery = sorted(attempts, key=lambda a: a["delivery"]["id"])
+    assert [a["destination"].rsplit("=", 1)[1] for a in by_delivery] == ["build", "target"]
 
 
 # -- email ------------------------------------------------------------------------------
@@ -397,6 +398,27 @@ def test_the_list_refuses_bad_requests(env, path, status, code):
     assert resp.status == status, resp
     if code is not None:
         assert resp.json()["errors"][0]["code"] == code
+
+
+def test_the_list_follows_the_builds_access_list(env):
+    with WebhookReceiver() as receiver:
+        env.start()
+        build_id = env.send("POST", "/api/v2/builds", {
+            "target_id": env.target("private", []), "arch": "x86_64", "force": True,
+            "access:read": ["alice"], "triggers": [webhook(receiver.url)]})["id"]
+        jobs = env.send("GET", f"/api/v1/jobs/poll?arch=x86_64&max=1&build={build_id}")["data"]
+        assert env.client.request("POST", f"/api/v1/builds/{build_id}/finish?exitCode=0",
+                                  headers={"Authorization": f"Bearer {jobs[0]['token']}"}
+                                  ).status == 200
+        env.settled(build_id, 1)
+    secrets = {user: env.send("POST", "/api/v2/tokens", {"name": user, "user": user,
+                                                         "scopes": ["builds:read"]})["secret"]
+               for user in ("alice", "bob")}
+    path = f"/api/v2/builds/{build_id}/deliveries"
+    alice = env.client.request("GET", path, headers={"X-Api-Key": secrets["alice"]})
+    assert alice.status == 200 and len(alice.json()["resources"]) == 1
+    bob = env.client.request("GET", path, headers={"X-Api-Key": secrets["bob"]})
+    assert bob.status == 403 and bob.json()["errors"][0]["code"] == 10003
 
 
 def test_a_build_without_triggers_lists_no_attempts(env):

@@ -77,7 +77,8 @@ def test_zipapp_holds_no_compiled_module_nor_pyzstd(zipapp: Path):
     assert not [n for n in names if n.endswith((".so", ".pyd", ".dylib")) or ".so." in n]
     assert not [n for n in names if n.startswith("pyzstd")]
     tops = {n.split("/")[0] for n in names}
-    for dep in ("bottle.py", "waitress", "croniter", "podman", "requests", "charset_normalizer"):
+    for dep in ("bottle.py", "waitress", "croniter", "podman", "requests", "charset_normalizer",
+                "yaml"):
         assert dep in tops
     assert zipapp.read_bytes().startswith(b"#!/usr/bin/env python3\n")
     assert os.access(zipapp, os.X_OK)
@@ -104,6 +105,35 @@ def test_zipapp_cli_runs_without_site_packages(zipapp: Path, tmp_path: Path):
     # a server that cannot start says why in one line
     proc = run("server")
     assert proc.returncode != 0 and "api_key" in proc.stderr
+
+
+def test_zipapp_reads_manifests_with_pure_python_pyyaml(zipapp: Path):
+    """PyYAML has no pure wheel: the zipapp carries its Python code without the C extension
+    (and without the `_yaml` shim), and reads a manifest (hostile ones too) with it."""
+    with zipfile.ZipFile(zipapp) as zf:
+        names = zf.namelist()
+    assert "yaml/__init__.py" in names and "yaml/scanner.py" in names
+    assert not [n for n in names if n.startswith(("_yaml/", "yaml/_yaml"))], names
+    code = """\
+import json, sys
+sys.path.insert(0, sys.argv[1])
+import yaml
+from vieter_lite.errors import Invalid
+from vieter_lite.manifest import parse_manifest
+m = parse_manifest(sys.argv[2], "x86_64")
+try:
+    parse_manifest("a: &a [*a]", "x86_64")
+except Invalid as exc:
+    hostile = exc.code
+print(json.dumps([yaml.__file__, yaml.__with_libyaml__, m.repo, m.source.url, hostile]))
+"""
+    text = "repo: bur\nsource:\n  git: https://aur.archlinux.org/foo.git\n"
+    proc = subprocess.run([PY, "-I", "-S", "-c", code, str(zipapp), text], capture_output=True,
+                          text=True)
+    assert proc.returncode == 0, proc.stderr
+    where, libyaml, repo, url, hostile = json.loads(proc.stdout)
+    assert where.startswith(str(zipapp)) and libyaml is False
+    assert (repo, url, hostile) == ("bur", "https://aur.archlinux.org/foo.git", "too_deep")
 
 
 def test_zipapp_reads_zstd_through_each_backend_and_names_them_without_any(zipapp: Path, tmp_path: Path):

@@ -245,7 +245,7 @@ def test_a_masked_secret_without_a_stored_one_is_refused(sent):
 
 # -- a webhook's URL (targets.py check_triggers) ------------------------------------------
 
-@pytest.mark.parametrize("url", ["http://[::1/", "http://h:abc/", "http://h:0/", "http:///x",
+@pytest.mark.parametrize("url", ["http://[::1/", "http://h:abc/", "http:///x",
                                  "http://a b/", "ftp://h.example/", "http://h.example/\n", 42])
 def test_a_webhook_needs_an_http_url_it_can_post_to(url):
     with pytest.raises(Invalid) as caught:

@@ -12,6 +12,7 @@ answers for unknown parameters and for invalid values of list parameters alike
 from __future__ import annotations
 
 import calendar
+import dataclasses
 import math
 import re
 import urllib.parse
@@ -100,6 +101,7 @@ class ListQuery:
     times: tuple[TimeCondition, ...] = ()
     labels: tuple[LabelRequirement, ...] = ()
     filters: tuple[tuple[str, tuple[str, ...]], ...] = ()   # (name, values) in spec order
+    reader: str | None = None   # only the rows this user may read (None: every row)
 
     @property
     def offset(self) -> int:
@@ -108,6 +110,11 @@ class ListQuery:
     def values(self, name: str) -> tuple[str, ...] | None:
         """The values of resource filter `name`, or None when it was not given."""
         return dict(self.filters).get(name)
+
+
+def readable_by(query: ListQuery, user: str) -> ListQuery:
+    """The same query over only the rows `user` may read (a build's access:read)."""
+    return dataclasses.replace(query, reader=user)
 
 
 @dataclass(frozen=True)

@@ -79,8 +79,11 @@ class PackageOwner:
     name: str
     target_id: int | None
     since: int = 0
+    user: str | None = None   # a user's manifest builds own it (target_id then None)
 
     def __str__(self) -> str:
+        if self.user is not None:
+            return f"the builds of user '{self.user}'"
         return "the admin (api_key)" if self.target_id is None else f"target {self.target_id}"
 
 
@@ -162,6 +165,14 @@ class Build:
     def has_target(self) -> bool:
         """False for a build submitted with a manifest (it has no target: id 0)."""
         return self.target_id != NO_TARGET
+
+    @property
+    def publisher(self) -> tuple[int | None, str | None]:
+        """Who owns the names it publishes: its target, or (a manifest's build) its owner's
+        builds ('api_key' for the api_key's)."""
+        if self.has_target:
+            return self.target_id, None
+        return None, self.owner or "api_key"
 
     @property
     def state(self) -> str:

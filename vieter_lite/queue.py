@@ -15,7 +15,16 @@ from vieter_lite.db import Database
 from vieter_lite.errors import BadRequest, Conflict, Invalid, NotFound
 from vieter_lite.lists import ListQuery
 from vieter_lite.logs import BuildLogs
-from vieter_lite.models import BUILD_STATES, TASK_NAMES, TASK_STATES, Build, BuildDetails, Claim
+from vieter_lite.models import (
+    BUILD_STATES,
+    OPEN_STATES,
+    TASK_NAMES,
+    TASK_STATES,
+    Build,
+    BuildDetails,
+    BuildSpec,
+    Claim,
+)
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +68,38 @@ class BuildQueue:
         if not build_id:
             raise NotFound("Unknown target id.")
         return build_id
+
+    def submit(self, spec: BuildSpec, sha256: str = "") -> Build:
+        """Make a build from a spec: queued, or pending when it does not execute yet."""
+        return self.get(self.db.add_build(spec, self.now(), sha256))
+
+    def start(self, build_id: int) -> Build:
+        """A pending build (submitted without executing, or held for review) is queued."""
+        build = self.get(build_id)
+        if not self.db.start_build(build_id):
+            raise Conflict(f"build {build_id} is {build.state}: only a pending build starts")
+        return self.get(build_id)
+
+    def cancel(self, build_id: int, who: str) -> Build:
+        """End a pending, queued or running build as cancelled: a running build's token
+        stops working at once, so its agent kills the container and publishes nothing."""
+        build = self.get(build_id)
+        if build.status not in OPEN_STATES or \
+                not self.db.finish_build(build_id, "cancelled", None, self.now()):
+            raise Conflict(f"build {build_id} is {build.state}: it cannot be cancelled")
+        self.logs.note(build_id, f"vieter-lite: build cancelled by {who}")
+        self.log_changed(build_id)
+        return self.get(build_id)
+
+    def hold(self, build_id: int, reason: str, diff: str) -> Build:
+        """A running build stops before building and waits as pending (for review)."""
+        if not self.db.hold_build(build_id, reason, diff):
+            raise Conflict(f"build {build_id} is not running")
+        self.logs.note(build_id, f"vieter-lite: the build waits for {reason}: its source "
+                                 "changed since the last successful build; start it to "
+                                 "approve")
+        self.log_changed(build_id)
+        return self.get(build_id)
 
     def poll(self, arch: str, limit: int, runner: str = "",
              only: int | None = None) -> list[Claim]:

@@ -107,10 +107,12 @@ class Scheduler:
         return removed
 
     def housekeeping(self) -> int:
-        """On the log removal schedule: old build logs go, then sqlite's statistics are
-        gathered again, so that the query planner follows a database that grew (or shrank)
-        since the server started. Returns the build logs removed."""
+        """On the log removal schedule: old build logs go, and the source bundles no review
+        compares with any more; then sqlite's statistics are gathered again, so that the
+        query planner follows a database that grew (or shrank) since the server started.
+        Returns the build logs removed."""
         removed = self.remove_old_logs()
+        self.db.prune_sources()
         self.db.analyze()
         return removed
 

@@ -11,6 +11,7 @@ from vieter_lite.buildlogs import BuildLogService
 from vieter_lite.config import ServerConfig
 from vieter_lite.db import Database
 from vieter_lite.deliveries import Deliveries
+from vieter_lite.jobs import Jobs
 from vieter_lite.logs import BuildLogs
 from vieter_lite.notify import SmtpSettings
 from vieter_lite.queue import BuildQueue
@@ -33,6 +34,7 @@ class Services:
     targets: Targets
     tokens: Tokens
     build_logs: BuildLogService
+    jobs: Jobs
     deliveries: Deliveries
 
 
@@ -48,13 +50,14 @@ def build_services(config: ServerConfig) -> Services:
     queue = BuildQueue(db, logs, config.base_image, config.default_build_timeout)
     scheduler = Scheduler(db, queue, logs, config.global_schedule, config.max_log_age,
                           config.log_removal_schedule)
+    targets = Targets(db, scheduler, config.default_arch)
     deliveries = make_deliveries(db, config)
     # every end of a build passes through a change of its log's state: look at once
     logs.listen(deliveries.wake)
     return Services(config=config, db=db, store=store, logs=logs, queue=queue,
-                    scheduler=scheduler, targets=Targets(db, scheduler, config.default_arch),
-                    tokens=Tokens(db, config.api_key),
+                    scheduler=scheduler, targets=targets, tokens=Tokens(db, config.api_key),
                     build_logs=BuildLogService(db, logs, config.max_log_followers),
+                    jobs=Jobs(db, queue, targets, config.default_arch),
                     deliveries=deliveries)
 
 

@@ -25,6 +25,8 @@ MAX_LABELS = 50
 MAX_TRIGGERS = 10
 TRIGGER_ACTIONS = {"webhook": ("url", "secret"), "email": ("to", "cc")}
 CONDITIONS = ("always", "failure", "success")
+HTTP_SCHEMES = ("http", "https")
+MAX_URL = 2048
 # how the API shows a webhook's stored secret (web/v2/shapes.py public_triggers); sent back
 # in an edit, it keeps the secret stored for that URL
 MASKED_SECRET = "********"
@@ -64,15 +66,21 @@ def check_labels(labels: dict[str, str]) -> None:
             raise Invalid(f"metadata.labels.{key}", "invalid", f"invalid label value {value!r}")
 
 
-def _https_url(field: str, value: Any) -> None:
+def check_url(field: str, value: Any, schemes: tuple[str, ...] = HTTP_SCHEMES) -> str:
+    """An absolute URL with one of `schemes` and a host, at most MAX_URL characters, without
+    spaces or control characters (which urlsplit would drop silently)."""
+    what = "an http(s) URL" if schemes == HTTP_SCHEMES else f"a URL ({', '.join(schemes)})"
+    if not isinstance(value, str) or len(value) > MAX_URL \
+            or any(ch <= " " or ch == "\x7f" for ch in value):
+        raise Invalid(field, "invalid", f"not {what}")
     try:
-        parts = urllib.parse.urlsplit(value) if isinstance(value, str) else None
-        port_ok = parts is not None and (parts.port is None or parts.port > 0)
-    except ValueError:   # a bad IPv6 address or port
-        parts, port_ok = None, False
-    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname \
-            or not port_ok or any(c.isspace() or ord(c) < 32 for c in value):
-        raise Invalid(field, "invalid", "not an http(s) URL")
+        parts = urllib.parse.urlsplit(value)
+        parts.port  # noqa: B018 (a port out of range or not a number raises here)
+    except ValueError:  # an unclosed IPv6 bracket, a bad port
+        raise Invalid(field, "invalid", f"not {what}") from None
+    if parts.scheme not in schemes or not parts.hostname:
+        raise Invalid(field, "invalid", f"not {what}")
+    return value
 
 
 def check_triggers(triggers: list[dict[str, Any]]) -> None:
@@ -85,7 +93,7 @@ def check_triggers(triggers: list[dict[str, Any]]) -> None:
         if not isinstance(trigger, dict):
             raise Invalid(where, "invalid", "a trigger is an object")
         action = trigger.get("action")
-        if action not in TRIGGER_ACTIONS:
+        if not isinstance(action, str) or action not in TRIGGER_ACTIONS:
             raise Invalid(f"{where}.action", "invalid", "one of webhook, email")
         allowed = {"action", "condition", *TRIGGER_ACTIONS[action]}
         for key in trigger:
@@ -94,15 +102,19 @@ def check_triggers(triggers: list[dict[str, Any]]) -> None:
         if trigger.get("condition") not in CONDITIONS:
             raise Invalid(f"{where}.condition", "invalid", "one of always, failure, success")
         if action == "webhook":
-            _https_url(f"{where}.url", trigger.get("url"))
+            check_url(f"{where}.url", trigger.get("url"))
             if not isinstance(trigger.get("secret", ""), str):
                 raise Invalid(f"{where}.secret", "invalid", "a string")
         else:
-            addresses = [trigger.get("to")] + list(trigger.get("cc") or [])
-            for address in addresses:
-                if not isinstance(address, str) or "@" not in address or "\n" in address \
-                        or len(address) > 254:
-                    raise Invalid(f"{where}.to", "invalid", "not an email address")
+            cc = trigger.get("cc", [])
+            if not isinstance(cc, list):
+                raise Invalid(f"{where}.cc", "invalid", "a list of email addresses")
+            addresses = [(f"{where}.to", trigger.get("to"))]
+            addresses += [(f"{where}.cc[{j}]", address) for j, address in enumerate(cc)]
+            for field, address in addresses:
+                if not isinstance(address, str) or "@" not in address or len(address) > 254 \
+                        or any(ch < " " or ch == "\x7f" for ch in address):
+                    raise Invalid(field, "invalid", "not an email address")
 
 
 def keep_secrets(triggers: list[dict[str, Any]], stored: list[dict[str, Any]]

@@ -94,6 +94,11 @@ def new_secret() -> str:
     return PREFIX + secrets.token_urlsafe(SECRET_BYTES)
 
 
+def is_user(name: str) -> bool:
+    """A user name as tokens carry it (and builds' owners and access lists name them)."""
+    return isinstance(name, str) and _USER.fullmatch(name) is not None
+
+
 def parse_time(value: Any, field: str = "expires_at") -> int | None:
     """The API's `YYYY-MM-DDThh:mm:ssZ` (UTC) or None -> Unix seconds or None."""
     if value is None:

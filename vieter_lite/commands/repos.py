@@ -30,11 +30,13 @@ def size(n: int) -> str:
 
 
 def owner(package: dict[str, Any]) -> str:
-    """Who may publish the name: 'target N', 'admin' (an owner without a target: the
-    api_key) or '-' (no target: /api/v2 sends null for the api_key's names too)."""
+    """Who may publish the name: 'target N', 'user U' (a user's manifest builds), 'admin'
+    (an owner without either: the api_key) or '-' (nobody yet)."""
     found = package.get("owner")
     if not found:
         return "-"
+    if found.get("user"):
+        return f"user {found['user']}"
     return "admin" if found.get("target_id") is None else f"target {found['target_id']}"
 
 

@@ -7,7 +7,7 @@ import sqlite3
 from collections.abc import Iterable
 
 from vieter_lite.db.base import Base
-from vieter_lite.models import TASK_NAMES, Build, Target, TargetArch
+from vieter_lite.models import NO_TARGET, TASK_NAMES, Build, Target, TargetArch
 
 _BUILD_COLUMNS = ("id, target_id, arch, status, force, created_at, repo, kind, url, branch, "
                   "path, base_image, timeout, started_at, ended_at, exit_code, runner, "
@@ -173,10 +173,10 @@ class BuildQueries(Base):
             with self._lock:
                 cursor = self._conn.execute(
                     "INSERT INTO builds (target_id, arch, status, force, created_at, repo, kind, "
-                    "url, branch, path, base_image, timeout) "
-                    "VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "url, branch, path, base_image, timeout, review) "
+                    "VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (target.id, arch, int(force), now, target.repo, target.kind, target.url,
-                     target.branch, target.path, base_image, timeout))
+                     target.branch, target.path, base_image, timeout, target.review))
             build_id = int(cursor.lastrowid or 0)
             for name in TASK_NAMES:
                 self._run("INSERT INTO tasks (build_id, name, status) VALUES (?, ?, 'pending')",
@@ -192,16 +192,17 @@ class BuildQueries(Base):
         with self.transaction():
             rows = self._all(
                 "SELECT id, target_id FROM builds b WHERE status = 'queued' AND arch = ? "
-                "AND NOT EXISTS (SELECT 1 FROM builds r WHERE r.status = 'running' "
-                "AND r.target_id = b.target_id AND r.arch = b.arch) AND (? IS NULL OR id = ?) "
-                "ORDER BY id", arch, only, only)
+                "AND (target_id = ? OR NOT EXISTS (SELECT 1 FROM builds r WHERE "
+                "r.status = 'running' AND r.target_id = b.target_id AND r.arch = b.arch)) "
+                "AND (? IS NULL OR id = ?) ORDER BY id", arch, NO_TARGET, only, only)
             seen: set[int] = set()
             for row in rows:
                 if len(claimed) >= limit:
                     break
                 if row["target_id"] in seen:
                     continue
-                seen.add(row["target_id"])
+                if row["target_id"] != NO_TARGET:  # builds of a manifest run side by side
+                    seen.add(row["target_id"])
                 self._run("UPDATE builds SET status = 'running', runner = ?, started_at = ?, "
                           "lease_expires = ?, token_hash = ? WHERE id = ?",
                           runner, now, now + lease, next(hashes), row["id"])
@@ -227,8 +228,8 @@ class BuildQueries(Base):
         the new status."""
         with self.transaction():
             waiting = self._one("SELECT 1 FROM builds b JOIN builds r ON r.target_id = b.target_id "
-                                "AND r.arch = b.arch AND r.status = 'queued' WHERE b.id = ?",
-                                build_id)
+                                "AND r.arch = b.arch AND r.status = 'queued' WHERE b.id = ? "
+                                "AND b.target_id != ?", build_id, NO_TARGET)
             if waiting is not None:
                 self._run("UPDATE builds SET expiries = expiries + ?, releases = releases + ? "
                           "WHERE id = ?", int(counted), int(not counted), build_id)
@@ -248,14 +249,16 @@ class BuildQueries(Base):
             self._run("UPDATE builds SET expiries = expiries + 1 WHERE id = ?", build_id)
             self.finish_build(build_id, "failed", -1, now)
 
-    def finish_build(self, build_id: int, status: str, exit_code: int, ended_at: int,
+    def finish_build(self, build_id: int, status: str, exit_code: int | None, ended_at: int,
                      started_at: int | None = None) -> bool:
-        """End a build (success/failed/cancelled); its token stops working."""
+        """End a build (success/failed/timeout, or cancelled, also while pending); its token
+        stops working."""
         with self.transaction():
             changed = self._run(
                 "UPDATE builds SET status = ?, exit_code = ?, ended_at = ?, "
                 "started_at = COALESCE(?, started_at, ?), lease_expires = NULL, "
-                "token_hash = NULL, log_done = 1 WHERE id = ? AND status IN ('queued', 'running')",
+                "token_hash = NULL, log_done = 1, hold_reason = NULL, hold_diff = NULL "
+                "WHERE id = ? AND status IN ('pending', 'queued', 'running')",
                 status, exit_code, ended_at, started_at, ended_at, build_id) == 1
             if changed:
                 self._run("UPDATE tasks SET status = 'skipped' WHERE build_id = ? "

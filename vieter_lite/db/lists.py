@@ -63,6 +63,7 @@ class TableSpec:
     fields: Mapping[str, str]
     filters: Mapping[str, In | Related | Choice] = field(default_factory=dict)
     labels: tuple[str, str] | None = None
+    reader: str | None = None   # the condition a reader's rows meet (the user bound to ?s)
 
 
 @dataclass(frozen=True)
@@ -170,7 +171,11 @@ BUILDS_TABLE = TableSpec(
     filters={"states": Choice(BUILD_STATE_CONDITIONS), "target_ids": In("target_id", True),
              "archs": In("arch"), "repos": In("repo"), "runners": In("runner"),
              "tags": Related("build_tags", "build_id", "tag")},
-    labels=("build_labels", "build_id"))
+    labels=("build_labels", "build_id"),
+    # a build's access:read: everyone (the usual list, checked first), its owner, or a user
+    # on the list
+    reader="(builds.access_read = '[\"*\"]' OR builds.owner = ? OR EXISTS (SELECT 1 FROM "
+           "json_each(builds.access_read) WHERE json_each.value IN ('*', ?)))")
 
 TARGETS_TABLE = TableSpec(
     table="targets",
@@ -231,6 +236,11 @@ def compile_list(query: ListQuery, table: TableSpec) -> CompiledList:
         sql, bound = _filter(_known(table.filters, name, "filter"), values)
         where.append(sql)
         params += bound
+    if query.reader is not None:
+        if table.reader is None:
+            raise ValueError(f"{table.table} has no access lists")
+        where.append(table.reader)
+        params += [query.reader] * table.reader.count("?")
     if query.labels and table.labels is None:
         raise ValueError(f"{table.table} has no labels")
     positive: list[tuple[str, tuple]] = []

@@ -140,24 +140,26 @@ class RepoQueries(Base):
     # -- package names and their owners -----------------------------------------------
 
     def package_owner(self, repo: str, name: str) -> PackageOwner | None:
-        row = self._one("SELECT repo, name, target_id, since FROM package_owners "
+        row = self._one("SELECT repo, name, target_id, since, user FROM package_owners "
                         "WHERE repo = ? AND name = ?", repo, name)
         return None if row is None else PackageOwner(row["repo"], row["name"], row["target_id"],
-                                                     row["since"])
+                                                     row["since"], row["user"])
 
     def package_owners(self, repo: str) -> dict[str, PackageOwner]:
-        rows = self._all("SELECT repo, name, target_id, since FROM package_owners "
+        rows = self._all("SELECT repo, name, target_id, since, user FROM package_owners "
                          "WHERE repo = ?", repo)
-        return {r["name"]: PackageOwner(r["repo"], r["name"], r["target_id"], r["since"])
-                for r in rows}
+        return {r["name"]: PackageOwner(r["repo"], r["name"], r["target_id"], r["since"],
+                                        r["user"]) for r in rows}
 
-    def set_package_owner(self, repo: str, name: str, target_id: int | None, now: int) -> None:
-        """Make a target (None: the admin) the owner of a name; `since` moves only when the
-        owner changes."""
-        self._run("INSERT INTO package_owners (repo, name, target_id, since) VALUES (?, ?, ?, ?) "
-                  "ON CONFLICT (repo, name) DO UPDATE SET target_id = excluded.target_id, "
-                  "since = excluded.since WHERE target_id IS NOT excluded.target_id",
-                  repo, name, target_id, now)
+    def set_package_owner(self, repo: str, name: str, target_id: int | None, now: int,
+                          user: str | None = None) -> None:
+        """Make a target, a user's manifest builds, or (both None) the admin the owner of a
+        name; `since` moves only when the owner changes."""
+        self._run("INSERT INTO package_owners (repo, name, target_id, since, user) "
+                  "VALUES (?, ?, ?, ?, ?) ON CONFLICT (repo, name) DO UPDATE SET "
+                  "target_id = excluded.target_id, user = excluded.user, "
+                  "since = excluded.since WHERE target_id IS NOT excluded.target_id "
+                  "OR user IS NOT excluded.user", repo, name, target_id, now, user)
 
     def prune_package_owners(self, repo: str) -> int:
         """Forget the owners of names no arch-repo of the repo holds any more."""

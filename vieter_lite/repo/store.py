@@ -143,9 +143,11 @@ class RepoStore:
             raise Forbidden(f"build {build.id} builds for {now.arch}: it may not publish a "
                             f"package for {info.arch}")
         owner = self.db.package_owner(repo, info.name)
-        if owner is not None and owner.target_id != now.target_id:
+        if owner is not None and (owner.target_id, owner.user) != now.publisher:
+            who = f"target {now.target_id}" if now.has_target else \
+                f"user '{now.publisher[1]}' (a manifest's build)"
             raise Forbidden(f"package '{info.name}' in '{repo}' belongs to {owner}: a build "
-                            f"of target {now.target_id} may not publish it")
+                            f"of {who} may not publish it")
         base = info.base or info.name
         if now.pkgbase and now.pkgbase != base:
             raise Forbidden(f"build {build.id} publishes pkgbase '{now.pkgbase}': it may not "
@@ -191,8 +193,8 @@ class RepoStore:
                             self.db.copy_package(other, arch)
                 for arch in targets:
                     self.db.put_package(self._record(repo, arch, pkg, desc_text, now), *members)
-                self.db.set_package_owner(repo, info.name,
-                                          None if build is None else build.target_id, now)
+                target_id, user = (None, None) if build is None else build.publisher
+                self.db.set_package_owner(repo, info.name, target_id, now, user)
                 if build is not None:
                     self.db.fix_pkgbase(build.id, info.base or info.name)
                     self.db.add_build_package(build.id, info.name, info.version, info.arch,

@@ -123,6 +123,10 @@ def known_key(services: Services, key: str) -> bool:
 
 
 _LOG_CHUNK_ROUTE = re.compile(r"/api/v[12]/builds/[^/]+/log")
+_SOURCE_ROUTE = re.compile(r"/api/v2/builds/[^/]+/source")
+# a submission carries a manifest (an inline PKGBUILD of up to 256 KiB, JSON-escaped); a
+# source bundle is a tar of up to review.MAX_BUNDLE
+LARGE_API_BODY = 1 << 20
 
 
 def body_limit(config: ServerConfig, path: str) -> int:
@@ -133,6 +137,8 @@ def body_limit(config: ServerConfig, path: str) -> int:
         return config.max_upload_size
     if _LOG_CHUNK_ROUTE.fullmatch(path):
         return config.max_log_chunk
+    if path == "/api/v2/builds" or _SOURCE_ROUTE.fullmatch(path):
+        return max(LARGE_API_BODY, config.max_api_body)
     return config.max_api_body
 
 

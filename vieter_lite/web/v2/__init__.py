@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import bottle
 
-from vieter_lite.web.v2 import builds, deliveries, docs, logs, repos, targets, tokens
+from vieter_lite.web.v2 import builds, deliveries, docs, jobs, logs, repos, targets, tokens
 
 if TYPE_CHECKING:
     from vieter_lite.services import Services
@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 def register(app: bottle.Bottle, services: Services) -> None:
     tokens.register(app, services)
     builds.register(app, services)
+    jobs.register(app, services)
     targets.register(app, services)
     repos.register(app, services)
     logs.register(app, services)

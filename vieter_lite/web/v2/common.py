@@ -9,10 +9,17 @@ from typing import Any, TypeVar
 from bottle import HTTPResponse, request
 
 from vieter_lite import lists
+from vieter_lite.tokens import ADMIN, Principal
+from vieter_lite.web.auth import caller
 from vieter_lite.web.http import JSON, base_url
 
 V2: dict[str, Any] = {"api": "v2"}
 T = TypeVar("T")
+
+
+def principal() -> Principal:
+    """The named token or api_key calling a route of a token scope."""
+    return caller().principal or ADMIN
 
 
 def query_pairs() -> list[tuple[str, str]]:

@@ -11,10 +11,10 @@ from bottle import request, response
 from vieter_lite.buildlogs import Follower, LogChange
 from vieter_lite.errors import BadQueryParameter
 from vieter_lite.web import files
-from vieter_lite.web.auth import own_build
+from vieter_lite.web.auth import caller, own_build
 from vieter_lite.web.http import json_body, path_id
 from vieter_lite.web.v2 import sse
-from vieter_lite.web.v2.common import V2
+from vieter_lite.web.v2.common import V2, principal
 from vieter_lite.web.v2.shapes import log_json, rfc3339
 from vieter_lite.web.workers import hung_up
 
@@ -71,18 +71,21 @@ class EventStream:
 
 
 def register(app: bottle.Bottle, services: Services) -> None:
-    build_logs, config = services.build_logs, services.config
+    build_logs, config, jobs = services.build_logs, services.config, services.jobs
+
+    def readable(build_id: str) -> int:
+        return jobs.readable(principal(), path_id(build_id)).id
 
     @app.get("/api/v2/builds/<build_id>/log", scope="builds:read", **V2)
     def get_log(build_id: str) -> Any:
         allow_params("offset")
         offset = offset_param(request.query.get("offset"), "offset")
-        return log_json(build_logs.view(path_id(build_id), offset))
+        return log_json(build_logs.view(readable(build_id), offset))
 
     @app.get("/api/v2/builds/<build_id>/log/content", scope="builds:read", **V2)
     def log_content(build_id: str) -> Any:
         allow_params("follow", "offset")
-        number = path_id(build_id)
+        number = readable(build_id)
         if wants_events():
             resume = request.get_header("Last-Event-ID")
             offset = offset_param(resume, "Last-Event-ID") if resume is not None \
@@ -101,7 +104,7 @@ def register(app: bottle.Bottle, services: Services) -> None:
     @app.get("/api/v2/builds/<build_id>/tasks/<name>/log", scope="builds:read", **V2)
     def task_log(build_id: str, name: str) -> Any:
         allow_params()
-        number = path_id(build_id)
+        number = readable(build_id)
         part = build_logs.task_part(number, name)
         record = build_logs.record(number)
         return files.send(part, len(part), record.updated_at or record.created_at, files.TEXT)
@@ -111,10 +114,13 @@ def register(app: bottle.Bottle, services: Services) -> None:
     def change_log(build_id: str) -> Any:
         allow_params()
         number = own_build(services.queue, build_id)
+        if caller().principal is not None:
+            jobs.writable(principal(), number)
         change = LogChange.of(json_body(config.max_log_chunk))
         return {"updated_at": rfc3339(build_logs.change(number, change))}
 
     @app.delete("/api/v2/builds/<build_id>/log", scope="builds:write", **V2)
     def delete_log(build_id: str) -> Any:
         allow_params()
-        return {"deleted": True, "deleted_at": rfc3339(build_logs.delete(path_id(build_id)))}
+        number = jobs.writable(principal(), path_id(build_id)).id
+        return {"deleted": True, "deleted_at": rfc3339(build_logs.delete(number))}

@@ -61,18 +61,24 @@ TRIGGER: Schema = {"type": "object", "description": "a webhook or email trigger"
 NULL: Schema = {"type": "null"}
 SCHEMAS.update({
     "BuildV2": obj({
-        "id": ID, "status": {"enum": list(lists.BUILD_STATES)}, "target_id": ID,
+        "id": ID, "status": {"enum": list(lists.BUILD_STATES)}, "target_id": nullable(ID),
         "repo": STRING, "arch": STRING, "force": {"type": "boolean"}, "note": STRING,
         "tags": array(STRING), "metadata": METADATA, "access:read": array(STRING),
         "access:write": array(STRING), "triggers": array(TRIGGER),
-        "owner": obj({"name": STRING}), "runner": nullable(STRING),
-        "exit_code": nullable(INTEGER), "hold": {"type": ["object", "null"]},
-        "timeout": INTEGER, "created_at": TIME, "updated_at": TIME,
+        "owner": obj({"name": nullable(STRING)}), "runner": nullable(STRING),
+        "exit_code": nullable(INTEGER),
+        "hold": nullable(obj({"reason": STRING, "diff": STRING})),
+        "timeout": INTEGER, "review": {"enum": ["never", "changes", "always"]},
+        "source": obj({"kind": {"enum": ["git", "url", "pkgbuild", ""]},
+                       "url": nullable(STRING), "branch": nullable(STRING),
+                       "path": nullable(STRING)}),
+        "created_at": TIME, "updated_at": TIME,
         "started_at": nullable(TIME), "ended_at": nullable(TIME), "setup_log": STRING,
         "tasks": array(obj({"name": STRING, "status": STRING, "log": STRING})),
         "packages": array(obj({"name": STRING, "version": STRING, "arch": STRING,
                                "filename": STRING})),
-        "links": obj({"self": LINK, "log": LINK, "target": LINK, "manifest": LINK})}),
+        "links": obj({"self": LINK, "log": LINK, "target": nullable(LINK),
+                       "manifest": LINK})}),
     "TargetV2": obj({
         "id": ID, "kind": {"enum": ["git", "url"]}, "url": STRING, "branch": STRING,
         "path": STRING, "repo": STRING, "schedule": STRING, "arch": array(STRING),
@@ -91,7 +97,8 @@ SCHEMAS.update({
     "PackageV2": obj({
         "name": STRING, "version": STRING, "arch": STRING, "filename": STRING,
         "size": INTEGER, "sha256": nullable(STRING), "published_at": TIME,
-        "owner": nullable(obj({"target_id": nullable(ID)})), "signed": {"type": "boolean"},
+        "owner": nullable(obj({"target_id": nullable(ID), "user": nullable(STRING)})),
+        "signed": {"type": "boolean"},
         "links": obj({"download": LINK})}),
     "DeliveryAttempt": obj({
         "id": ID, "build_id": ID, "created_at": TIME,
@@ -203,7 +210,76 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "Its triggers' webhooks and emails, each attempt with the answer or the error.",
         params=list_params(lists.DELIVERIES),
         replies={200: Reply("a page of attempts", cf_list(ref("DeliveryAttempt")))},
-        errors={**LIST_ERRORS, 404: "no such build"}),
+        errors={**LIST_ERRORS, 403: "not on the access:read list", 404: "no such build"}),
+    ("POST", "/api/v2/builds"): Operation(
+        "Submit a build",
+        "builds.sr.ht's job: a YAML manifest (repo, arch, source git/url/pkgbuild, image, "
+        "force, timeout, environment, review), or a target_id to build a target once; with "
+        "a note, tags, access lists, triggers and execute (false: pending until started).",
+        body=Body(JSON, obj({
+            "manifest": STRING, "target_id": ID, "arch": ARCH, "force": {"type": "boolean"},
+            "note": {"type": "string", "maxLength": 4096},
+            "tags": {**array({"type": "string", "pattern": "^[a-z0-9_.:-]{1,64}$"}),
+                     "maxItems": 10},
+            "access:read": array(STRING), "access:write": array(STRING),
+            "triggers": array(TRIGGER), "execute": {"type": "boolean"},
+            "metadata": {"type": "object", "properties": {"labels": LABELS}}}, required=())),
+        replies={201: Reply("the build", ref("BuildV2"), headers=("Location",))},
+        errors={**BODY_ERRORS, 413: "over 1 MiB", 403: "a repo or arch the token may not use",
+                404: "no such target"}),
+    ("GET", "/api/v2/builds/<build_id>/manifest"): Operation(
+        "A build's manifest", "As submitted, or made from the build's target.",
+        replies={200: Reply("the manifest (YAML)", {"type": "string"},
+                            media_type="text/plain; charset=utf-8")},
+        errors={400: "an id that is not a number", 403: "not on the access:read list",
+                404: "no such build"}),
+    ("POST", "/api/v2/builds/<build_id>/start"): Operation(
+        "Start a pending build", "Also approves a build held for review: it goes on with "
+        "the source it fetched.",
+        replies={200: Reply("the build", ref("BuildV2"))},
+        errors={400: "an id that is not a number", 403: "not on the access:write list",
+                404: "no such build", 409: "the build is not pending"}),
+    ("POST", "/api/v2/builds/<build_id>/cancel"): Operation(
+        "Cancel a build", "Pending, queued or running: a running build's container is "
+        "killed and nothing it built is published.",
+        replies={200: Reply("the build", ref("BuildV2"))},
+        errors={400: "an id that is not a number", 403: "not on the access:write list",
+                404: "no such build", 409: "the build has ended"}),
+    ("DELETE", "/api/v2/builds/<build_id>"): Operation(
+        "Delete a finished build", "With its log.",
+        replies={204: Reply("deleted", media_type=None)},
+        errors={400: "an id that is not a number", 403: "not on the access:write list",
+                404: "no such build", 409: "the build has not ended"}),
+    # -- the agent's side of a build (web/v2/jobs.py) -------------------------------------
+    ("GET", "/api/v2/builds/<build_id>/job"): Operation(
+        "A claimed build's details for its agent",
+        "With the build's token (or an agent's): source 'server' means GET the source "
+        "bundle, 'fetch' means fetch it and PUT it for review.",
+        replies={200: Reply("the job", obj({
+            "build_id": ID, "kind": STRING, "url": STRING, "branch": STRING, "path": STRING,
+            "repo": STRING, "arch": STRING, "image": STRING, "timeout": INTEGER,
+            "force": {"type": "boolean"},
+            "environment": {"type": "object", "additionalProperties": STRING},
+            "source": {"enum": ["fetch", "server"]}}))},
+        errors={400: "an id that is not a number", 403: "another build's token",
+                404: "no such build", 409: "the build is not running"}),
+    ("GET", "/api/v2/builds/<build_id>/source"): Operation(
+        "A build's source bundle", "An uncompressed tar of the PKGBUILD's directory.",
+        replies={200: Reply("the bundle", {"type": "string", "format": "binary"},
+                            media_type="application/x-tar")},
+        errors={400: "an id that is not a number", 403: "another build's token",
+                404: "no such build or no source stored"}),
+    ("PUT", "/api/v2/builds/<build_id>/source"): Operation(
+        "The source a running build fetched",
+        "Compared with the last successful build's under the build's review rule: "
+        "'build' goes on, 'hold' has made the build pending with the diff (its token is "
+        "dead).",
+        body=Body("application/x-tar", {"type": "string", "format": "binary"}),
+        replies={200: Reply("what to do", obj({"action": {"enum": ["build", "hold"]},
+                                               "diff": STRING}, required=("action",)))},
+        errors={400: "not a valid bundle", 403: "another build's token",
+                404: "no such build", 409: "the build is not running",
+                413: "over 1 MiB", 422: "a bundle that breaks a rule"}),
     # -- build logs (web/v2/logs.py) ------------------------------------------------------
     ("GET", "/api/v2/builds/<build_id>/log"): Operation(
         "A build's log", "NEW while the build is waiting or runs, DONE once delivered.",

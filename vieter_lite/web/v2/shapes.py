@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 from vieter_lite.buildlogs import LogView
-from vieter_lite.models import Build, DeliveryAttempt, Target, Token
+from vieter_lite.models import Build, DeliveryAttempt, PackageOwner, Target, Token
 from vieter_lite.repo.desc import parse_desc
 from vieter_lite.repo.store import ListedPackage
 from vieter_lite.web.http import MAX_TIME
@@ -41,17 +41,25 @@ def link(base: str, path: str) -> dict[str, str]:
 def build_json(build: Build, base: str, tags: tuple[str, ...] = (),
                labels: dict[str, str] | None = None,
                packages: list[tuple[str, str, str, str]] | None = None) -> dict[str, Any]:
-    """A build as builds.sr.ht shows a job, with Cloud Foundry's metadata and links."""
+    """A build as builds.sr.ht shows a job, with Cloud Foundry's metadata and links. The
+    note is text (never rendered here); trigger secrets are not shown."""
     here = f"/api/v2/builds/{build.id}"
     updated = max(t for t in (build.created_at, build.started_at, build.ended_at)
                   if t is not None)
+    hold = None if build.hold_reason is None else \
+        {"reason": build.hold_reason, "diff": build.hold_diff or ""}
     return {
-        "id": build.id, "status": build.state, "target_id": build.target_id,
-        "repo": build.repo, "arch": build.arch, "force": build.force, "note": "",
+        "id": build.id, "status": build.state,
+        "target_id": build.target_id if build.has_target else None,
+        "repo": build.repo, "arch": build.arch, "force": build.force, "note": build.note,
         "tags": list(tags), "metadata": {"labels": dict(labels or {}), "annotations": {}},
-        "access:read": ["*"], "access:write": [], "triggers": [],
-        "owner": {"name": "api_key"}, "runner": build.runner or None,
-        "exit_code": build.exit_code, "hold": None, "timeout": build.timeout,
+        "access:read": list(build.access_read), "access:write": list(build.access_write),
+        "triggers": public_triggers(build.triggers),
+        "owner": {"name": build.owner or None}, "runner": build.runner or None,
+        "exit_code": build.exit_code, "hold": hold, "timeout": build.timeout,
+        "source": {"kind": build.kind, "url": build.url or None,
+                   "branch": build.branch or None, "path": build.path or None},
+        "review": build.review,
         "created_at": rfc3339(build.created_at), "updated_at": rfc3339(updated),
         "started_at": rfc3339(build.started_at), "ended_at": rfc3339(build.ended_at),
         "setup_log": f"{base}{here}/log/content",
@@ -60,7 +68,8 @@ def build_json(build: Build, base: str, tags: tuple[str, ...] = (),
         "packages": [{"name": n, "version": v, "arch": a, "filename": f}
                      for n, v, a, f in packages or []],
         "links": {"self": link(base, here), "log": link(base, f"{here}/log"),
-                  "target": link(base, f"/api/v2/targets/{build.target_id}"),
+                  "target": link(base, f"/api/v2/targets/{build.target_id}")
+                  if build.has_target else None,
                   "manifest": link(base, f"{here}/manifest")},
     }
 
@@ -130,13 +139,19 @@ def package_json(listed: ListedPackage, base: str, fields: bool = False) -> dict
         "sha256": next(iter(parsed.get("SHA256SUM", [])), None),
         "published_at": rfc3339(pkg.published_at),
         # {"target_id": null}: the api_key owns the name; null: nobody yet
-        "owner": None if listed.owner is None else {"target_id": listed.owner.target_id},
+        "owner": None if listed.owner is None else owner_json(listed.owner),
         "signed": False,
         "links": {"download": link(base, f"/{pkg.repo}/{pkg.arch}/{pkg.filename}")}}
     if fields:
         out["desc"] = {key.lower(): values for key, values in parsed.items()}
         out["versions"] = [pkg.version]
     return out
+
+
+def owner_json(owner: PackageOwner) -> dict[str, Any]:
+    """A package name's owner: a target, a user's manifest builds, or (both null) the
+    api_key."""
+    return {"target_id": owner.target_id, "user": owner.user}
 
 
 def log_json(view: LogView) -> dict[str, Any]:
