@@ -36,7 +36,9 @@ def test_defaults():
         connection_limit=100, channel_timeout=60, header_timeout=10, max_log_chunk=1024 ** 2,
         max_api_body=64 * 1024, max_log_followers=32,
         global_schedule="0 3", base_image="archlinux:base-devel", max_log_age=0,
-        log_removal_schedule="0 0", collect_metrics=False, default_build_timeout=3600)
+        log_removal_schedule="0 0", collect_metrics=False, default_build_timeout=3600,
+        public_url="", smtp_host="", smtp_port=587, smtp_user="", smtp_password="", smtp_from="",
+        smtp_starttls=True, trigger_retry_delays="10,60,300")
     assert cfg.default_arch != "any" and cfg.default_arch
 
 
@@ -97,6 +99,14 @@ max_log_age = 30
 log_removal_schedule = "0 4"
 collect_metrics = true
 default_build_timeout = 600
+public_url = "https://pi.example/vieter"
+smtp_host = "mail.example"
+smtp_port = 25
+smtp_user = "vieter"
+smtp_password = "hunter2"
+smtp_from = "builds@pi.example"
+smtp_starttls = false
+trigger_retry_delays = "5,30"
 """
 
 
@@ -108,7 +118,9 @@ def test_file_values(tmp_path):
         connection_limit=100, channel_timeout=60, header_timeout=10, max_log_chunk=1024 ** 2,
         max_api_body=64 * 1024, max_log_followers=5,
         global_schedule="*/5 *", base_image="archlinux:latest", max_log_age=30, log_removal_schedule="0 4",
-        collect_metrics=True, default_build_timeout=600)
+        collect_metrics=True, default_build_timeout=600, public_url="https://pi.example/vieter",
+        smtp_host="mail.example", smtp_port=25, smtp_user="vieter", smtp_password="hunter2",
+        smtp_from="builds@pi.example", smtp_starttls=False, trigger_retry_delays="5,30")
 
 
 ENV_OVERRIDES = [
@@ -130,6 +142,12 @@ ENV_OVERRIDES = [
     ("VIETER_MAX_UPLOAD_SIZE", "1", "max_upload_size", 1),
     ("VIETER_DEFAULT_BUILD_TIMEOUT", "7200", "default_build_timeout", 7200),
     ("VIETER_LOG_REMOVAL_SCHEDULE", "30 1", "log_removal_schedule", "30 1"),
+    ("VIETER_PUBLIC_URL", "http://builds.lan:8000", "public_url", "http://builds.lan:8000"),
+    ("VIETER_SMTP_HOST", "127.0.0.1", "smtp_host", "127.0.0.1"),
+    ("VIETER_SMTP_PORT", "2525", "smtp_port", 2525),
+    ("VIETER_SMTP_STARTTLS", "true", "smtp_starttls", True),
+    ("VIETER_TRIGGER_RETRY_DELAYS", "0.5, 1", "trigger_retry_delays", "0.5, 1"),
+    ("VIETER_TRIGGER_RETRY_DELAYS", "", "trigger_retry_delays", ""),
 ]
 
 
@@ -293,6 +311,14 @@ INVALID = [
     ('host = ""', {}, "host"),
     ('base_image = " "', {}, "base_image"),
     ("pkg_dir = 5", {}, "pkg_dir"),
+    ('public_url = "pi:8000"', {}, "public_url"),
+    (None, {"VIETER_PUBLIC_URL": "ftp://pi"}, "public_url"),
+    ("smtp_port = 70000", {}, "smtp_port"),
+    ('smtp_starttls = "no"', {}, "smtp_starttls"),
+    ('trigger_retry_delays = "10,,60"', {}, "trigger_retry_delays"),
+    (None, {"VIETER_TRIGGER_RETRY_DELAYS": "10,-1"}, "trigger_retry_delays"),
+    (None, {"VIETER_TRIGGER_RETRY_DELAYS": "nan"}, "trigger_retry_delays"),
+    ("trigger_retry_delays = 10", {}, "trigger_retry_delays"),
 ]
 
 

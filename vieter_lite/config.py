@@ -65,6 +65,16 @@ def _check_build_network(value: str) -> None:
         raise ValueError("must be one of " + ", ".join(BUILD_NETWORKS))
 
 
+def _check_public_url(value: str) -> None:
+    if value:
+        _check_http_url(value)
+
+
+def _check_delays(value: str) -> None:
+    from vieter_lite.triggers import parse_delays
+    parse_delays(value)
+
+
 def check_not_empty(value: str) -> None:
     if not value.strip():
         raise ValueError("must not be empty")
@@ -121,6 +131,22 @@ SERVER_KEYS: tuple[Key, ...] = (
     Key("log_removal_schedule", str, "0 0", _check_schedule, "cron schedule of log removal"),
     Key("collect_metrics", bool, False, None, "serve Prometheus metrics"),
     Key("default_build_timeout", int, 3600, check_positive, "build timeout in seconds"),
+    Key("public_url", str, "", _check_public_url,
+        "the server's URL in what it sends out (webhook bodies, emails); empty: "
+        "http://<host>:<port>, with this machine's name for host 0.0.0.0 or ::"),
+    Key("smtp_host", str, "", None,
+        "SMTP server that email triggers go through; empty: email triggers fail "
+        "('email is not configured')"),
+    Key("smtp_port", int, 587, _check_port, "the SMTP server's port"),
+    Key("smtp_user", str, "", None, "SMTP login name (empty: no login)"),
+    Key("smtp_password", str, "", None, "SMTP password"),
+    Key("smtp_from", str, "", None,
+        "From address of emails; empty: vieter-lite@<this machine's name>"),
+    Key("smtp_starttls", bool, True, None,
+        "STARTTLS (the server's certificate checked) before logging in and sending"),
+    Key("trigger_retry_delays", str, "10,60,300", _check_delays,
+        "seconds before each new attempt of a webhook or email that got no answer, an "
+        "HTTP 5xx or an SMTP 4xx; after the last, the delivery fails"),
 )
 
 
@@ -147,6 +173,14 @@ class ServerConfig:
     log_removal_schedule: str
     collect_metrics: bool
     default_build_timeout: int
+    public_url: str
+    smtp_host: str
+    smtp_port: int
+    smtp_user: str
+    smtp_password: str
+    smtp_from: str
+    smtp_starttls: bool
+    trigger_retry_delays: str
 
     def replace(self, **changes: Any) -> ServerConfig:
         return dataclasses.replace(self, **changes)

@@ -382,3 +382,7 @@ BUILDS = ListSpec(
 
 TARGETS = ListSpec(order_fields=("id",), filters=(Filter("repos"), Filter("archs")),
                    labels=True)
+
+# the attempts to deliver a build's notifications (created_at: when the attempt was made)
+DELIVERIES = ListSpec(order_fields=("id", "created_at"), timestamp_fields=("created_at",),
+                      filters=(Filter("actions", choices=("webhook", "email")),))

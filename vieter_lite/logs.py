@@ -52,6 +52,7 @@ class BuildLogs:
         self._stopping = False
         self._generations: dict[int, int] = {}
         self._newlines: dict[int, tuple[int, int, int]] = {}  # id -> (generation, size, count)
+        self._listeners: list[Callable[[], None]] = []
 
     def path(self, build_id: int) -> Path:
         return self.dir / f"{int(build_id)}.log"
@@ -68,10 +69,16 @@ class BuildLogs:
         return self._stopping
 
     def changed(self) -> None:
-        """A log or a build's state changed: wake whoever waits."""
+        """A log or a build's state changed: wake whoever waits (and every listener)."""
         with self._changed:
             self._version += 1
             self._changed.notify_all()
+        for listener in self._listeners:
+            listener()
+
+    def listen(self, listener: Callable[[], None]) -> None:
+        """Call `listener` (quick, never blocking) on every change, e.g. a build's end."""
+        self._listeners.append(listener)
 
     def wait(self, seen: int, timeout: float) -> int:
         """Wait until the version differs from `seen` (or stop(), or the timeout)."""

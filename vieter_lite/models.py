@@ -275,3 +275,51 @@ class Token:
 
     def active(self, now: int) -> bool:
         return self.revoked_at is None and (self.expires_at is None or now < self.expires_at)
+
+
+DELIVERY_STATES = ("pending", "delivered", "failed")
+
+
+@dataclass(frozen=True)
+class NewDelivery:
+    """A notification to send for a build that ended: one trigger that fired, with what it
+    sends each time it is tried (a webhook's body, an email's message)."""
+
+    uuid: str
+    action: str          # webhook, email
+    destination: str     # the webhook's URL, the email's addresses
+    condition: str       # always, success, failure
+    spec: str            # the trigger as stored (a JSON object; a webhook's secret too)
+    payload: bytes
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A notification of a build, pending (due at `next_at`, Unix seconds), delivered or
+    failed for good, after `attempts` attempts."""
+
+    id: int
+    build_id: int
+    uuid: str
+    action: str
+    destination: str
+    condition: str
+    spec: str
+    payload: bytes
+    status: str
+    attempts: int
+    next_at: float | None
+    created_at: int
+
+
+@dataclass(frozen=True)
+class DeliveryAttempt:
+    """One try of a delivery: when, the answer's status (HTTP, or SMTP's reply code; None
+    when none came) and the first bytes of the answer, or the error."""
+
+    id: int
+    delivery: Delivery
+    at: int
+    response_status: int | None
+    response: str
+    error: str

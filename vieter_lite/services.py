@@ -3,13 +3,17 @@ Both HTTP APIs work only through these."""
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass
 
+from vieter_lite import triggers
 from vieter_lite.buildlogs import BuildLogService
 from vieter_lite.config import ServerConfig
 from vieter_lite.db import Database
+from vieter_lite.deliveries import Deliveries
 from vieter_lite.jobs import Jobs
 from vieter_lite.logs import BuildLogs
+from vieter_lite.notify import SmtpSettings
 from vieter_lite.queue import BuildQueue
 from vieter_lite.repo.store import RepoStore
 from vieter_lite.scheduler import Scheduler
@@ -31,6 +35,7 @@ class Services:
     tokens: Tokens
     build_logs: BuildLogService
     jobs: Jobs
+    deliveries: Deliveries
 
 
 def build_services(config: ServerConfig) -> Services:
@@ -46,7 +51,24 @@ def build_services(config: ServerConfig) -> Services:
     scheduler = Scheduler(db, queue, logs, config.global_schedule, config.max_log_age,
                           config.log_removal_schedule)
     targets = Targets(db, scheduler, config.default_arch)
+    deliveries = make_deliveries(db, config)
+    # every end of a build passes through a change of its log's state: look at once
+    logs.listen(deliveries.wake)
     return Services(config=config, db=db, store=store, logs=logs, queue=queue,
                     scheduler=scheduler, targets=targets, tokens=Tokens(db, config.api_key),
                     build_logs=BuildLogService(db, logs, config.max_log_followers),
-                    jobs=Jobs(db, queue, targets, config.default_arch))
+                    jobs=Jobs(db, queue, targets, config.default_arch),
+                    deliveries=deliveries)
+
+
+def make_deliveries(db: Database, config: ServerConfig) -> Deliveries:
+    """The notifications service, from the public_url, smtp_* and trigger_* keys (its
+    webhook renderer is given by whoever runs its worker: the body is /api/v2's JSON)."""
+    hostname = socket.gethostname()
+    smtp = SmtpSettings(host=config.smtp_host, port=config.smtp_port, user=config.smtp_user,
+                        password=config.smtp_password,
+                        sender=config.smtp_from or f"vieter-lite@{hostname or 'localhost'}",
+                        starttls=config.smtp_starttls)
+    return Deliveries(db, triggers.public_base(config.public_url, config.host, config.port,
+                                               hostname),
+                      smtp, delays=triggers.parse_delays(config.trigger_retry_delays))

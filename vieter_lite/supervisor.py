@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import logging
 import signal
+import socket
 import tempfile
 import threading
 from collections.abc import Callable
 
-from vieter_lite import __version__, preflight
+from vieter_lite import __version__, preflight, triggers
 from vieter_lite.config import ServerConfig
 from vieter_lite.services import build_services
 from vieter_lite.web.app import make_app
 from vieter_lite.web.auth import body_refusal
 from vieter_lite.web.server import HttpServer
+from vieter_lite.web.v2.deliveries import webhook_renderer
 from vieter_lite.web.workers import ThreadLender
 
 log = logging.getLogger(__name__)
@@ -52,6 +54,12 @@ class Supervisor:
         # a log follower lasts as long as its build: it brings a worker thread of its own
         self.lender = ThreadLender(self.http.dispatcher, config.threads)
         self.services.build_logs.followers.capacity = self.lender
+        # what notifications link to (the port bound, when the config said 0) and the
+        # webhook body: the build's /api/v2 JSON, which the domain cannot shape itself
+        deliveries = self.services.deliveries
+        deliveries.base_url = triggers.public_base(config.public_url, config.host,
+                                                   self.http.port, socket.gethostname())
+        deliveries.render = webhook_renderer(deliveries.base_url)
         # waitress buffers request bodies in temp files: keep them on the data disk
         # (a Pi's /tmp is often a small tmpfs).
         tempfile.tempdir = str(self.services.store.tmp_dir)
@@ -103,9 +111,11 @@ class Supervisor:
         # the address is bound already: the line is true before the first request
         self._spawn("http", self.http.run)
         self._spawn("scheduler", lambda: self.services.scheduler.run(self.stop_event))
+        self._spawn("deliveries", lambda: self.services.deliveries.run(self.stop_event))
         while not self.signalled and not self.stop_event.wait(0.2):
             pass
         self.stop_event.set()
+        self.services.deliveries.wake()
         log.info("stopping")
         # followers end at once (they would hold the worker pool's shutdown up)
         self.lender.close()

@@ -4,6 +4,7 @@ lives here; /api/v1 builds a TargetSpec from query parameters, /api/v2 from JSON
 from __future__ import annotations
 
 import builtins
+import dataclasses
 import json
 import urllib.parse
 from dataclasses import dataclass
@@ -26,6 +27,9 @@ TRIGGER_ACTIONS = {"webhook": ("url", "secret"), "email": ("to", "cc")}
 CONDITIONS = ("always", "failure", "success")
 HTTP_SCHEMES = ("http", "https")
 MAX_URL = 2048
+# how the API shows a webhook's stored secret (web/v2/shapes.py public_triggers); sent back
+# in an edit, it keeps the secret stored for that URL
+MASKED_SECRET = "********"
 
 
 @dataclass(frozen=True)
@@ -113,6 +117,24 @@ def check_triggers(triggers: list[dict[str, Any]]) -> None:
                     raise Invalid(field, "invalid", "not an email address")
 
 
+def keep_secrets(triggers: list[dict[str, Any]], stored: list[dict[str, Any]]
+                 ) -> list[dict[str, Any]]:
+    """Triggers of an edit, with each webhook's masked secret (as a client read it and sent
+    it back) replaced by the secret stored for its URL."""
+    secrets = {t.get("url"): t.get("secret", "") for t in stored
+               if t.get("action") == "webhook"}
+    kept = []
+    for i, trigger in enumerate(triggers):
+        if trigger.get("action") == "webhook" and trigger.get("secret") == MASKED_SECRET:
+            if not secrets.get(trigger.get("url")):
+                raise Invalid(f"triggers[{i}].secret", "invalid",
+                              f"'{MASKED_SECRET}' stands for the stored secret of a webhook "
+                              "with this url, and there is none: send the secret itself")
+            trigger = {**trigger, "secret": secrets[trigger.get("url")]}
+        kept.append(trigger)
+    return kept
+
+
 def check_archs(archs: tuple[str, ...]) -> tuple[str, ...]:
     """Each a safe arch name, not 'any'; de-duplicated in order."""
     result: list[str] = []
@@ -180,6 +202,8 @@ class Targets:
 
     def add(self, spec: TargetSpec) -> int:
         check_spec(spec, creating=True)
+        if spec.triggers is not None:
+            spec = dataclasses.replace(spec, triggers=keep_secrets(spec.triggers, []))
         archs = check_archs(spec.archs) if spec.archs else (self.default_arch,)
         fields = spec.fields()
         with self.db.transaction():
@@ -193,6 +217,9 @@ class Targets:
         check_spec(spec, creating=False)
         archs = check_archs(spec.archs) if spec.archs is not None else None
         current = self.get(target_id)
+        if spec.triggers is not None:
+            spec = dataclasses.replace(spec, triggers=keep_secrets(
+                spec.triggers, json.loads(current.triggers)))
         if archs == ():
             raise Invalid("arch", "empty", "a target needs at least one arch")
         fields = spec.fields()

@@ -211,4 +211,43 @@ MIGRATIONS: tuple[str, ...] = (
     );
     ALTER TABLE package_owners ADD COLUMN user TEXT;
     """,
+    # 9: notifications of ended builds (their triggers). A build that ended and whose
+    # triggers were not yet turned into deliveries has notified = 0 (the few such builds,
+    # with the open ones, are what the partial index holds); turning them into deliveries
+    # and setting notified happen in one transaction, so an end before a crash is still
+    # notified after it. Builds that ended before this migration count as notified. A
+    # delivery keeps what it sends (the webhook's body, the email's message) so every
+    # attempt sends the same; each attempt is kept with the answer or the error.
+    """
+    ALTER TABLE builds ADD COLUMN notified INTEGER NOT NULL DEFAULT 0;
+    UPDATE builds SET notified = 1 WHERE status IN ('success', 'failed', 'timeout', 'cancelled');
+    CREATE INDEX builds_to_notify ON builds (id) WHERE notified = 0;
+    CREATE TABLE deliveries (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        build_id INTEGER NOT NULL REFERENCES builds (id) ON DELETE CASCADE,
+        uuid TEXT NOT NULL UNIQUE,
+        action TEXT NOT NULL,
+        destination TEXT NOT NULL,
+        condition TEXT NOT NULL,
+        spec TEXT NOT NULL,
+        payload BLOB NOT NULL,
+        status TEXT NOT NULL DEFAULT 'pending',
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_at REAL,
+        created_at INTEGER NOT NULL
+    );
+    CREATE INDEX deliveries_by_build ON deliveries (build_id);
+    CREATE INDEX deliveries_due ON deliveries (next_at) WHERE status = 'pending';
+    CREATE TABLE delivery_attempts (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        delivery_id INTEGER NOT NULL REFERENCES deliveries (id) ON DELETE CASCADE,
+        build_id INTEGER NOT NULL,
+        at INTEGER NOT NULL,
+        response_status INTEGER,
+        response TEXT NOT NULL DEFAULT '',
+        error TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX delivery_attempts_by_build ON delivery_attempts (build_id, id);
+    CREATE INDEX delivery_attempts_by_delivery ON delivery_attempts (delivery_id);
+    """,
 )

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import bottle
 
-from vieter_lite.web.v2 import builds, docs, jobs, logs, repos, targets, tokens
+from vieter_lite.web.v2 import builds, deliveries, docs, jobs, logs, repos, targets, tokens
 
 if TYPE_CHECKING:
     from vieter_lite.services import Services
@@ -19,4 +19,5 @@ def register(app: bottle.Bottle, services: Services) -> None:
     targets.register(app, services)
     repos.register(app, services)
     logs.register(app, services)
+    deliveries.register(app, services)
     docs.register(app, services)

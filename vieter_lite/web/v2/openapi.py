@@ -101,6 +101,18 @@ SCHEMAS.update({
         "owner": nullable(obj({"target_id": nullable(ID), "user": nullable(STRING)})),
         "signed": {"type": "boolean"},
         "links": obj({"download": LINK})}),
+    "DeliveryAttempt": obj({
+        "id": ID, "build_id": ID, "created_at": TIME,
+        "action": {"enum": ["webhook", "email"]}, "destination": STRING,
+        "condition": {"enum": ["always", "success", "failure"]},
+        "response_status": nullable(INTEGER), "response": STRING, "error": nullable(STRING),
+        "delivery": obj({"id": ID, "uuid": STRING,
+                         "status": {"enum": ["pending", "delivered", "failed"]},
+                         "attempts": INTEGER, "next_at": nullable(TIME)}),
+        "links": obj({"build": LINK})},
+        description="One attempt to deliver a build's notification (created_at: when it was "
+                    "made; response_status: HTTP status or SMTP reply code, null when no "
+                    "answer came)."),
     "Log": obj({
         "id": STRING, "build_id": ID, "logs": STRING, "lines": INTEGER,
         "status": {"enum": ["NEW", "DONE"]}, "created_at": TIME, "updated_at": nullable(TIME),
@@ -194,6 +206,12 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "A build", "With its tasks, log links, the packages it published and links.",
         replies={200: Reply("the build", ref("BuildV2"))},
         errors={400: "an id that is not a number", 404: "no such build"}),
+    ("GET", "/api/v2/builds/<build_id>/deliveries"): Operation(
+        "The attempts to deliver a build's notifications",
+        "Its triggers' webhooks and emails, each attempt with the answer or the error.",
+        params=list_params(lists.DELIVERIES),
+        replies={200: Reply("a page of attempts", cf_list(ref("DeliveryAttempt")))},
+        errors={**LIST_ERRORS, 403: "not on the access:read list", 404: "no such build"}),
     ("POST", "/api/v2/builds"): Operation(
         "Submit a build",
         "builds.sr.ht's job: a YAML manifest (repo, arch, source git/url/pkgbuild, image, "

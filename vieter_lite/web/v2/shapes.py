@@ -4,11 +4,12 @@ RFC 3339 UTC with second precision."""
 from __future__ import annotations
 
 import json
+import math
 import time
 from typing import Any
 
 from vieter_lite.buildlogs import LogView
-from vieter_lite.models import Build, PackageOwner, Target, Token
+from vieter_lite.models import Build, DeliveryAttempt, PackageOwner, Target, Token
 from vieter_lite.repo.desc import parse_desc
 from vieter_lite.repo.store import ListedPackage
 from vieter_lite.web.http import MAX_TIME
@@ -100,6 +101,21 @@ def target_json(target: Target, base: str, labels: dict[str, str], schedule: str
         "links": {"self": link(base, here),
                   "builds": link(base, f"/api/v2/builds?target_ids={target.id}")},
     }
+
+
+def attempt_json(attempt: DeliveryAttempt, base: str) -> dict[str, Any]:
+    """One attempt to deliver a build's notification, with where its delivery stands."""
+    delivery = attempt.delivery
+    return {"id": attempt.id, "build_id": delivery.build_id,
+            "created_at": rfc3339(attempt.at), "action": delivery.action,
+            "destination": delivery.destination, "condition": delivery.condition,
+            "response_status": attempt.response_status,
+            "response": attempt.response, "error": attempt.error or None,
+            "delivery": {"id": delivery.id, "uuid": delivery.uuid, "status": delivery.status,
+                         "attempts": delivery.attempts,
+                         "next_at": rfc3339(None if delivery.next_at is None
+                                            else math.ceil(delivery.next_at))},
+            "links": {"build": link(base, f"/api/v2/builds/{delivery.build_id}")}}
 
 
 def repo_json(name: str, archs: dict[str, int], mtimes: dict[str, int | None],
