@@ -108,7 +108,7 @@ def run(server: c.Server, work: Path, args: argparse.Namespace) -> None:
     target = call(port, "POST", "/api/v1/targets?kind=git&url=https://e.invalid/p.git"
                                 "&repo=bench&arch=x86_64&schedule=0+3+1+1")
     call(port, "POST", f"/api/v1/jobs/queue?target={target}&arch=x86_64")
-    (job,) = call(port, "GET", "/api/v1/jobs/poll?arch=x86_64&max=1")
+    (job,) = call(port, "GET", "/api/v1/jobs/poll?arch=x86_64&max=1&jobs=v2")
     build_id, token = job["build_id"], job["token"]
     pkgrel = iter(range(1, 10_000))
 

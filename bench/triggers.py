@@ -68,7 +68,8 @@ def end_build(port: int, target_id: int) -> tuple[int, float, float]:
     queued = call(port, "POST", f"/api/v1/jobs/queue?target={target_id}&arch=x86_64&force=true")
     assert isinstance(queued, dict)
     build_id = int(queued["data"])
-    polled = call(port, "GET", f"/api/v1/jobs/poll?arch=x86_64&max=1&build={build_id}")
+    polled = call(port, "GET",
+                  f"/api/v1/jobs/poll?arch=x86_64&max=1&build={build_id}&jobs=v2")
     assert isinstance(polled, dict)
     token = polled["data"][0]["token"]
     sent = time.monotonic()

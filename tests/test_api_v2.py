@@ -150,9 +150,9 @@ def test_bodies_that_are_not_json_objects_are_400(client):
 def test_an_agent_token_polls_only_its_archs(client, u):
     agent = add_token(client, f"a{u}", ["agent"], archs=[f"arm{u}"])
     headers = {"X-Api-Key": agent["secret"]}
-    assert client.request("GET", f"/api/v1/jobs/poll?arch=arm{u}&max=1", headers=headers) \
+    assert client.request("GET", f"/api/v1/jobs/poll?arch=arm{u}&max=1&jobs=v2", headers=headers) \
         .status == 200
-    assert client.request("GET", "/api/v1/jobs/poll?arch=x86_64&max=1",
+    assert client.request("GET", "/api/v1/jobs/poll?arch=x86_64&max=1&jobs=v2",
                           headers=headers).status == 403
     # and it is no admin on v1 either
     assert client.request("GET", "/api/v1/targets", headers=headers).status == 403
@@ -268,7 +268,7 @@ def test_builds_list_and_show_with_tasks_links_and_filters(client, u):
 def test_a_build_shows_the_packages_it_published_and_its_timeout(client, u, tmp_path):
     target = add_target(client, f"p{u}")
     build_id = queue_build(client, target["id"])
-    job = ok(client.request("GET", "/api/v1/jobs/poll?arch=x86_64&max=100"))["data"]
+    job = ok(client.request("GET", "/api/v1/jobs/poll?arch=x86_64&max=100&jobs=v2"))["data"]
     mine = next(j for j in job if j["build_id"] == build_id)
     token = {"X-Api-Key": mine["token"]}
     body = package(tmp_path, f"pp{u}")
@@ -400,7 +400,7 @@ def test_an_agent_token_reports_only_on_builds_of_its_archs(client, u):
     arm = queue_build(client, target["id"], f"arm{u}")
     riscv = queue_build(client, target["id"], f"riscv{u}")
     for arch in (f"arm{u}", f"riscv{u}"):
-        assert ok(client.request("GET", f"/api/v1/jobs/poll?arch={arch}&max=1"))["data"]
+        assert ok(client.request("GET", f"/api/v1/jobs/poll?arch={arch}&max=1&jobs=v2"))["data"]
     agent = add_token(client, f"ag{u}", ["agent"], archs=[f"arm{u}"])
     reader = add_token(client, f"rd{u}", ["builds:read"])
     as_agent = {"X-Api-Key": agent["secret"]}

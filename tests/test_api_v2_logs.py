@@ -149,7 +149,7 @@ def claim(webapp, arch: str = "x86_64") -> dict:
     target = ok(webapp.post(f"/api/v1/targets?kind=git&url=https://example.org/p.git&repo=bur"
                             f"&arch={arch}", headers=KEY))
     build_id = ok(webapp.post(f"/api/v1/jobs/queue?target={target}&arch={arch}", headers=KEY))
-    (job,) = ok(webapp.get(f"/api/v1/jobs/poll?arch={arch}&max=1", headers=KEY))
+    (job,) = ok(webapp.get(f"/api/v1/jobs/poll?arch={arch}&max=1&jobs=v2", headers=KEY))
     assert job["build_id"] == build_id
     return dict(job)
 
@@ -454,7 +454,7 @@ def claim_real(proc: ServerProcess) -> dict:
     target = call(proc, "POST", "/api/v1/targets?kind=git&url=https://e.org/p.git&repo=bur"
                                 "&arch=x86_64&schedule=0+3+1+1")
     build_id = call(proc, "POST", f"/api/v1/jobs/queue?target={target}&arch=x86_64")
-    (job,) = call(proc, "GET", "/api/v1/jobs/poll?arch=x86_64&max=1")
+    (job,) = call(proc, "GET", "/api/v1/jobs/poll?arch=x86_64&max=1&jobs=v2")
     assert job["build_id"] == build_id
     return dict(job)
 

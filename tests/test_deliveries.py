@@ -90,7 +90,8 @@ class Env:
         else:
             build_id = self.send("POST", f"/api/v1/jobs/queue?target={target_id}"
                                          "&arch=x86_64&force=true")["data"]
-        jobs = self.send("GET", f"/api/v1/jobs/poll?arch=x86_64&max=1&build={build_id}")["data"]
+        jobs = self.send("GET", "/api/v1/jobs/poll?arch=x86_64&max=1&jobs=v2"
+                              f"&build={build_id}")["data"]
         token = {"Authorization": f"Bearer {jobs[0]['token']}"}
         extra = f"&status={status}" if status else ""
         resp = self.client.request("POST", f"/api/v1/builds/{build_id}/finish?exitCode="
@@ -406,7 +407,8 @@ def test_the_list_follows_the_builds_access_list(env):
         build_id = env.send("POST", "/api/v2/builds", {
             "target_id": env.target("private", []), "arch": "x86_64", "force": True,
             "access:read": ["alice"], "triggers": [webhook(receiver.url)]})["id"]
-        jobs = env.send("GET", f"/api/v1/jobs/poll?arch=x86_64&max=1&build={build_id}")["data"]
+        jobs = env.send("GET", "/api/v1/jobs/poll?arch=x86_64&max=1&jobs=v2"
+                             f"&build={build_id}")["data"]
         assert env.client.request("POST", f"/api/v1/builds/{build_id}/finish?exitCode=0",
                                   headers={"Authorization": f"Bearer {jobs[0]['token']}"}
                                   ).status == 200

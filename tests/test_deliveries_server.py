@@ -39,7 +39,8 @@ def add_target(client: ServerClient, repo: str, triggers: list[dict[str, Any]]) 
 def end_build(client: ServerClient, target_id: int, exit_code: int) -> int:
     """Queue, claim (as an agent) and finish a build of the target."""
     build_id = call(client, "POST", f"/api/v1/jobs/queue?target={target_id}&arch=x86_64")["data"]
-    (job,) = call(client, "GET", f"/api/v1/jobs/poll?arch=x86_64&max=1&build={build_id}")["data"]
+    (job,) = call(client, "GET", "/api/v1/jobs/poll?arch=x86_64&max=1&jobs=v2"
+                               f"&build={build_id}")["data"]
     call(client, "POST", f"/api/v1/builds/{build_id}/finish?exitCode={exit_code}",
          headers={"Authorization": f"Bearer {job['token']}"})
     return build_id
