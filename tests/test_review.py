@@ -70,6 +70,7 @@ SAME = [
     ("to SKIP", "sha256sums=('aa')\n", "sha256sums=('SKIP')\n"),
     ("empty quotes", "sha256sums=('')\n", "sha256sums=('aa')\n"),
     ("checksum kind changed", "sha256sums=('aa')\n", "b2sums=('bb')\n"),
+    ("checksums in a block", "if true; then\n  sha256sums=('aa')\nfi\n", "if true; then\n  sha256sums=('bb')\nfi\n"),
     ("arch variant", "sha256sums_x86_64=('aa')\n", "sha256sums_x86_64=('bb')\n"),
     ("arch variant aarch64", "b2sums_aarch64=(aa\n bb)\n", "b2sums_aarch64=(cc\n dd)\n"),
     ("arch variant armv7h", "md5sums_armv7h=('aa')\n", "md5sums_armv7h=('bb')\n"),
@@ -132,12 +133,15 @@ def test_anything_else_counts(name, old, new):
 
 
 @pytest.mark.parametrize("text,normalised", [
-    ("pkgname=x\npkgver=1.0\npkgrel=1\nepoch=2\narch=(any)\n", "pkgname=x\narch=(any)\n"),
-    ("sha256sums=('aa'\n            'bb')\nbuild() {\n", "build() {\n"),
-    ("sha256sums=('aa' # the tarball\n 'bb')\n", "sha256sums=(# the tarball\n)\n"),
-    ("pkgver=1.0; x=1\n", "pkgver=; x=1\n"),
-    ("b2sums_x86_64+=(aa) # arm\n", "b2sums_x86_64+=() # arm\n"),
-    ("  pkgrel=3\n", ""),
+    ("pkgname=x\npkgver=1.0\npkgrel=1\nepoch=2\narch=(any)\n", "pkgname=x\n:\n:\narch=(any)\n"),
+    ("sha256sums=('aa'\n            'bb')  \nbuild() {\n", ":\nbuild() {\n"),
+    ("sha256sums=('aa' # the tarball\n 'bb')\n", ": # the tarball\n\n"),
+    ("pkgver=1.0; x=1\n", ":; x=1\n"),
+    ("b2sums_x86_64+=(aa) # arm\n", ": # arm\n"),
+    ("if true; then\n  sha256sums+=(aa)\nfi\n", "if true; then\n  :\nfi\n"),
+    ("  epoch=3\n", ""),
+    ("epoch=3 # why\n", ": # why\n"),
+    ("pkgrel=3", ":"),
     ("pkgver=$(date)\n", "pkgver=$(date)\n"),
     ("pkgver() {\n  echo 1\n}\n", "pkgver() {\n  echo 1\n}\n"),
 ])
@@ -423,13 +427,23 @@ def test_a_long_diff_is_cut_with_a_line_saying_so():
                    f"{len(new) - len(shown)} more changed files are not shown]")
 
 
-def test_past_the_budget_the_middle_of_a_file_is_shown_whole(monkeypatch):
-    """Hostile texts cannot make alignment cost more than the budget: two far apart
-    changes then show as one run from the first to the last."""
+def test_past_the_budget_lines_found_once_anchor_the_alignment(monkeypatch):
     old = {"PKGBUILD": b"".join(b"%d\n" % i for i in range(100))}
     new = {"PKGBUILD": old["PKGBUILD"].replace(b"\n10\n", b"\nten\n").replace(b"\n90\n", b"\nninety\n")}
     aligned = review.changes(old, new)
-    assert aligned.count("@@ -") == 2
+    assert re.findall("^@@ .* @@$", aligned, re.M) == ["@@ -8,7 +8,7 @@", "@@ -88,7 +88,7 @@"]
+    monkeypatch.setattr(review, "ALIGN_BUDGET", 0)
+    assert review.changes(old, new) == aligned
+
+
+def test_past_the_budget_without_anchors_the_middle_of_a_file_is_shown_whole(monkeypatch):
+    """Hostile texts cannot make alignment cost more than the budget: with no line found
+    once in each, two far apart changes show as one run from the first to the last."""
+    old = {"PKGBUILD": b"x\ny\n" * 50}
+    lines = old["PKGBUILD"].splitlines(keepends=True)
+    lines[10], lines[90] = b"ten\n", b"ninety\n"
+    new = {"PKGBUILD": b"".join(lines)}
+    assert re.findall("^@@ .* @@$", review.changes(old, new), re.M) == ["@@ -8,7 +8,7 @@", "@@ -88,7 +88,7 @@"]
     monkeypatch.setattr(review, "ALIGN_BUDGET", 81 * 81 - 1)  # lines 11 to 91 of each: one short
     whole = review.changes(old, new)
     assert re.findall("^@@ .* @@$", whole, re.M) == ["@@ -8,87 +8,87 @@"]

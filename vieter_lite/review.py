@@ -7,10 +7,12 @@ diff of the real texts."""
 
 from __future__ import annotations
 
+import bisect
 import difflib
 import io
 import re
 import tarfile
+from collections import Counter
 from collections.abc import Iterator
 
 from vieter_lite.errors import Invalid, InvalidPackage
@@ -19,9 +21,9 @@ from vieter_lite.repo.tarstream import TarReader
 MAX_BUNDLE = 1 << 20  # bytes of tar
 MAX_FILES = 500  # members of a bundle: files and directories
 MAX_DIFF = 256 * 1024  # bytes of diff text; the rest is cut, with a line that says so
-# Aligning the lines of two texts costs up to about (lines of old) x (lines of new) steps,
-# more on hostile texts: past this many pairs, summed over the files of one diff, what lies
-# between a file's common first and last lines is shown as removed and added whole.
+# difflib aligns two texts in about (lines of old) x (lines of new) steps, far more on
+# hostile texts (6000 lines of each: seconds): past this many pairs of lines, summed over
+# the files of one diff, a piece of text is shown as removed and added whole.
 ALIGN_BUDGET = 4_000_000
 CONTEXT = 3  # lines around each change, as diff -u
 ALWAYS_UNCHANGED = "review: always (the source is the same as the last successful build's)\n"
@@ -36,14 +38,18 @@ _START = re.compile(rf"^[ \t]*(?:(?P<scalar>pkgver|pkgrel|epoch)=|(?P<array>{_SU
                     r"(?P<op>\+?=)\()", re.M)
 # a literal of letters, digits and . _ + (no expansion, no code), then the end of the word
 _SCALAR = re.compile(r"(?:[\w.+]+|'[\w.+]*'|\"[\w.+]*\")(?=[ \t\n;&|)<>]|\Z)", re.A)
-# inside a checksum array: blanks, a comment, the closing ')' or a literal of letters and digits
-_ITEM = re.compile(r"[ \t\n]+|#[^\n]*|\)|(?:[A-Za-z0-9]+|'[A-Za-z0-9]*'|\"[A-Za-z0-9]*\")"
-                   r"(?=[ \t\n)])")
+# the rest of a checksum array up to its ')': blanks, comments and literals of letters and
+# digits (atomic and possessive: a text that fails is not tried again another way)
+_ARRAY_REST = re.compile(r"(?>[ \t\n]+|#[^\n]*|(?:[A-Za-z0-9]+|'[A-Za-z0-9]*'|\"[A-Za-z0-9]*\")"
+                         r"(?=[ \t\n)]))*+\)")
+_COMMENT = re.compile(r"#[^\n]*")
 _REST_OF_LINE = re.compile(r"[ \t]*(?:\n|\Z)")
 # shown as \xNN / \uNNNN in a diff: they could rewrite or reorder what a terminal displays
 _HIDING = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069"
                      "\ud800-\udfff]")
 _LINE = re.compile(r"[^\n]*\n|[^\n]+\Z")
+
+Run = tuple[int, int, int, int]  # a changed run: lines a[i1:i2] become b[j1:j2]
 
 
 def _invalid(code: str, message: str) -> Invalid:
@@ -123,59 +129,49 @@ def pack_bundle(files: dict[str, bytes]) -> bytes:
 
 # -- what a version bump may change -------------------------------------------------------
 
-def _array_end(text: str, pos: int) -> tuple[int, list[str]] | None:
-    """After 'name=(': the end of the array and its comments; None when an item is anything
-    but a literal of letters and digits (an expansion, a quote left open, code)."""
-    comments: list[str] = []
-    while match := _ITEM.match(text, pos):
-        pos = match.end()
-        if match.group() == ")":
-            return pos, comments
-        if match.group().startswith("#"):
-            comments.append(match.group())
-    return None
-
-
 def normalise_pkgbuild(text: str) -> str:
-    """The PKGBUILD without its pkgver=, pkgrel= and epoch= values and its checksum arrays
+    """The PKGBUILD with its pkgver=, pkgrel= and epoch= values and its checksum arrays
     (md5sums ... b2sums, cksums, their _<arch> variants, '=' or '+=', over one line or
-    several): two PKGBUILDs that differ only there normalise the same.
+    several) blanked: two PKGBUILDs that differ only there normalise the same.
+
+    Each such assignment becomes ':', a command that does nothing, so the text still reads
+    as a PKGBUILD; trailing blanks go with it, and an epoch= line is dropped whole, since a
+    bump may add one. Comments inside a checksum array are kept.
 
     Only assignments that start a line are blanked, and only when every value is a literal
     of letters, digits and '.', '_', '+' (checksums: letters and digits), so no code and no
-    expansion is ever ignored. Comments inside a checksum array are kept. An assignment
-    alone on its lines is dropped with them (an epoch added by a bump is ignored too);
-    one sharing its line leaves 'name=' or 'name=()' behind. Not blanked, so a change
-    there counts: a variable the version is built from (_pkgver=...), the pkgver()
-    function, values with quotes concatenated or '$'. Text that only looks like such an
-    assignment (a line of a string or a here-document) is blanked the same way: what is
-    ignored is still no more than a plain literal."""
+    expansion is ever ignored. Not blanked, so a change there counts: a variable the version
+    is built from (_pkgver=...), the pkgver() function, values with '$' or concatenated
+    quotes, a line continuing the one before. Text that only looks like such an assignment
+    (a line of a string or a here-document) is blanked the same way: what is ignored is
+    still no more than a plain literal."""
     out: list[str] = []
     kept = pos = 0  # text[:kept] is done with; the search goes on from pos
     while match := _START.search(text, pos):
         line, pos = match.start(), match.end()
         if line >= 2 and text[line - 2] == "\\":  # this line continues the one before
             continue
-        comments: list[str] = []
+        comments: list[str] = []  # kept from a checksum array
         if match["scalar"]:
             value = _SCALAR.match(text, pos)
             if value is None:
                 continue
-            name, end, marker = match.start("scalar"), value.end(), match["scalar"] + "="
+            end = value.end()
         else:
-            found = _array_end(text, pos)
-            if found is None:
+            array = _ARRAY_REST.match(text, pos)
+            if array is None:  # an item that is not a literal: an expansion, code, no ')'
                 continue
-            end, comments = found
-            name, kept_comments = match.start("array"), "".join(c + "\n" for c in comments)
-            marker = f"{match['array']}{match['op']}({kept_comments})"
+            end, comments = array.end(), _COMMENT.findall(array.group())
+        marker = ":" + "".join(f" {comment}\n" for comment in comments)
         rest = _REST_OF_LINE.match(text, end)
-        if rest and not comments:  # alone on its lines: dropped with them
+        if rest:  # blanks up to the end of the line go with it
+            end, marker = rest.end(), marker + rest.group().lstrip(" \t")
+        if rest and match["scalar"] == "epoch":
             out.append(text[kept:line])
-            kept = pos = rest.end()
         else:
+            name = match.start("scalar") if match["scalar"] else match.start("array")
             out.append(text[kept:name] + marker)
-            kept = pos = end
+        kept = pos = end
     out.append(text[kept:])
     return "".join(out)
 
@@ -213,29 +209,67 @@ def _range(start: int, stop: int) -> str:
     return f"{start + 1 if stop > start else start},{stop - start}"
 
 
-def _changed(a: list[str], b: list[str], budget: list[int]) -> list[tuple[int, int, int, int]]:
-    """The changed runs (a[i1:i2] -> b[j1:j2]) in order, aligned by difflib between the
-    common first and last lines while the budget of line pairs lasts."""
+def _aligned(a: list[str], b: list[str], i1: int, i2: int, j1: int, j2: int,
+             budget: list[int]) -> list[Run]:
+    """The changed runs from a[i1:i2] to b[j1:j2]: difflib's while the budget of line
+    pairs lasts, past it the whole piece as one run."""
+    if i1 == i2 or j1 == j2:  # only added or only removed lines: nothing to align
+        return [(i1, i2, j1, j2)] if (i1, j1) != (i2, j2) else []
+    pairs = (i2 - i1) * (j2 - j1)
+    if pairs > budget[0]:
+        return [(i1, i2, j1, j2)]
+    budget[0] -= pairs
+    matcher = difflib.SequenceMatcher(None, a[i1:i2], b[j1:j2])
+    return [(i1 + r1, i1 + r2, j1 + s1, j1 + s2)
+            for tag, r1, r2, s1, s2 in matcher.get_opcodes() if tag != "equal"]
+
+
+def _anchors(a: list[str], b: list[str], i1: int, i2: int, j1: int,
+             j2: int) -> list[tuple[int, int]]:
+    """Patience diff's anchors in a[i1:i2] and b[j1:j2]: of the lines found once in each,
+    the longest sequence that comes in the same order in both (O(n log n))."""
+    count_a, count_b = Counter(a[i1:i2]), Counter(b[j1:j2])
+    where_b = {b[j]: j for j in range(j1, j2) if count_b[b[j]] == 1}
+    pairs = [(i, where_b[a[i]]) for i in range(i1, i2)
+             if count_a[a[i]] == 1 and a[i] in where_b]
+    tails: list[int] = []  # tails[n]: the pair ending the best sequence of length n + 1
+    tail_js: list[int] = []
+    before: list[int] = []  # the pair before each pair in its sequence, -1 for none
+    for k, (_, j) in enumerate(pairs):
+        n = bisect.bisect_left(tail_js, j)
+        before.append(tails[n - 1] if n else -1)
+        tails[n:n + 1], tail_js[n:n + 1] = [k], [j]
+    chain = []
+    k = tails[-1] if tails else -1
+    while k >= 0:
+        chain.append(pairs[k])
+        k = before[k]
+    return chain[::-1]
+
+
+def _changed(a: list[str], b: list[str], budget: list[int]) -> list[Run]:
+    """The changed runs in order: the common first and last lines set apart, difflib
+    aligns the rest; when that would pass the budget, lines found once in each text
+    anchor the alignment first and difflib aligns the pieces between them."""
     first = 0
     while first < min(len(a), len(b)) and a[first] == b[first]:
         first += 1
     last = 0
     while last < min(len(a), len(b)) - first and a[-1 - last] == b[-1 - last]:
         last += 1
-    inner_a, inner_b = a[first:len(a) - last], b[first:len(b) - last]
-    pairs = len(inner_a) * len(inner_b)
-    if pairs > budget[0]:
-        runs = [(0, len(inner_a), 0, len(inner_b))]
-    else:
-        budget[0] -= pairs
-        runs = [(i1, i2, j1, j2) for tag, i1, i2, j1, j2
-                in difflib.SequenceMatcher(None, inner_a, inner_b).get_opcodes()
-                if tag != "equal"]
-    return [(i1 + first, i2 + first, j1 + first, j2 + first) for i1, i2, j1, j2 in runs]
+    i2, j2 = len(a) - last, len(b) - last
+    if (i2 - first) * (j2 - first) <= budget[0]:
+        return _aligned(a, b, first, i2, first, j2, budget)
+    runs: list[Run] = []
+    i, j = first, first
+    for anchor_i, anchor_j in [*_anchors(a, b, first, i2, first, j2), (i2, j2)]:
+        runs += _aligned(a, b, i, anchor_i, j, anchor_j, budget)
+        i, j = anchor_i + 1, anchor_j + 1
+    return runs
 
 
 def _hunks(a: list[str], b: list[str], budget: list[int]) -> Iterator[str]:
-    groups: list[list[tuple[int, int, int, int]]] = []
+    groups: list[list[Run]] = []
     for run in _changed(a, b, budget):
         if groups and run[0] - groups[-1][-1][1] <= 2 * CONTEXT:
             groups[-1].append(run)
