@@ -13,6 +13,8 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
 from tests.pkgfactory import makepkg_available
 from vieter_lite import review
@@ -342,3 +344,43 @@ def test_makepkg_reads_the_normalised_pkgbuild_the_same_but_version_and_checksum
     other = _srcinfo("pkgver=0\npkgrel=0\n" + normalised)
     assert "\tpkgver = 0" in other and "\tpkgrel = 0" in other
     assert not [line for line in other if SUM_KEY.match(line) or line.startswith("\tepoch = ")]
+
+
+# -- diff -u and git apply on generated edits -----------------------------------------------
+
+_EDITS = st.lists(st.tuples(st.sampled_from("ird"), st.integers(0, 60)), min_size=1, max_size=6)
+
+
+@given(st.integers(0, 60), _EDITS, st.booleans())
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_hunks_are_those_of_diff_u(tmp_path, length, edits, cut_newline):
+    """Lines all different (so there is one best alignment): the same hunks as GNU diff."""
+    a = [f"line {i}\n" for i in range(length)]
+    b = list(a)
+    for n, (op, at) in enumerate(edits):
+        if op == "i":
+            b.insert(min(at, len(b)), f"new {n}\n")
+        elif at < len(b):
+            b[at:at + 1] = [f"changed {n}\n"] if op == "r" else []
+    old, new = "".join(a).encode(), "".join(b).encode()
+    new = new.rstrip(b"\n") if cut_newline else new
+    assume(old != new)
+    diff = review.changes({"PKGBUILD": old}, {"PKGBUILD": new})
+    assert _section(diff, "PKGBUILD") == _diff_u(old, new, tmp_path)
+
+
+_TEXT = st.lists(st.sampled_from(["a\n", "b\n", "c\n", "\n", "  make\n", "x"]), max_size=30).map("".join)
+
+
+@given(st.dictionaries(st.sampled_from(["PKGBUILD", "a.install", "p/fix.patch"]), _TEXT),
+       st.dictionaries(st.sampled_from(["PKGBUILD", "a.install", "p/fix.patch"]), _TEXT))
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_git_apply_turns_the_old_source_into_the_new(tmp_path_factory, old, new):
+    """Repeated lines, files added and removed, no newline at the end: the diff applies."""
+    old = {k: v.encode() for k, v in old.items()}
+    new = {k: v.encode() for k, v in new.items()}
+    diff = review.decide("always", old, new)
+    if old == new:
+        assert diff == review.ALWAYS_UNCHANGED
+    else:
+        assert _applied(old, diff, tmp_path_factory.mktemp("apply")) == new

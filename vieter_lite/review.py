@@ -35,7 +35,7 @@ _DIRECTORY = b"5"
 _SUMS = r"(?:md5|sha1|sha224|sha256|sha384|sha512|b2|ck)sums(?:_[A-Za-z0-9_]+)?"
 # an assignment at the start of a line, not continuing the line before (checked apart)
 _START = re.compile(rf"^[ \t]*(?:(?P<scalar>pkgver|pkgrel|epoch)=|(?P<array>{_SUMS})"
-                    r"(?P<op>\+?=)\()", re.M)
+                    r"\+?=\()", re.M)
 # a literal of letters, digits and . _ + (no expansion, no code), then the end of the word
 _SCALAR = re.compile(r"(?:[\w.+]+|'[\w.+]*'|\"[\w.+]*\")(?=[ \t\n;&|)<>]|\Z)", re.A)
 # the rest of a checksum array up to its ')': blanks, comments and literals of letters and
