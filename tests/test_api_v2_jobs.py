@@ -5,6 +5,7 @@ fresh data dir) and against one real server process."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import tarfile
@@ -296,8 +297,9 @@ def test_a_manifest_build_publishes_as_its_owner_never_over_a_targets_names(clie
 # -- the agent's side: source bundles and review ---------------------------------------
 
 def pkgbuild_files(version: str, body: str = "true") -> dict[str, bytes]:
+    checksum = hashlib.sha256(version.encode()).hexdigest()
     return {"PKGBUILD": (f"pkgname=x\npkgver={version}\npkgrel=1\narch=(x86_64)\n"
-                         f"sha256sums=('{version * 8}')\nbuild() {{ {body}; }}\n").encode()}
+                         f"sha256sums=('{checksum}')\nbuild() {{ {body}; }}\n").encode()}
 
 
 def run_with_source(c, target_id: int, files: dict[str, bytes]) -> tuple[int, str, dict]:
