@@ -456,3 +456,83 @@ def test_network_none_has_only_loopback(pm):
     code, out = run_collect(pm, BASE, ["sh", "-c", "tail -n +3 /proc/net/dev | cut -d: -f1"],
                             network="host")
     assert code == 0 and "lo" in out.split() and len(out.split()) > 1
+
+
+# -- one container: files in before the start, killed by id --------------------------------
+
+def test_copy_in_gives_files_to_the_created_container_before_it_starts(pm):
+    from vieter_lite.agent import bundle
+
+    files = [bundle.SourceFile("PKGBUILD", b"pkgname=in\n", bundle.REGULAR),
+             bundle.SourceFile("sub/run.sh", b"echo ran\n", bundle.EXECUTABLE)]
+    code, out = run_collect(pm, BASE, ["sh", "-c", "cat /vieter-source/PKGBUILD; "
+                                       "sh /vieter-source/sub/run.sh; "
+                                       "stat -c '%U %a %n' /vieter-source/sub/run.sh "
+                                       "/vieter-source/PKGBUILD /vieter-source/sub"],
+                            user="root", copy_in=("/", bundle.for_container(files,
+                                                                            "vieter-source")))
+    assert (code, out) == (0, "pkgname=in\nran\nroot 755 /vieter-source/sub/run.sh\n"
+                              "root 644 /vieter-source/PKGBUILD\nroot 755 /vieter-source/sub\n")
+    with pytest.raises(PodmanError, match="copy into / of container"):
+        pm.run(BASE, ["true"], copy_in=("/", b"not a tar archive" * 64))
+    assert pm.containers() == []
+
+
+def test_on_create_sees_the_labelled_container_and_may_refuse_its_start(pm):
+    seen: list[dict] = []
+
+    def refuse(cid: str) -> None:
+        seen.append(pm._client.containers.get(cid).labels)
+        raise RuntimeError("not this one")
+
+    with pytest.raises(RuntimeError, match="not this one"):
+        pm.run(BASE, ["sh", "-c", "echo ran"], labels={"io.vieter-lite.build": "42"},
+               on_create=refuse)
+    assert seen[0]["io.vieter-lite.build"] == "42" and seen[0]["io.vieter-lite.role"] == "build"
+    assert pm.containers() == []
+
+
+def test_kill_ends_one_container_and_leaves_the_others(pm):
+    ids: dict[str, str] = {}
+    results: dict[str, int] = {}
+    output: list[bytes] = []
+
+    def run(name: str, command: str) -> None:
+        results[name] = pm.run(BASE, ["sh", "-c", command], on_output=output.append,
+                               on_create=lambda cid: ids.__setitem__(name, cid))
+
+    victim = threading.Thread(target=run, args=("victim", "echo victim up; sleep 60"))
+    other = threading.Thread(target=run, args=("other", "echo other up; sleep 4; exit 7"))
+    victim.start()
+    other.start()
+    deadline = time.monotonic() + 60
+    while b"victim up" not in b"".join(output) or b"other up" not in b"".join(output):
+        assert time.monotonic() < deadline, b"".join(output)
+        time.sleep(0.05)
+    started = time.monotonic()
+    assert pm.kill(ids["victim"]) is True
+    killed = time.monotonic()
+    gone_at = None
+    while ids["victim"] in pm.containers():
+        time.sleep(0.05)
+    gone_at = time.monotonic()
+    victim.join(30)
+    returned = time.monotonic()
+    assert not victim.is_alive() and results["victim"] != 0
+    assert other.is_alive(), "the other container was stopped as well"
+    other.join(30)
+    assert results["other"] == 7
+    assert pm.containers() == []
+    assert pm.kill(ids["victim"]) is False  # no such container any more
+    print(f"kill: {killed - started:.2f}s, gone after {gone_at - started:.2f}s, run() returned "
+          f"after {returned - started:.2f}s (exit {results['victim']})")
+
+
+def test_kill_of_a_created_container_removes_it_and_its_run_fails(pm):
+    def kill_it(cid: str) -> None:
+        assert pm.kill(cid) is True
+
+    with pytest.raises(PodmanError, match="start container"):
+        pm.run(BASE, ["sh", "-c", "echo ran"], on_create=kill_it)
+    assert pm.containers() == []
+    assert pm.kill("vieter-lite-no-such-container") is False

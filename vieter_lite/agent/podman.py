@@ -354,20 +354,35 @@ class Podman:
     def run(self, image: str, command: list[str], env: dict[str, str] | None = None,
             user: str | None = None, workdir: str | None = None, timeout: float | None = None,
             on_output: OutputFn | None = None, network: str | None = None,
-            copy_out: tuple[str, CopyFn] | None = None) -> int:
+            copy_out: tuple[str, CopyFn] | None = None,
+            copy_in: tuple[str, bytes] | None = None, labels: dict[str, str] | None = None,
+            on_create: Callable[[str], None] | None = None) -> int:
         """Run `command` in a fresh container and return its exit code.
 
         Output (stdout and stderr, in arrival order) goes to `on_output` while it runs. Past
         `timeout` seconds the container is killed and BuildTimeout raised. `network` is the
-        network mode (None: containers.conf's). With `copy_out=(path, receive)`, after an
+        network mode (None: containers.conf's). With `copy_in=(path, tar)`, the tar is
+        unpacked at `path` in the created container before it starts. `on_create` gets the
+        container's id before it starts (so another thread can kill() it; an exception it
+        raises ends the run before the start). With `copy_out=(path, receive)`, after an
         exit 0 `receive` gets the tar stream of `path` in the stopped container: nothing
         runs in it any more while the files are read, and no host directory is shared
         with it (a bind mount would have to be writable by the build user, a subordinate
         uid on the host, and the build could plant links in it or fill the host's disk
-        while it runs). The container is always removed.
+        while it runs). The container is always removed; a container that kill() removed
+        while it ran ends the run with the exit code -1.
         """
-        container = self._create(image, list(command), env, user, workdir, "build", network)
+        container = self._create(image, list(command), env, user, workdir, "build", network,
+                                 labels)
         try:
+            if copy_in is not None:
+                path, data = copy_in
+                with self._call(f"copy into {path} of container {container.id[:12]}"):
+                    response = self._client.api.put(f"/containers/{container.id}/archive",
+                                                    params={"path": path}, data=data)
+                    response.raise_for_status()
+            if on_create is not None:
+                on_create(container.id)
             code = self._supervise(container, timeout, on_output)
             if code == 0 and copy_out is not None:
                 path, receive = copy_out
@@ -391,9 +406,10 @@ class Podman:
 
     def _create(self, image: str, command: list[str], env: dict[str, str] | None,
                 user: str | None, workdir: str | None, role: str,
-                network: str | None = None) -> Any:
+                network: str | None = None, labels: dict[str, str] | None = None) -> Any:
         kwargs: dict[str, Any] = {"environment": dict(env or {}),
-                                  "labels": {LABEL: role, OWNER_LABEL: self.owner},
+                                  "labels": {**(labels or {}), LABEL: role,
+                                             OWNER_LABEL: self.owner},
                                   "log_config": {"Type": "json-file"}}
         if network:
             kwargs["network_mode"] = network
@@ -428,7 +444,7 @@ class Podman:
         reader.join(30)  # drain what is left of the output
         if reader.is_alive():
             log.warning("output of container %s did not end", container.id[:12])
-        if failure:
+        if failure and state.get("Status") != "removed":  # a removed one's stream breaks off
             raise failure[0]
         return int(state.get("ExitCode", -1))
 
@@ -459,8 +475,14 @@ class Podman:
                 response.close()
 
     def _state(self, container: Any) -> dict[str, Any]:
-        with self._call(f"inspect container {container.id[:12]}"):
-            container.reload()
+        """The container's state; one that is gone (kill() removed it) has exited."""
+        try:
+            with self._call(f"inspect container {container.id[:12]}"):
+                container.reload()
+        except PodmanError as exc:
+            if self._status(exc.__cause__) == 404:
+                return {"Running": False, "Status": "removed", "ExitCode": -1}
+            raise
         return container.attrs.get("State") or {}
 
     def _kill(self, container: Any) -> None:
@@ -480,6 +502,22 @@ class Podman:
         except PodmanError as exc:
             if self._status(exc.__cause__) != 404:
                 log.warning("%s", exc)
+
+    def kill(self, name_or_id: str) -> bool:
+        """Kill one container at once (SIGKILL) and remove it, whatever its state; False
+        when there is no such container. A run() of it then returns."""
+        try:
+            with self._call(f"find container {name_or_id}"):
+                container = self._client.containers.get(name_or_id)
+        except PodmanError as exc:
+            if self._status(exc.__cause__) == 404:
+                return False
+            raise
+        # a container that does not run (created, exited) refuses the signal: removed below
+        with contextlib.suppress(PodmanError), self._call(f"kill container {name_or_id}"):
+            container.kill(signal="SIGKILL")
+        self._remove_container(container)
+        return True
 
     def kill_all(self) -> None:
         """Kill every container this instance started (a hard stop); run() then returns."""
