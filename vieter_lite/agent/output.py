@@ -27,7 +27,7 @@ class OutputError(Exception):
     """The build's output is not a set of packages the agent will publish (one-line reason)."""
 
 
-class _Stream(io.RawIOBase):
+class LimitedStream(io.RawIOBase):
     """A file over an iterable of byte chunks that stops past `limit` bytes."""
 
     def __init__(self, chunks: Iterable[bytes], limit: int) -> None:
@@ -68,7 +68,7 @@ def extract_packages(chunks: Iterable[bytes], dest: Path, max_packages: int = MA
     Returns the files written, sorted by name; OutputError when a limit is passed.
     """
     found: list[Path] = []
-    stream = io.BufferedReader(_Stream(chunks, max_output_bytes), 1024 * 1024)
+    stream = io.BufferedReader(LimitedStream(chunks, max_output_bytes), 1024 * 1024)
     try:
         with tarfile.open(fileobj=stream, mode="r|") as tar:
             for member in tar:
