@@ -487,3 +487,33 @@ class Client:
 
     def remove_token(self, token_id: int) -> None:
         self.call_v2("DELETE", f"/api/v2/tokens/{_segment(token_id)}")
+
+    # -- a build's job and source (/api/v2, with the build token: the agent) ----------
+
+    def build_job(self, build_id: int) -> dict[str, Any]:
+        """What to build: {build_id, kind, url, branch, path, repo, arch, image, timeout,
+        force, environment, source ("fetch": fetch it, then put_source; "server":
+        get_source)}."""
+        answer = self.call_v2("GET", f"/api/v2/builds/{_segment(build_id)}/job")
+        if not isinstance(answer, dict):
+            raise ClientError(f"{self.address} answered the job of build {build_id} "
+                              "without an object")
+        return answer
+
+    def get_source(self, build_id: int) -> bytes:
+        """The build's source bundle (an uncompressed tar)."""
+        return self.request("GET", f"/api/v2/builds/{_segment(build_id)}/source")[2]
+
+    def put_source(self, build_id: int, bundle: bytes) -> dict[str, Any]:
+        """Hand the fetched source bundle to the server: {"action": "build"} (go on) or
+        {"action": "hold", "diff": ...} (held for review; the build token is dead now)."""
+        _, _, raw = self.request("PUT", f"/api/v2/builds/{_segment(build_id)}/source",
+                                 body=bundle, headers={"Content-Type": "application/x-tar"})
+        try:
+            answer = json.loads(raw) if raw else None
+        except ValueError:
+            answer = None
+        if not isinstance(answer, dict):
+            raise ClientError(f"{self.address} answered the source of build {build_id} "
+                              "without a JSON object")
+        return answer

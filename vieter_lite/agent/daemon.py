@@ -13,17 +13,28 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vieter_lite.agent import script
+from vieter_lite.agent import bundle, script
+from vieter_lite.agent.bundle import BundleError, SourceFile
+from vieter_lite.agent.control import BuildControl, Stopped, gone
 from vieter_lite.agent.output import OutputError, extract_packages
 from vieter_lite.agent.podman import BuildTimeout, Podman, PodmanError
 from vieter_lite.client import Client, ClientError
 
 log = logging.getLogger(__name__)
 
-LEASE_RENEW = 30.0     # seconds between lease renewals (the server's lease is 120 s)
 LOG_FLUSH = 1.0        # seconds between log uploads while a build runs
 TIMEOUT_EXIT = 124     # exit code recorded for a build killed at its timeout
 ERROR_EXIT = -1        # exit code recorded when the build could not run at all
+BUILD_LABEL = "io.vieter-lite.build"  # the build id on each of its containers
+TASK_LABEL = "io.vieter-lite.task"    # which of its containers: source or build
+
+
+class BuildFailed(Exception):
+    """A step failed: the build ends with this exit code, its reason as a log line."""
+
+    def __init__(self, code: int, line: str):
+        super().__init__(line)
+        self.code = code
 
 
 @dataclass(frozen=True)
@@ -92,17 +103,24 @@ class Images:
 
 class LogStream:
     """Collects a build's output, sends it every LOG_FLUSH seconds, and turns the script's
-    marker lines into task status updates."""
+    marker lines into task status updates. Everything fed before a task starts (its marker
+    line, or the agent's own start_task) is sent before the task is reported, so each
+    task's part of the log holds its own output."""
 
-    def __init__(self, api: Client, build_id: int, echo: Callable[[bytes], None] | None = None):
+    def __init__(self, api: Client, build_id: int, echo: Callable[[bytes], None] | None = None,
+                 on_gone: Callable[[ClientError], None] | None = None):
         self.api = api
         self.build_id = build_id
         self.echo = echo
+        self.on_gone = on_gone  # told when an answer says the build is over on the server
         self.task: str | None = None
         self.skipped = False
-        self._pending = bytearray()
+        self.abandoned = False  # nothing more goes to the server (the build is over there)
+        self._pending = bytearray()  # fed, not sent yet
+        self._base = 0  # how many bytes were fed before _pending[0]
         self._partial = b""
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the buffer
+        self._sending = threading.Lock()  # one upload or task report at a time, in order
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._flusher, name=f"log-{build_id}",
                                         daemon=True)
@@ -112,40 +130,76 @@ class LogStream:
         if self.echo:
             self.echo(data)
         with self._lock:
+            at = self._base + len(self._pending) - len(self._partial)  # where a line begins
             self._pending += data
             lines = (self._partial + data).split(b"\n")
             self._partial = lines.pop()
         for line in lines:
             found = script.marker(line.decode("utf-8", "replace").strip())
             if found and found[0] == "task":
-                self.start_task(found[1])
+                self._start_at(found[1], at)
             elif found:
                 self.skipped = True
+            at += len(line) + 1
 
     def line(self, text: str) -> None:
         self.feed(("\n" + text + "\n").encode())
 
     def start_task(self, name: str) -> None:
-        if name == self.task:
-            return
-        try:
-            if self.task:
-                self.api.set_task(self.build_id, self.task, "success")
-            self.api.set_task(self.build_id, name, "running")
-        except ClientError as exc:
-            log.warning("build %d: could not report task %s: %s", self.build_id, name, exc)
-        self.task = name
+        """Start a task here: what was fed so far belongs to the one before."""
+        with self._lock:
+            at = self._base + len(self._pending)
+        self._start_at(name, at)
+
+    def _start_at(self, name: str, at: int) -> None:
+        with self._sending:
+            if name == self.task:
+                return
+            self._send(at)
+            try:
+                if self.task and not self.abandoned:
+                    self.api.set_task(self.build_id, self.task, "success")
+                if not self.abandoned:
+                    self.api.set_task(self.build_id, name, "running")
+            except ClientError as exc:
+                self._failed(exc, f"could not report task {name}")
+            self.task = name
 
     def flush(self) -> None:
+        with self._sending:
+            self._send(None)
+
+    def _send(self, until: int | None) -> None:
+        """Upload what was fed before byte `until` (None: all of it)."""
         with self._lock:
-            chunk, self._pending = bytes(self._pending), bytearray()
-        if chunk:
+            n = len(self._pending) if until is None else \
+                max(0, min(len(self._pending), until - self._base))
+            chunk = bytes(self._pending[:n])
+            del self._pending[:n]
+            self._base += n
+        if chunk and not self.abandoned:
             try:
                 self.api.append_log(self.build_id, chunk)
             except ClientError as exc:
-                log.warning("build %d: could not send log: %s", self.build_id, exc)
-                with self._lock:
-                    self._pending[:0] = chunk
+                if not self._failed(exc, "could not send log"):
+                    with self._lock:  # kept for the next try
+                        self._pending[:0] = chunk
+                        self._base -= n
+
+    def _failed(self, exc: ClientError, what: str) -> bool:
+        """A report failed; True when the build is over on the server (the stream then
+        sends nothing more)."""
+        if gone(exc):
+            self.abandon()
+            if self.on_gone is not None:
+                self.on_gone(exc)
+            return True
+        log.warning("build %d: %s: %s", self.build_id, what, exc)
+        return False
+
+    def abandon(self) -> None:
+        """Send nothing more (what comes is still echoed)."""
+        self.abandoned = True
 
     def _flusher(self) -> None:
         while not self._done.wait(LOG_FLUSH):
@@ -221,54 +275,166 @@ class Agent:
             self._freed.set()
 
     def build(self, job: dict[str, Any], echo: Callable[[bytes], None] | None = None) -> int:
-        """Run one claimed job to the end and report it; returns the exit code."""
+        """Run one claimed job to the end and report it; returns the exit code.
+
+        Steps: the job's details, the builder image (task setup); the source, fetched in a
+        container and handed to the server, which may hold the build for review, or the
+        server's bundle (task source); makepkg in a second container (tasks source, build);
+        the packages uploaded from here (publish). Once the server has ended the build
+        (cancelled, timed out, lease lost) its container is killed, and nothing more is
+        published or reported."""
         build_id, token = job["build_id"], job["token"]
         api = Client(self.settings.address, token)
-        stream = LogStream(api, build_id, echo)
-        done = threading.Event()
-        renewer = threading.Thread(target=self._renew, args=(api, build_id, done), daemon=True)
-        renewer.start()
+        control = BuildControl(api, build_id, self.podman.kill).start()
+        stream = LogStream(api, build_id, echo, on_gone=control.stop_if_gone)
         started = int(self.clock())
         exit_code = ERROR_EXIT
+        held = False
         try:
             stream.start_task("setup")
-            stream.line(f"vieter-lite agent: build {build_id} of target {job['target_id']} "
-                        f"({job['kind']} {job['url']}) for {job['repo']}/{job['arch']}")
-            image = self.images.builder_for(job["base_image"], stream.feed)
-            exit_code = self._build_and_publish(job, image, api, stream)
+            job = {**job, **api.build_job(build_id)}
+            deadline = time.monotonic() + float(job["timeout"])
+            stream.line(self._describe(job))
+            env, dropped = script.environment(job.get("environment"))
+            for reason in dropped:
+                stream.line(f"vieter-lite agent: an environment variable is left out: {reason}")
+            image = self.images.builder_for(job.get("image") or job["base_image"], stream.feed)
+            control.check()
+            files = self._source(job, image, api, stream, control, deadline)
+            if files is None:
+                held = True
+            else:
+                exit_code = self._build_and_publish(job, image, files, env, api, stream,
+                                                    control, deadline)
+        except Stopped:
+            pass
+        except BuildFailed as exc:
+            exit_code = exc.code
+            stream.line(f"vieter-lite agent: {exc}")
         except BuildTimeout:
             exit_code = TIMEOUT_EXIT
             stream.line(f"vieter-lite agent: build killed after its timeout of {job['timeout']} s")
         except OutputError as exc:
             exit_code = 1
             stream.line(f"vieter-lite agent: nothing published: {exc}")
+        except BundleError as exc:
+            exit_code = 1
+            stream.line(f"vieter-lite agent: the source is refused: {exc}")
         except PodmanError as exc:
             stream.line(f"vieter-lite agent: the build could not run: {exc}")
+        except ClientError as exc:  # the job, the source: the build cannot go on
+            control.stop_if_gone(exc)
+            stream.line(f"vieter-lite agent: the server refused a step of the build: {exc}")
         except Exception as exc:  # report every failure as a failed build; keep the agent
             log.exception("build %d failed unexpectedly", build_id)
             stream.line(f"vieter-lite agent: internal error: {exc}")
         finally:
-            done.set()
-            handed_back = self.hard_stop.is_set() and exit_code != 0
-            if handed_back:
-                stream.line("vieter-lite agent: stopped; the build goes back to the queue")
-            stream.close()
-            try:
-                if handed_back:
-                    api.release_build(build_id)
-                else:
-                    api.finish_build(build_id, exit_code, start_time=started,
-                                     end_time=int(self.clock()),
-                                     timed_out=exit_code == TIMEOUT_EXIT)
-            except ClientError as exc:
-                log.error("build %d: could not report the result: %s", build_id, exc)
+            control.close()
+            self._end(api, build_id, stream, control, held, exit_code, started)
         return exit_code
 
-    def _build_and_publish(self, job: dict[str, Any], image: str, api: Client,
-                           stream: LogStream) -> int:
-        """Build in a container; after it exited 0, copy its packages out and publish them."""
-        env = script.build_env(job, self.settings.address, self.settings.build_user,
-                               self.settings.makepkg_args)
+    def _end(self, api: Client, build_id: int, stream: LogStream, control: BuildControl,
+             held: bool, exit_code: int, started: int) -> None:
+        """Report the end: finish, or hand the build back; nothing when the server has
+        ended it or holds it (its token is dead then)."""
+        if held or control.stopped.is_set():
+            stream.abandon()
+            if held:
+                stream.line(f"vieter-lite agent: build {build_id} waits for a review of its "
+                            f"source (POST /api/v2/builds/{build_id}/start approves it)")
+                log.warning("build %d waits for a review of its source", build_id)
+            else:
+                stream.line(f"vieter-lite agent: build {build_id} stopped: {control.reason}; "
+                            "its container was killed, nothing more is published")
+                log.warning("build %d stopped (%s): container killed, nothing more published, "
+                            "no result reported", build_id, control.reason)
+            stream.close()
+            return
+        handed_back = self.hard_stop.is_set() and exit_code != 0
+        if handed_back:
+            stream.line("vieter-lite agent: stopped; the build goes back to the queue")
+        stream.close()
+        try:
+            if handed_back:
+                api.release_build(build_id)
+            else:
+                api.finish_build(build_id, exit_code, start_time=started,
+                                 end_time=int(self.clock()),
+                                 timed_out=exit_code == TIMEOUT_EXIT)
+        except ClientError as exc:
+            log.error("build %d: could not report the result: %s", build_id, exc)
+
+    @staticmethod
+    def _describe(job: dict[str, Any]) -> str:
+        what = f"of target {job['target_id']} " if job.get("target_id") else ""
+        source = ("an inline PKGBUILD" if job["kind"] == "pkgbuild"
+                  else f"{job['kind']} {job['url']}")
+        return (f"vieter-lite agent: build {job['build_id']} {what}({source}) for "
+                f"{job['repo']}/{job['arch']}")
+
+    def _run(self, job: dict[str, Any], image: str, task: str, command: list[str],
+             env: dict[str, str], stream: LogStream, control: BuildControl, deadline: float,
+             **files: Any) -> int:
+        """One container of the build, killed at the build's deadline or when the server
+        ends the build; its exit code."""
+        control.check()
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise BuildTimeout(float(job["timeout"]))
+        try:
+            code = self.podman.run(
+                image, command, env=env, user="root", workdir="/", timeout=remaining,
+                on_output=stream.feed, network=self.settings.build_network,
+                labels={BUILD_LABEL: str(job["build_id"]), TASK_LABEL: task},
+                on_create=control.register, **files)
+        finally:
+            control.release()
+        control.check()
+        return code
+
+    def _source(self, job: dict[str, Any], image: str, api: Client, stream: LogStream,
+                control: BuildControl, deadline: float) -> list[SourceFile] | None:
+        """The source's files; None when the server holds the build for a review."""
+        stream.start_task("source")
+        build_id = job["build_id"]
+        if job.get("source") == "server":
+            data = api.get_source(build_id)
+            given = bundle.read(data)
+            stream.line(f"vieter-lite agent: the source from the server: "
+                        f"{bundle.summary(given, data)}")
+            return given
+        if job.get("source") != "fetch":
+            raise BuildFailed(1, f"the server asks for a source {job.get('source')!r} (not "
+                                 "'fetch' or 'server')")
+        files: list[SourceFile] = []
+
+        def receive(chunks: Iterable[bytes]) -> None:
+            files.extend(bundle.from_container(chunks))
+
+        code = self._run(job, image, "source", script.source_command(),
+                         script.source_env(job, self.settings.build_user), stream, control,
+                         deadline, copy_out=(script.SOURCE_OUT, receive))
+        if code != 0:
+            raise BuildFailed(code, f"fetching the source failed (exit {code})")
+        data = bundle.make(files)
+        stream.line(f"vieter-lite agent: the source: {bundle.summary(files, data)}; sending it "
+                    "to the server, which holds the build if it needs a review")
+        stream.flush()
+        answer = api.put_source(build_id, data)
+        if answer.get("action") == "hold":  # the build token is dead from here on
+            return None
+        if answer.get("action") != "build":
+            raise BuildFailed(1, f"the server answered the source with {answer!r}")
+        control.check()
+        return files
+
+    def _build_and_publish(self, job: dict[str, Any], image: str, files: list[SourceFile],
+                           env: dict[str, str], api: Client, stream: LogStream,
+                           control: BuildControl, deadline: float) -> int:
+        """makepkg in a container given the source's files; after it exited 0, copy its
+        packages out and publish them."""
+        build_env = script.build_env(job, self.settings.address, self.settings.build_user,
+                                     self.settings.makepkg_args, env)
         if self.settings.work_dir:
             Path(self.settings.work_dir).mkdir(parents=True, exist_ok=True)
         outdir = Path(tempfile.mkdtemp(prefix=f"build-{job['build_id']}-",
@@ -279,41 +445,39 @@ class Agent:
             def receive(chunks: Iterable[bytes]) -> None:
                 packages.extend(extract_packages(chunks, outdir))
 
-            exit_code = self.podman.run(
-                image, script.command(), env=env, user="root", workdir="/",
-                timeout=float(job["timeout"]), on_output=stream.feed,
-                network=self.settings.build_network, copy_out=(script.OUTPUT_DIR, receive))
+            exit_code = self._run(job, image, "build", script.command(), build_env, stream,
+                                  control, deadline, copy_out=(script.OUTPUT_DIR, receive),
+                                  copy_in=("/", bundle.for_container(files, script.SOURCE_IN)))
             if exit_code != 0:
                 stream.line(f"vieter-lite agent: the build exited with {exit_code}")
                 return exit_code
             if stream.skipped:
                 return 0
-            return self._publish(api, job["repo"], packages, stream)
+            return self._publish(api, job["repo"], packages, stream, control)
         finally:
             shutil.rmtree(outdir, ignore_errors=True)
 
     @staticmethod
-    def _publish(api: Client, repo: str, packages: list[Path], stream: LogStream) -> int:
+    def _publish(api: Client, repo: str, packages: list[Path], stream: LogStream,
+                 control: BuildControl | None = None) -> int:
         """Upload the packages from here with the build token (the container never had
-        it); 0 when every one was published."""
+        it); 0 when every one was published. Once the server has ended the build, nothing
+        more is uploaded (Stopped)."""
         stream.start_task("publish")
         if not packages:
             stream.line("error: makepkg produced no package")
             return 1
         failed = 0
         for package in packages:
+            if control is not None:
+                control.check()
             stream.line(f"+ publish {package.name}")
             try:
                 api.publish(repo, package)
             except ClientError as exc:
+                if control is not None:
+                    control.stop_if_gone(exc)
+                    control.check()
                 stream.line(f"error: publishing {package.name} failed: {exc}")
                 failed = 1
         return failed
-
-    @staticmethod
-    def _renew(api: Client, build_id: int, done: threading.Event) -> None:
-        while not done.wait(LEASE_RENEW):
-            try:
-                api.renew_lease(build_id)
-            except ClientError as exc:
-                log.warning("build %d: lease renewal failed: %s", build_id, exc)
