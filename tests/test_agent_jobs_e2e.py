@@ -1,0 +1,191 @@
+"""End to end, builds.sr.ht style: builds submitted as manifests (POST /api/v2/builds) run on
+the real agent in rootless Podman: an inline PKGBUILD builds and is published, a pending
+build waits for its start, a cancelled build's container is gone within seconds and nothing
+is published, a build past its timeout ends `timeout`; each task's log holds its own part."""
+
+from __future__ import annotations
+
+import json
+import pwd
+import subprocess
+import time
+import urllib.error
+import urllib.request
+
+from conftest import API_KEY
+from pacman_client import PacmanClient
+from test_agent_e2e import AGENT_USER, pytestmark, world  # noqa: F401
+
+REPO = "jobs"
+CANCEL_LIMIT = 10.0  # seconds from the cancel to the container's end (the requirement)
+
+
+def pkgbuild(name: str, build: str = "echo built") -> str:
+    """One small `any` package; build() runs `build`."""
+    return f"""pkgname={name}
+pkgver=1.0
+pkgrel=1
+arch=('any')
+options=(!debug !strip)
+build() {{
+    {build}
+}}
+package() {{
+    install -Dm644 /dev/stdin "$pkgdir/usr/share/{name}/data" <<< '{name} data'
+}}
+"""
+
+
+def manifest(source: dict, **fields: object) -> str:
+    """A manifest as YAML would say it (JSON is YAML)."""
+    return json.dumps({"repo": REPO, "arch": "x86_64", "source": source, **fields})
+
+
+class V2:
+    """/api/v2 with the api_key: JSON in, JSON out."""
+
+    def __init__(self, url: str):
+        self.url = url
+
+    def call(self, method: str, path: str, body: object = None) -> tuple[int, bytes]:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(self.url + path, data=data, method=method,
+                                         headers={"X-Api-Key": API_KEY,
+                                                  "Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=30) as resp:
+                return resp.status, resp.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read()
+
+    def ok(self, method: str, path: str, body: object = None) -> dict:
+        status, raw = self.call(method, path, body)
+        assert status in (200, 201), (method, path, status, raw[:2000])
+        return json.loads(raw) if raw else {}
+
+    def submit(self, text: str, execute: bool = True) -> dict:
+        return self.ok("POST", "/api/v2/builds", {"manifest": text, "execute": execute})
+
+    def build(self, build_id: int) -> dict:
+        return self.ok("GET", f"/api/v2/builds/{build_id}")
+
+    def log(self, build_id: int, task: str | None = None) -> str:
+        path = f"/api/v2/builds/{build_id}/" + (f"tasks/{task}/log" if task else "log/content")
+        status, raw = self.call("GET", path)
+        assert status == 200, (path, status, raw[:500])
+        return raw.decode(errors="replace")
+
+    def db(self) -> bytes:
+        status, raw = self.call("GET", f"/{REPO}/x86_64/{REPO}.db")
+        return raw if status == 200 else b""
+
+
+def tasks(build: dict) -> dict[str, str]:
+    return {t["name"]: t["status"] for t in build["tasks"]}
+
+
+def wait_until(what: str, check, timeout: float = 180, every: float = 0.2):
+    deadline = time.monotonic() + timeout
+    while True:
+        found = check()
+        if found:
+            return found
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(every)
+
+
+def ended(api: V2, build_id: int, timeout: float = 180) -> dict:
+    def over() -> dict | None:
+        build = api.build(build_id)
+        return build if build["status"] not in ("pending", "queued", "running") else None
+    return wait_until(f"build {build_id} to end", over, timeout)
+
+
+def containers_of(build_id: int) -> list[str]:
+    """The build's containers in the agent user's Podman store (any state)."""
+    home = pwd.getpwnam(AGENT_USER).pw_dir
+    done = subprocess.run(
+        ["runuser", "-u", AGENT_USER, "--", "env", "-u", "XDG_RUNTIME_DIR", f"HOME={home}",
+         "podman", "ps", "-a", "-q", "--filter", f"label=io.vieter-lite.build={build_id}"],
+        cwd="/", capture_output=True, text=True, timeout=60, check=True)
+    return done.stdout.split()
+
+
+def test_an_inline_pkgbuild_builds_with_its_environment_and_is_published(world, tmp_path):
+    api = V2(world["server"].url)
+    text = manifest({"pkgbuild": pkgbuild("jobs-inline", 'echo "greeting: $E2E_GREETING"')},
+                    environment={"E2E_GREETING": "hello from the manifest"})
+    build_id = api.submit(text)["id"]
+    build = ended(api, build_id)
+    assert build["status"] == "success", (api.log(build_id), world["agent_log"].read_text())
+    assert tasks(build) == {"setup": "success", "source": "success", "build": "success",
+                            "publish": "success"}
+    setup, source, making, publish = (api.log(build_id, t)
+                                      for t in ("setup", "source", "build", "publish"))
+    assert f"vieter-lite agent: build {build_id} (an inline PKGBUILD)" in setup
+    assert "the source from the server: 1 file(s)" in source and "+ git" not in source
+    assert "makepkg --nobuild" in source and "greeting:" not in source
+    assert "greeting: hello from the manifest" in making and "==> Finished making" in making
+    assert "+ publish jobs-inline-1.0-1-any.pkg.tar" in publish and "makepkg" not in publish
+
+    pacman = PacmanClient(tmp_path / "root", {REPO: world["server"].url + "/$repo/$arch"})
+    pacman.sync_db()
+    assert pacman.search_sync(REPO).get("jobs-inline") == "1.0-1"
+
+
+def test_a_pending_build_waits_for_its_start(world):
+    api = V2(world["server"].url)
+    git = {"git": world["git_url"], "branch": "main", "path": "sub"}
+    build_id = api.submit(manifest(git, force=True), execute=False)["id"]
+    time.sleep(3)  # the agent polls every second: three polls pass it by
+    waiting = api.build(build_id)
+    assert (waiting["status"], waiting["runner"] or "") == ("pending", ""), waiting
+    api.ok("POST", f"/api/v2/builds/{build_id}/start")
+    build = ended(api, build_id)
+    if build["status"] == "pending":  # held for a review of its fetched source: approve it
+        assert (build.get("hold") or {}).get("reason") == "review", build
+        api.ok("POST", f"/api/v2/builds/{build_id}/start")
+        build = ended(api, build_id)
+    assert build["status"] == "success", (api.log(build_id), world["agent_log"].read_text())
+    source = api.log(build_id, "source")
+    assert "+ git clone" in source or "the source from the server" in source
+    assert "==> Finished making" in api.log(build_id, "build")
+
+
+def test_cancel_kills_the_container_and_a_timeout_ends_the_build(world):
+    """Both at once (the agent has two slots): a build cancelled while makepkg runs, and a
+    build past its timeout of 15 s."""
+    api = V2(world["server"].url)
+    slow = 'echo "sleeping now"; sleep 300'
+    cancelled_id = api.submit(manifest({"pkgbuild": pkgbuild("jobs-cancel", slow)}))["id"]
+    timed_id = api.submit(manifest({"pkgbuild": pkgbuild("jobs-timeout", slow)},
+                                   timeout=15))["id"]
+    wait_until("the cancelled build's makepkg",
+               lambda: "sleeping now" in api.log(cancelled_id), timeout=240)
+    assert containers_of(cancelled_id), "no container of the running build"
+    db_before = api.db()
+
+    cancelled_at = time.monotonic()
+    api.ok("POST", f"/api/v2/builds/{cancelled_id}/cancel")
+    wait_until("the container to go", lambda: not containers_of(cancelled_id),
+               timeout=60, every=0.1)
+    gone_after = time.monotonic() - cancelled_at
+    print(f"cancel to container gone: {gone_after:.2f}s")
+    assert gone_after < CANCEL_LIMIT
+
+    build = api.build(cancelled_id)
+    assert build["status"] == "cancelled", build
+    assert tasks(build)["publish"] != "success"
+    log = api.log(cancelled_id)
+    assert "+ publish" not in log and "Finished making" not in log
+    wait_until("the agent's word on the stop",
+               lambda: f"build {cancelled_id} stopped" in world["agent_log"].read_text(),
+               timeout=30)
+
+    timed = ended(api, timed_id, timeout=120)
+    assert timed["status"] == "timeout", (api.log(timed_id), world["agent_log"].read_text())
+    assert tasks(timed)["build"] == "failed" and tasks(timed)["publish"] == "skipped"
+    assert "build killed after its timeout of 15 s" in api.log(timed_id, "build")
+    assert not containers_of(timed_id)
+    assert api.db() == db_before, "a cancelled or timed-out build published something"
+    assert api.build(cancelled_id)["status"] == "cancelled"
