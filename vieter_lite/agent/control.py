@@ -6,10 +6,12 @@ lease; from then on the build token does not resolve, and every call with it ans
 at once, nothing is published, and finish is not called.
 
 Noticing it: a read of the build (GET /api/v1/builds/:id) every WATCH seconds, while the
-lease is renewed every LEASE_RENEW seconds as before. The read is the cheap way to ask: a
-renewal writes the builds table (an UPDATE and a commit, under the database's one writer),
-a read takes no write lock, so watching every few seconds costs the server no writes. The
-log uploads (every second while there is output) and task reports notice it as well.
+lease is renewed every LEASE_RENEW seconds as before. A renewal would answer the same
+question, but it writes the builds table (an UPDATE and a synchronous commit, under the
+database's one writer); the read takes no write lock and syncs nothing, so watching every
+few seconds adds no writes to a server on a slow disk (bench/agent_watch.py compares the
+two). The log uploads (every second while there is output) and task reports notice it
+as well.
 """
 
 from __future__ import annotations
