@@ -122,6 +122,16 @@ def test_the_size_limits():
         bundle.from_container(endless)
 
 
+def test_at_most_500_files():
+    names = [f"f{i:03}" for i in range(bundle.MAX_FILES - 1)]
+    full = tar_of([("bundle/PKGBUILD", b"p")] + [(f"bundle/{n}", b"") for n in names])
+    assert len(bundle.from_container(chunks(full))) == bundle.MAX_FILES
+    more = tar_of([("bundle/PKGBUILD", b"p")] + [(f"bundle/{n}", b"") for n in names]
+                  + [("bundle/one-more", b"")])
+    with pytest.raises(BundleError, match="more than 500 files"):
+        bundle.from_container(chunks(more))
+
+
 def test_a_broken_stream():
     with pytest.raises(BundleError, match="cannot read the source"):
         bundle.from_container([b"not a tar at all" * 100])

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from vieter_lite.agent.output import LimitedStream, OutputError
 
 MAX_BUNDLE_BYTES = 1024 * 1024  # the tar the server takes (PUT .../source)
+MAX_FILES = 500  # the files the server takes in one
 # podman's stream of the directory carries directory entries and pax headers besides the
 # files: read a little more than the bundle may hold, and judge the bundle itself.
 MAX_STREAM_BYTES = 2 * MAX_BUNDLE_BYTES
@@ -82,6 +83,8 @@ def _files(tar: tarfile.TarFile, strip_top: bool) -> list[SourceFile]:
             raise BundleError(f"the source is larger than {MAX_BUNDLE_BYTES} bytes")
         if name in found:
             raise BundleError(f"the source names {name} twice")
+        if len(found) >= MAX_FILES:
+            raise BundleError(f"the source has more than {MAX_FILES} files")
         source = tar.extractfile(member)
         assert source is not None  # a regular file
         found[name] = SourceFile(name, source.read(),
