@@ -95,9 +95,12 @@ def wait_until(what: str, check, timeout: float = 180, every: float = 0.2):
 
 
 def ended(api: V2, build_id: int, timeout: float = 180) -> dict:
+    """The build once it ended, or waits (pending) with a hold."""
     def over() -> dict | None:
         build = api.build(build_id)
-        return build if build["status"] not in ("pending", "queued", "running") else None
+        waiting = build["status"] in ("queued", "running") or \
+            (build["status"] == "pending" and not build.get("hold"))
+        return None if waiting else build
     return wait_until(f"build {build_id} to end", over, timeout)
 
 
@@ -133,7 +136,10 @@ def test_an_inline_pkgbuild_builds_with_its_environment_and_is_published(world, 
     assert pacman.search_sync(REPO).get("jobs-inline") == "1.0-1"
 
 
-def test_a_pending_build_waits_for_its_start(world):
+def test_a_pending_build_waits_for_its_start_and_a_new_source_for_its_review(world):
+    """Submitted with execute false, it waits; started, the agent fetches its git source and
+    hands it over; the first source of a manifest under review "changes" is held; approved
+    (start again), the agent builds it from the server's copy."""
     api = V2(world["server"].url)
     git = {"git": world["git_url"], "branch": "main", "path": "sub"}
     build_id = api.submit(manifest(git, force=True), execute=False)["id"]
@@ -141,15 +147,29 @@ def test_a_pending_build_waits_for_its_start(world):
     waiting = api.build(build_id)
     assert (waiting["status"], waiting["runner"] or "") == ("pending", ""), waiting
     api.ok("POST", f"/api/v2/builds/{build_id}/start")
+
+    held = ended(api, build_id)
+    assert held["status"] == "pending", (api.log(build_id), world["agent_log"].read_text())
+    assert held["hold"]["reason"] == "review" and "+pkgbase=e2e-git" in held["hold"]["diff"]
+    first = api.log(build_id, "source")
+    assert "+ git clone" in first and "the source: 1 file(s)" in first
+    assert "makepkg" not in api.log(build_id)
+    wait_until("the agent's word on the hold", lambda: f"build {build_id} waits for a review"
+               in world["agent_log"].read_text(), timeout=30)
+
+    api.ok("POST", f"/api/v2/builds/{build_id}/start")
     build = ended(api, build_id)
-    if build["status"] == "pending":  # held for a review of its fetched source: approve it
-        assert (build.get("hold") or {}).get("reason") == "review", build
-        api.ok("POST", f"/api/v2/builds/{build_id}/start")
-        build = ended(api, build_id)
     assert build["status"] == "success", (api.log(build_id), world["agent_log"].read_text())
+    assert tasks(build) == {"setup": "success", "source": "success", "build": "success",
+                            "publish": "success"}
+    # the source task's part runs from the fetch through the hold to the server's copy
+    # (a held build keeps its setup and source parts where they began)
     source = api.log(build_id, "source")
-    assert "+ git clone" in source or "the source from the server" in source
-    assert "==> Finished making" in api.log(build_id, "build")
+    fetched, approved = source.index("+ git clone"), source.index("the source from the server")
+    assert fetched < source.index("the build waits for review") < approved
+    assert source.count("+ git clone") == 1 and "makepkg --nobuild" in source[approved:]
+    making = api.log(build_id, "build")
+    assert "==> Finished making: e2e-git 1.0-1" in making and "+ git clone" not in making
 
 
 def test_cancel_kills_the_container_and_a_timeout_ends_the_build(world):
