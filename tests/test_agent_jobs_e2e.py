@@ -209,3 +209,26 @@ def test_cancel_kills_the_container_and_a_timeout_ends_the_build(world):
     assert not containers_of(timed_id)
     assert api.db() == db_before, "a cancelled or timed-out build published something"
     assert api.build(cancelled_id)["status"] == "cancelled"
+
+
+def test_a_source_with_a_symlink_fails_the_build_naming_it(world):
+    """A git source whose PKGBUILD directory holds a link: refused before it reaches the
+    server, the build fails in its source task, nothing is built."""
+    repo = world["base"] / "git" / "linkpkg"
+    repo.mkdir()
+    (repo / "PKGBUILD").write_text(pkgbuild("jobs-link"))
+    (repo / "evil").symlink_to("/etc/passwd")
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(repo)]
+    subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True)
+    subprocess.run(git + ["add", "."], check=True)
+    subprocess.run(git + ["commit", "-qm", "link"], check=True)
+    api = V2(world["server"].url)
+    url = world["git_url"].rsplit("/", 1)[0] + "/linkpkg"
+    build_id = api.submit(manifest({"git": url}, review="never"))["id"]
+    build = ended(api, build_id)
+    assert build["status"] == "failed", (api.log(build_id), world["agent_log"].read_text())
+    assert tasks(build) == {"setup": "success", "source": "failed", "build": "skipped",
+                            "publish": "skipped"}
+    source = api.log(build_id, "source")
+    assert "the source is refused: evil is a symbolic link (to '/etc/passwd')" in source
+    assert "makepkg" not in api.log(build_id)
