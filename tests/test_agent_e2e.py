@@ -3,6 +3,7 @@ Podman from a git repository and a PKGBUILD URL, publish them, and pacman instal
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import http.server
 import io
@@ -24,6 +25,7 @@ import pytest
 
 from conftest import API_KEY, ROOT, ServerProcess, free_port
 from pacman_client import PacmanClient, pacman_available
+from receivers import SmtpReceiver
 
 AGENT_USER = os.environ.get("VIETER_AGENT_USER", "vieter-agent")
 AGENT_PYTHON = os.environ.get("VIETER_AGENT_PYTHON", "/opt/vieter-lite-agent/bin/python")
@@ -124,6 +126,7 @@ def world(tmp_path_factory):
     base = Path(tempfile.mkdtemp(prefix="vieter-e2e-", dir="/tmp"))
     base.chmod(0o755)
     procs: list[subprocess.Popen] = []
+    stack = contextlib.ExitStack()
     try:
         # sources: a git repository (git daemon) and PKGBUILD files (HTTP)
         git_root = base / "git"
@@ -150,7 +153,13 @@ def world(tmp_path_factory):
         web = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
         threading.Thread(target=web.serve_forever, daemon=True).start()
 
-        server = ServerProcess(base / "server", env_extra={"VIETER_BASE_IMAGE": BASE_IMAGE})
+        # email triggers go to a real SMTP server in this process
+        smtp = SmtpReceiver().__enter__()
+        stack.callback(smtp.__exit__)
+        server = ServerProcess(base / "server", env_extra={
+            "VIETER_BASE_IMAGE": BASE_IMAGE, "VIETER_SMTP_HOST": "127.0.0.1",
+            "VIETER_SMTP_PORT": str(smtp.port), "VIETER_SMTP_STARTTLS": "false",
+            "VIETER_SMTP_FROM": "vieter@e2e.invalid"})
         server.start()
         assert server.proc is not None
         procs.append(server.proc)
@@ -164,7 +173,7 @@ def world(tmp_path_factory):
         yield {"api": api, "server": server, "agent": agent, "base": base,
                "git_url": f"git://127.0.0.1:{git_port}/gitpkg",
                "web_url": f"http://127.0.0.1:{web.server_address[1]}",
-               "agent_log": base / "agent-x86_64.log"}
+               "agent_log": base / "agent-x86_64.log", "smtp": smtp}
         agent.send_signal(signal.SIGTERM)
         assert agent.wait(timeout=60) == 0, (base / "agent-x86_64.log").read_text()
         assert server.stop() == 0
@@ -175,6 +184,7 @@ def world(tmp_path_factory):
                 proc.kill()
                 proc.wait()
         shutil.rmtree(base, ignore_errors=True)
+        stack.close()
 
 
 def start_agent(base: Path, server: ServerProcess, arch: str, network: str = "host",

@@ -1,10 +1,14 @@
 """End to end, builds.sr.ht style: builds submitted as manifests (POST /api/v2/builds) run on
 the real agent in rootless Podman: an inline PKGBUILD builds and is published, a pending
 build waits for its start, a cancelled build's container is gone within seconds and nothing
-is published, a build past its timeout ends `timeout`; each task's log holds its own part."""
+is published, a build past its timeout ends `timeout`; each task's log holds its own part; a
+failed build's webhook and email arrive (a real SMTP server in the test process)."""
 
 from __future__ import annotations
 
+import email
+import hashlib
+import hmac
 import json
 import pwd
 import subprocess
@@ -14,6 +18,7 @@ import urllib.request
 
 from conftest import API_KEY
 from pacman_client import PacmanClient
+from receivers import WebhookReceiver
 from test_agent_e2e import AGENT_USER, pytestmark, world  # noqa: F401
 
 REPO = "jobs"
@@ -232,3 +237,39 @@ def test_a_source_with_a_symlink_fails_the_build_naming_it(world):
     source = api.log(build_id, "source")
     assert "the source is refused: evil is a symbolic link (to '/etc/passwd')" in source
     assert "makepkg" not in api.log(build_id)
+
+
+def test_a_failed_build_sends_its_webhook_and_its_email(world):
+    """A manifest build that fails on the real agent: its webhook trigger arrives signed
+    with the build's JSON, and its email reaches the SMTP server, each once."""
+    api = V2(world["server"].url)
+    secret = "e2e-secret"
+    with WebhookReceiver() as hook:
+        text = manifest({"pkgbuild": pkgbuild("jobs-fails", "echo boom; false")})
+        build_id = api.ok("POST", "/api/v2/builds", {
+            "manifest": text, "tags": ["e2e"],
+            "triggers": [{"action": "webhook", "condition": "failure", "url": hook.url,
+                          "secret": secret},
+                         {"action": "email", "condition": "failure", "to": "me@e2e.invalid",
+                          "cc": ["you@e2e.invalid"]},
+                         {"action": "webhook", "condition": "success", "url": hook.url}]})["id"]
+        build = ended(api, build_id)
+        assert build["status"] == "failed", api.log(build_id)
+        [got] = hook.wait_for(1)  # (bench/triggers.py measures how soon it arrives)
+        assert got.headers["x-vieter-event"] == "build"
+        signature = hmac.new(secret.encode(), got.body, hashlib.sha256).hexdigest()
+        assert got.headers["x-vieter-signature"] == f"sha256={signature}"
+        sent = json.loads(got.body)
+        assert (sent["id"], sent["status"], sent["tags"]) == (build_id, "failed", ["e2e"])
+        assert sent["triggers"][0]["secret"] == "********"
+        [(sender, recipients, raw)] = world["smtp"].wait_for(1)
+        message = email.message_from_bytes(raw)
+        assert message["Subject"] == f"[e2e] build #{build_id} failed"
+        assert sender == "vieter@e2e.invalid"
+        assert sorted(recipients) == ["me@e2e.invalid", "you@e2e.invalid"]
+        text_body = message.get_payload(decode=True).decode()
+        assert "failed" in text_body and f"/api/v2/builds/{build_id}" in text_body
+        deliveries = api.ok("GET", f"/api/v2/builds/{build_id}/deliveries")
+        assert deliveries["pagination"]["total_results"] == 2  # not the success webhook
+        time.sleep(1)
+        assert len(hook.requests) == 1
