@@ -273,3 +273,58 @@ def test_a_failed_build_sends_its_webhook_and_its_email(world):
         assert deliveries["pagination"]["total_results"] == 2  # not the success webhook
         time.sleep(1)
         assert len(hook.requests) == 1
+
+
+def commit(repo, files: dict[str, str], message: str) -> None:
+    """Write `files` into the git repository and commit them."""
+    for name, text in files.items():
+        (repo / name).write_text(text)
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(repo)]
+    subprocess.run(git + ["add", "-A"], check=True)
+    subprocess.run(git + ["commit", "-qm", message], check=True)
+
+
+def test_review_of_a_git_target_holds_changes_and_builds_version_bumps(world):
+    """A target under review "changes" in a real git repository: its first build is held
+    and approved; a version-only bump then builds at once; a new .install script and a
+    changed build() hold the next build with that diff, and approving it publishes."""
+    api = V2(world["server"].url)
+    repo = world["base"] / "git" / "reviewpkg"
+    repo.mkdir()
+    subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True)
+    commit(repo, {"PKGBUILD": pkgbuild("jobs-review")}, "1.0")
+    target = api.ok("POST", "/api/v2/targets", {
+        "kind": "git", "url": world["git_url"].replace("gitpkg", "reviewpkg"),
+        "branch": "main", "repo": REPO, "arch": ["x86_64"], "schedule": "0 3 1 1",
+        "review": "changes"})
+
+    def run() -> dict:
+        build_id = api.ok("POST", "/api/v2/builds", {"target_id": target["id"]})["id"]
+        return ended(api, build_id)
+
+    first = run()
+    assert first["status"] == "pending" and first["hold"]["reason"] == "review", first
+    api.ok("POST", f"/api/v2/builds/{first['id']}/start")
+    assert ended(api, first["id"])["status"] == "success", api.log(first["id"])
+
+    commit(repo, {"PKGBUILD": pkgbuild("jobs-review").replace("pkgver=1.0", "pkgver=1.1")},
+           "1.1")
+    bumped = run()
+    assert bumped["status"] == "success" and bumped["hold"] is None, api.log(bumped["id"])
+
+    changed = pkgbuild("jobs-review", "echo built; echo fetch-more || true").replace(
+        "pkgver=1.0", "pkgver=1.2")
+    changed = changed.replace("options=(", "install=jobs-review.install\noptions=(")
+    commit(repo, {"PKGBUILD": changed, "jobs-review.install": "post_install() { :; }\n"},
+           "1.2")
+    held = run()
+    assert held["status"] == "pending", api.log(held["id"])
+    diff = held["hold"]["diff"]
+    assert "-    echo built\n" in diff and "+    echo built; echo fetch-more || true" in diff
+    assert "+install=jobs-review.install" in diff
+    assert "+++ b/jobs-review.install" in diff and "+post_install() { :; }" in diff
+    assert "makepkg" not in api.log(held["id"], "build")
+    api.ok("POST", f"/api/v2/builds/{held['id']}/start")
+    assert ended(api, held["id"])["status"] == "success", api.log(held["id"])
+    versions = {p["name"]: p["version"] for p in api.build(held["id"])["packages"]}
+    assert versions == {"jobs-review": "1.2-1"}
