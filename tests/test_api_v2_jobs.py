@@ -13,18 +13,18 @@ from typing import Any
 
 import pytest
 
-from conftest import ServerProcess
-from http_clients import KEY, InProcessClient, ServerClient
-from test_api_v2 import (
-    QUIET_SCHEDULE,
+from http_clients import KEY
+from test_api_v2 import (  # noqa: F401 (client, shared_server and u are fixtures)
     add_target,
     add_token,
     bearer,
     cf_error,
+    client,
     ok,
     package,
     send,
-    u,  # noqa: F401 (a fixture)
+    shared_server,
+    u,
 )
 
 PKGBUILD = """pkgname=hello{u}
@@ -33,23 +33,6 @@ pkgrel=1
 arch=(x86_64)
 package() {{ install -d "$pkgdir/usr/share/hello"; }}
 """
-
-
-@pytest.fixture(scope="module")
-def shared_server(tmp_path_factory):
-    proc = ServerProcess(tmp_path_factory.mktemp("api-v2-jobs") / "data",
-                         env_extra={"VIETER_GLOBAL_SCHEDULE": QUIET_SCHEDULE}).start()
-    yield proc
-    assert proc.stop() == 0, proc.log()
-
-
-@pytest.fixture(params=["inprocess", "server"])
-def client(request):
-    if request.param == "inprocess":
-        yield InProcessClient(request.getfixturevalue("webapp"),
-                              request.getfixturevalue("services"), KEY)
-    else:
-        yield ServerClient(request.getfixturevalue("shared_server"), KEY)
 
 
 def manifest(u: str, **extra: Any) -> str:
