@@ -16,7 +16,7 @@ PACKAGE = ROOT / "vieter_lite"
 SERVER_SIDE = ("vieter_lite.web", "vieter_lite.db", "vieter_lite.services",
                "vieter_lite.supervisor", "vieter_lite.queue", "vieter_lite.scheduler",
                "vieter_lite.targets", "vieter_lite.repo.store", "vieter_lite.logs",
-               "vieter_lite.buildlogs",
+               "vieter_lite.buildlogs", "vieter_lite.rollback", "vieter_lite.repo.kept",
                "vieter_lite.preflight")
 PURE = ("vieter_lite.errors", "vieter_lite.models", "vieter_lite.cron",
         "vieter_lite.repo.package", "vieter_lite.repo.desc", "vieter_lite.repo.database",

@@ -109,6 +109,9 @@ SERVER_KEYS: tuple[Key, ...] = (
         "arch-repo that receives 'any' packages, and targets without an arch"),
     Key("log_level", str, "INFO", _check_log_level, "FATAL, ERROR, WARN, INFO or DEBUG"),
     Key("max_upload_size", int, 2 * 1024 ** 3, check_positive, "largest package upload in bytes"),
+    Key("keep_versions", int, 0, _check_not_negative,
+        "replaced versions of each package kept on disk (out of the db) for rollbacks; "
+        "0: the old file is removed after an upgrade"),
     Key("threads", int, 8, check_positive, "HTTP worker threads"),
     Key("connection_limit", int, 100, check_positive,
         "most open HTTP connections; when full, the one waiting longest on its client is "
@@ -160,6 +163,7 @@ class ServerConfig:
     default_arch: str
     log_level: str
     max_upload_size: int
+    keep_versions: int
     threads: int
     connection_limit: int
     channel_timeout: int

@@ -71,6 +71,28 @@ class RepoPackage:
 
 
 @dataclass(frozen=True)
+class KeptPackage:
+    """A replaced version of a package that stays on disk (keep_versions), out of the db
+    archives; `kept_at` is when it was replaced."""
+
+    package: RepoPackage
+    kept_at: int
+
+
+@dataclass(frozen=True)
+class PackageHold:
+    """A name of an arch-repo held at a version by a rollback: no newer version of it is
+    published until the hold is released. `held_by` names who rolled back."""
+
+    repo: str
+    arch: str
+    name: str
+    version: str
+    since: int
+    held_by: str = ""
+
+
+@dataclass(frozen=True)
 class PackageOwner:
     """Who may publish a package name in a repo: the target whose build first published
     it, or the admin (target_id None: published with the api_key)."""

@@ -16,6 +16,7 @@ from vieter_lite.logs import BuildLogs
 from vieter_lite.notify import SmtpSettings
 from vieter_lite.queue import BuildQueue
 from vieter_lite.repo.store import RepoStore
+from vieter_lite.rollback import Rollbacks
 from vieter_lite.scheduler import Scheduler
 from vieter_lite.targets import Targets
 from vieter_lite.tokens import Tokens
@@ -36,6 +37,7 @@ class Services:
     build_logs: BuildLogService
     jobs: Jobs
     deliveries: Deliveries
+    rollbacks: Rollbacks
 
 
 def build_services(config: ServerConfig) -> Services:
@@ -43,7 +45,8 @@ def build_services(config: ServerConfig) -> Services:
     config.data_dir.mkdir(parents=True, exist_ok=True)
     db = Database(config.data_dir / "vieter.sqlite")
     store = RepoStore(db, config.data_dir, config.pkg_dir, config.default_arch,
-                      max_upload_size=config.max_upload_size)
+                      max_upload_size=config.max_upload_size,
+                      keep_versions=config.keep_versions)
     store.recover()
     logs = BuildLogs(config.data_dir / "logs")
     logs.remove_temp_files()
@@ -58,7 +61,7 @@ def build_services(config: ServerConfig) -> Services:
                     scheduler=scheduler, targets=targets, tokens=Tokens(db, config.api_key),
                     build_logs=BuildLogService(db, logs, config.max_log_followers),
                     jobs=Jobs(db, queue, targets, config.default_arch),
-                    deliveries=deliveries)
+                    deliveries=deliveries, rollbacks=Rollbacks(db, store))
 
 
 def make_deliveries(db: Database, config: ServerConfig) -> Deliveries:

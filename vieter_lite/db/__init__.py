@@ -6,13 +6,14 @@ from vieter_lite.db.buildlogs import BuildLogQueries
 from vieter_lite.db.builds import BuildQueries
 from vieter_lite.db.deliveries import DeliveryQueries
 from vieter_lite.db.jobs import JobQueries
+from vieter_lite.db.kept import KeptQueries
 from vieter_lite.db.lists import ListQueries
 from vieter_lite.db.repos import BUCKETS, ArchiveSnapshot, RepoQueries, bucket_of
 from vieter_lite.db.tokens import TokenQueries
 
 
-class Database(RepoQueries, DeliveryQueries, ListQueries, BuildQueries, JobQueries,
-               BuildLogQueries, TokenQueries):
+class Database(RepoQueries, KeptQueries, DeliveryQueries, ListQueries, BuildQueries,
+               JobQueries, BuildLogQueries, TokenQueries):
     """All of vieter_lite's SQL. Methods are atomic; `transaction()` groups several."""
 
 

@@ -130,11 +130,17 @@ class RepoQueries(Base):
             return removed
 
     def file_referenced(self, repo: str, arch: str, filename: str) -> bool:
-        return self._one("SELECT 1 FROM packages WHERE repo = ? AND arch = ? AND filename = ?",
-                         repo, arch, filename) is not None
+        """Whether a package or a kept version of the arch-repo uses the file."""
+        return self._one("SELECT 1 FROM packages WHERE repo = ? AND arch = ? AND filename = ? "
+                         "UNION ALL SELECT 1 FROM kept_packages WHERE repo = ? AND arch = ? "
+                         "AND filename = ?", repo, arch, filename, repo, arch,
+                         filename) is not None
 
     def filenames(self, repo: str, arch: str) -> set[str]:
-        rows = self._all("SELECT filename FROM packages WHERE repo = ? AND arch = ?", repo, arch)
+        """The files the arch-repo's packages and kept versions use."""
+        rows = self._all("SELECT filename FROM packages WHERE repo = ? AND arch = ? UNION "
+                         "SELECT filename FROM kept_packages WHERE repo = ? AND arch = ?",
+                         repo, arch, repo, arch)
         return {r["filename"] for r in rows}
 
     # -- package names and their owners -----------------------------------------------

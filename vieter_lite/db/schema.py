@@ -250,4 +250,35 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX delivery_attempts_by_build ON delivery_attempts (build_id, id);
     CREATE INDEX delivery_attempts_by_delivery ON delivery_attempts (delivery_id);
     """,
+    # 10: replaced versions kept on disk (keep_versions), newest-replaced last by id; each
+    # is out of the db archives but its file stays, next to the current one. A rollback can
+    # hold a name of an arch-repo at a version: no newer version is published until the
+    # hold is released. Both go with their arch-repo.
+    """
+    CREATE TABLE kept_packages (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        repo TEXT NOT NULL,
+        arch TEXT NOT NULL,
+        name TEXT NOT NULL,
+        version TEXT NOT NULL,
+        pkg_arch TEXT NOT NULL,
+        filename TEXT NOT NULL,
+        published_at INTEGER NOT NULL,
+        desc TEXT NOT NULL,
+        kept_at INTEGER NOT NULL,
+        UNIQUE (repo, arch, name, version),
+        FOREIGN KEY (repo, arch) REFERENCES arch_repos (repo, arch) ON DELETE CASCADE
+    );
+    CREATE INDEX kept_packages_by_file ON kept_packages (repo, arch, filename);
+    CREATE TABLE package_holds (
+        repo TEXT NOT NULL,
+        arch TEXT NOT NULL,
+        name TEXT NOT NULL,
+        version TEXT NOT NULL,
+        since INTEGER NOT NULL,
+        held_by TEXT NOT NULL DEFAULT '',
+        PRIMARY KEY (repo, arch, name),
+        FOREIGN KEY (repo, arch) REFERENCES arch_repos (repo, arch) ON DELETE CASCADE
+    ) WITHOUT ROWID;
+    """,
 )

@@ -25,7 +25,7 @@ from vieter_lite import names
 from vieter_lite.db import Database
 from vieter_lite.errors import BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge
 from vieter_lite.models import Build, Package, PackageOwner, RepoPackage
-from vieter_lite.repo import database, desc
+from vieter_lite.repo import database, desc, kept
 from vieter_lite.repo.package import read_package, unpacked_limit
 from vieter_lite.repo.vercmp import vercmp
 from vieter_lite.streams import copy_exact
@@ -84,8 +84,10 @@ class RepoStore:
     """Publishes, removes and locates packages and db archives under data_dir/pkg_dir."""
 
     def __init__(self, db: Database, data_dir: Path, pkg_dir: Path, default_arch: str,
-                 max_upload_size: int = 2 * 1024 ** 3, clock: Callable[[], float] = time.time):
+                 max_upload_size: int = 2 * 1024 ** 3, clock: Callable[[], float] = time.time,
+                 keep_versions: int = 0):
         self.db = db
+        self.keep_versions = keep_versions  # replaced versions of a name that stay on disk
         self.repos_dir = Path(data_dir) / "repos"
         self.tmp_dir = Path(data_dir) / "tmp"
         self.pkg_dir = Path(pkg_dir)
@@ -154,9 +156,12 @@ class RepoStore:
                             f"publish '{info.name}' of pkgbase '{base}'")
 
     def publish(self, repo: str, upload: Path, sha256: str | None = None,
-                force: bool = False, build: Build | None = None) -> PublishResult:
+                force: bool = False, build: Build | None = None,
+                keep_owner: bool = False) -> PublishResult:
         """Publish a package file; `build` is the build whose token sent it (None: the
-        api_key). Names are owned: see _check_build_may_publish."""
+        api_key). Names are owned: see _check_build_may_publish; `keep_owner` leaves an
+        owned name's owner as it is (a rollback). The replaced version stays on disk as a
+        kept version when keep_versions > 0."""
         checked(repo)
         self.check_publisher(repo, build)
         pkg = read_package(upload, sha256, unpacked_limit(self.max_upload_size))
@@ -175,6 +180,7 @@ class RepoStore:
                 if cur and not force and vercmp(info.version, cur.version) < 0:
                     raise Conflict(f"{info.name} {info.version} is older than {cur.version} "
                                    f"in {repo}/{arch}; add ?force=true to downgrade")
+            kept.check_holds(self.db, repo, targets, info.name, info.version)
             new_archs = [a for a in targets if a not in existing]
             backfill = self._any_packages(repo, existing) if new_archs else []
             for arch in targets:
@@ -193,8 +199,11 @@ class RepoStore:
                             self.db.copy_package(other, arch)
                 for arch in targets:
                     self.db.put_package(self._record(repo, arch, pkg, desc_text, now), *members)
+                freed = kept.replace(self.db, self.keep_versions, repo, current, info.name,
+                                     info.version, now)
                 target_id, user = (None, None) if build is None else build.publisher
-                self.db.set_package_owner(repo, info.name, target_id, now, user)
+                if not keep_owner or self.db.package_owner(repo, info.name) is None:
+                    self.db.set_package_owner(repo, info.name, target_id, now, user)
                 if build is not None:
                     self.db.fix_pkgbase(build.id, info.base or info.name)
                     self.db.add_build_package(build.id, info.name, info.version, info.arch,
@@ -202,7 +211,7 @@ class RepoStore:
         for arch in targets:
             self.write_archives(repo, arch)
         self._unlink_unreferenced(repo, [(arch, cur.filename) for arch, cur in current.items()
-                                         if cur and cur.filename != pkg.filename])
+                                         if cur and cur.filename != pkg.filename] + freed)
         log.info("published %s %s to %s/%s", info.name, info.version, repo, ",".join(targets))
         return PublishResult(info.name, info.version, tuple(targets))
 
@@ -230,13 +239,17 @@ class RepoStore:
                 raise
             shutil.copyfile(source, tmp)
         os.replace(tmp, dest)
+        # rename(2) does nothing when both names are links of one file (`source` already
+        # is `dest`: a rollback's kept file): then the temp name is left to remove
+        tmp.unlink(missing_ok=True)
 
     def _unlink_unreferenced(self, repo: str, files: list[tuple[str, str]]) -> None:
-        """Remove package files no db row uses any more (after the new db is out)."""
+        """Remove package files (with their signatures) that no package or kept version
+        uses any more (after the new db is out)."""
         with self._lock(repo):
             for arch, filename in files:
                 if not self.db.file_referenced(repo, arch, filename):
-                    (self.pkg_dir / repo / arch / filename).unlink(missing_ok=True)
+                    kept.unlink_file(self.pkg_dir / repo / arch / filename)
 
     # -- db archives ------------------------------------------------------------------
 
@@ -305,9 +318,10 @@ class RepoStore:
                 raise NotFound(f"package '{name}' not found in {repo}/{arch}")
             with self.db.transaction():
                 self.db.remove_package(repo, arch, name)
+                freed = kept.forget(self.db, repo, arch, name)
                 self.db.prune_package_owners(repo)
         self.write_archives(repo, arch)
-        self._unlink_unreferenced(repo, [(arch, pkg.filename)])
+        self._unlink_unreferenced(repo, [(arch, f) for f in [pkg.filename, *freed]])
 
     def remove_arch_repo(self, repo: str, arch: str) -> None:
         checked(repo, arch)
@@ -404,7 +418,9 @@ class RepoStore:
     # -- start-up ---------------------------------------------------------------------
 
     def recover(self) -> None:
-        """Finish what a crash interrupted: temp files, unwritten archives, orphan files."""
+        """Finish what a crash interrupted: temp files, unwritten archives, orphan files
+        (kept versions beyond keep_versions are forgotten first, so their files go too)."""
+        kept.prune_all(self.db, self.keep_versions)
         for leftover in self.tmp_dir.iterdir():
             leftover.unlink(missing_ok=True)
         known = set(self.db.arch_repos())
@@ -426,6 +442,6 @@ class RepoStore:
     def _remove_orphans(self, repo: str, arch_dir: Path) -> None:
         wanted = self.db.filenames(repo, arch_dir.name)
         for path in arch_dir.iterdir():
-            if path.name not in wanted:
+            if kept.owning_file(path.name) not in wanted:
                 log.warning("removing unreferenced %s", path)
                 path.unlink(missing_ok=True)
