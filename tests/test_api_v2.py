@@ -345,7 +345,9 @@ def test_repos_and_packages(client, u, tmp_path):
     named = ok(client.request("GET", f"/api/v2/repos/{repo}/x86_64/packages?names=beta{u}"))
     assert [p["name"] for p in named["resources"]] == [f"beta{u}"]
     detail = ok(client.request("GET", f"/api/v2/repos/{repo}/x86_64/packages/beta{u}"))
-    assert detail["desc"]["name"] == [f"beta{u}"] and detail["versions"] == ["1.0-1"]
+    assert detail["desc"]["name"] == [f"beta{u}"]
+    assert [(v["version"], v["current"]) for v in detail["versions"]] == [("1.0-1", True)]
+    assert detail["kept_versions"] == [] and detail["hold"] is None
     cf_error(client.request("GET", f"/api/v2/repos/{repo}/x86_64/packages/none{u}"), 404, 10010)
     cf_error(client.request("GET", f"/api/v2/repos/{repo}/x86_64/packages/-bad"), 400,
              10004)

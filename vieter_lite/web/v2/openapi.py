@@ -100,7 +100,17 @@ SCHEMAS.update({
         "size": INTEGER, "sha256": nullable(STRING), "published_at": TIME,
         "owner": nullable(obj({"target_id": nullable(ID), "user": nullable(STRING)})),
         "signed": {"type": "boolean"},
-        "links": obj({"download": LINK})}),
+        "kept_versions": array(STRING),
+        "hold": nullable(ref("PackageHold")),
+        "links": obj({"download": LINK})},
+        description="kept_versions: the replaced versions kept on disk (keep_versions), "
+                    "the most recently replaced first; hold: set by a rollback, no newer "
+                    "version is published until it is released."),
+    "PackageHold": obj({"version": STRING, "since": TIME, "by": STRING}),
+    "PackageVersion": obj({
+        "version": STRING, "filename": STRING, "size": INTEGER, "sha256": nullable(STRING),
+        "published_at": TIME, "current": {"type": "boolean"}, "kept_at": nullable(TIME),
+        "signed": {"type": "boolean"}, "links": obj({"download": LINK})}),
     "DeliveryAttempt": obj({
         "id": ID, "build_id": ID, "created_at": TIME,
         "action": {"enum": ["webhook", "email"]}, "destination": STRING,
@@ -122,7 +132,7 @@ SCHEMAS["PackageDetail"] = {
     **SCHEMAS["PackageV2"],
     "properties": {**SCHEMAS["PackageV2"]["properties"],
                    "desc": {"type": "object", "additionalProperties": array(STRING)},
-                   "versions": array(STRING)},
+                   "versions": array(ref("PackageVersion"))},
     "required": [*SCHEMAS["PackageV2"]["required"], "desc", "versions"]}
 TARGET_BODY = {"kind": {"enum": ["git", "url"]}, "url": STRING, "branch": STRING,
                "path": STRING, "repo": REPO, "schedule": STRING, "arch": array(ARCH),
@@ -344,6 +354,26 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "A package", "Every desc field, and the versions kept.",
         replies={200: Reply("the package", ref("PackageDetail"))},
         errors={400: "an unsafe name", 404: "no such package"}),
+    ("POST", "/api/v2/repos/<repo>/<arch>/packages/<name>/rollback"): Operation(
+        "Roll a package back to a kept version",
+        "Publishes the kept version again with force (the current one becomes a kept one); "
+        "the name's owner stays. hold_version: no newer version of the name is published "
+        "in the arch-repo (every arch-repo for an 'any' package) until the hold is "
+        "released; false (the default) releases a hold. A name owned by a target or by "
+        "another user's builds needs an admin.",
+        body=Body(JSON, obj({"version": {"type": "string", "minLength": 1},
+                             "hold_version": {"type": "boolean"}}, required=("version",))),
+        replies={200: Reply("the package", ref("PackageDetail"))},
+        errors={**BODY_ERRORS, 403: "a build token, a repo the token may not publish to, "
+                                    "or a name owned by a target or another user",
+                404: "no such package, or the version is not kept"}),
+    ("DELETE", "/api/v2/repos/<repo>/<arch>/packages/<name>/hold"): Operation(
+        "Release a rollback's hold", "Newer versions of the name are published again.",
+        replies={204: Reply("released", media_type=None)},
+        errors={400: "an unsafe name",
+                403: "a build token, a repo the token may not publish to, or a name "
+                     "owned by a target or another user",
+                404: "no such package, or it is not held"}),
 }
 
 PATH_PARAMS: dict[str, tuple[Schema, str]] = {

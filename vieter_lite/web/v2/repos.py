@@ -1,4 +1,5 @@
-"""/api/v2/repos: repos with their arch-repos, and their packages (Cloud Foundry lists)."""
+"""/api/v2/repos: repos with their arch-repos, their packages (Cloud Foundry lists), and
+rolling a package back to a kept version."""
 
 from __future__ import annotations
 
@@ -7,10 +8,12 @@ from typing import TYPE_CHECKING, Any
 
 import bottle
 
-from vieter_lite import lists
+from vieter_lite import lists, names
+from vieter_lite.errors import Forbidden, Invalid
 from vieter_lite.repo.store import ListedPackage
-from vieter_lite.web.http import base_url
-from vieter_lite.web.v2.common import V2, list_response, page_of, parse_list
+from vieter_lite.web.auth import caller
+from vieter_lite.web.http import base_url, json_body
+from vieter_lite.web.v2.common import V2, list_response, no_content, page_of, parse_list, principal
 from vieter_lite.web.v2.shapes import package_json, repo_json
 
 if TYPE_CHECKING:
@@ -19,10 +22,40 @@ if TYPE_CHECKING:
 REPOS = lists.ListSpec(order_fields=("name",))
 PACKAGES = lists.ListSpec(order_fields=("name", "published_at"),
                           filters=(lists.Filter("names"),))
+ROLLBACK_FIELDS = ("version", "hold_version")
+
+
+def rollback_request(body: dict[str, Any]) -> tuple[str, bool]:
+    """(version, hold_version) from a rollback's JSON body; 422 naming the field."""
+    unknown = sorted(set(body) - set(ROLLBACK_FIELDS))
+    if unknown:
+        raise Invalid(unknown[0], "unknown",
+                      f"unknown field; the fields are {', '.join(ROLLBACK_FIELDS)}")
+    version = body.get("version")
+    if version is None or version == "":
+        raise Invalid("version", "missing", "version is required")
+    if not isinstance(version, str):
+        raise Invalid("version", "invalid", "version must be a string")
+    try:
+        names.check_version(version)
+    except ValueError as exc:
+        raise Invalid("version", "invalid", str(exc)) from None
+    hold = body.get("hold_version", False)
+    if not isinstance(hold, bool):
+        raise Invalid("hold_version", "invalid", "hold_version must be true or false")
+    return version, hold
+
+
+def rollback_caller() -> Any:
+    """The principal of a rollback or release: a build token (which the publish scope
+    otherwise lets in) may do neither."""
+    if caller().build is not None:
+        raise Forbidden("a build token may not roll packages back or release holds")
+    return principal()
 
 
 def register(app: bottle.Bottle, services: Services) -> None:
-    store = services.store
+    store, rollbacks, config = services.store, services.rollbacks, services.config
 
     @app.get("/api/v2/repos", scope="repos:read", **V2)
     def list_repos() -> Any:
@@ -39,6 +72,7 @@ def register(app: bottle.Bottle, services: Services) -> None:
     def list_packages(repo: str, arch: str) -> Any:
         query = parse_list(PACKAGES)
         found = store.listed_packages(repo, arch)
+        kept, holds = rollbacks.kept_by_name(repo, arch), rollbacks.holds(repo, arch)
         wanted = query.values("names")
         if wanted is not None:
             found = [p for p in found if p.package.name in wanted]
@@ -49,8 +83,29 @@ def register(app: bottle.Bottle, services: Services) -> None:
 
         page, total = page_of(query, found, key=key)
         base = base_url()
-        return list_response(query, page, total, lambda p: package_json(p, base))
+        return list_response(query, page, total, lambda p: package_json(
+            p, base, kept.get(p.package.name), holds.get(p.package.name)))
+
+    def detail(repo: str, arch: str, name: str) -> Any:
+        listed = store.listed_package(repo, arch, name)
+        versions = rollbacks.versions(repo, arch, name)
+        return package_json(listed, base_url(), [v.package.version for v in versions[1:]],
+                            rollbacks.hold(repo, arch, name), versions)
 
     @app.get("/api/v2/repos/<repo>/<arch>/packages/<name>", scope="repos:read", **V2)
     def get_package(repo: str, arch: str, name: str) -> Any:
-        return package_json(store.listed_package(repo, arch, name), base_url(), fields=True)
+        return detail(repo, arch, name)
+
+    @app.post("/api/v2/repos/<repo>/<arch>/packages/<name>/rollback", scope="repos:publish",
+              **V2)
+    def rollback(repo: str, arch: str, name: str) -> Any:
+        who = rollback_caller()
+        version, hold = rollback_request(json_body(config.max_api_body))
+        rollbacks.rollback(repo, arch, name, version, who, hold)
+        return detail(repo, arch, name)
+
+    @app.delete("/api/v2/repos/<repo>/<arch>/packages/<name>/hold", scope="repos:publish",
+                **V2)
+    def release_hold(repo: str, arch: str, name: str) -> Any:
+        rollbacks.release(repo, arch, name, rollback_caller())
+        return no_content()

@@ -9,9 +9,10 @@ import time
 from typing import Any
 
 from vieter_lite.buildlogs import LogView
-from vieter_lite.models import Build, DeliveryAttempt, PackageOwner, Target, Token
+from vieter_lite.models import Build, DeliveryAttempt, PackageHold, PackageOwner, Target, Token
 from vieter_lite.repo.desc import parse_desc
 from vieter_lite.repo.store import ListedPackage
+from vieter_lite.rollback import PackageVersion
 from vieter_lite.web.http import MAX_TIME
 
 
@@ -129,8 +130,11 @@ def repo_json(name: str, archs: dict[str, int], mtimes: dict[str, int | None],
             "pacman_conf": f"[{name}]\nServer = {base}/$repo/$arch\n"}
 
 
-def package_json(listed: ListedPackage, base: str, fields: bool = False) -> dict[str, Any]:
-    """A package of an arch-repo; with `fields`, every desc field as a JSON list."""
+def package_json(listed: ListedPackage, base: str, kept: list[str] | None = None,
+                 hold: PackageHold | None = None,
+                 versions: list[PackageVersion] | None = None) -> dict[str, Any]:
+    """A package of an arch-repo with its kept versions (most recently replaced first) and
+    its hold; given `versions` (the detail), every desc field as a JSON list too."""
     pkg = listed.package
     parsed = parse_desc(pkg.desc)
     out: dict[str, Any] = {
@@ -141,11 +145,28 @@ def package_json(listed: ListedPackage, base: str, fields: bool = False) -> dict
         # {"target_id": null}: the api_key owns the name; null: nobody yet
         "owner": None if listed.owner is None else owner_json(listed.owner),
         "signed": False,
+        "kept_versions": list(kept or ()),
+        "hold": None if hold is None else hold_json(hold),
         "links": {"download": link(base, f"/{pkg.repo}/{pkg.arch}/{pkg.filename}")}}
-    if fields:
+    if versions is not None:
         out["desc"] = {key.lower(): values for key, values in parsed.items()}
-        out["versions"] = [pkg.version]
+        out["versions"] = [version_json(v, base) for v in versions]
     return out
+
+
+def hold_json(hold: PackageHold) -> dict[str, Any]:
+    """A rollback's hold: no version newer than `version` is published until released."""
+    return {"version": hold.version, "since": rfc3339(hold.since), "by": hold.held_by}
+
+
+def version_json(version: PackageVersion, base: str) -> dict[str, Any]:
+    """One version of a package on disk: the current one or a kept one."""
+    pkg = version.package
+    return {"version": pkg.version, "filename": pkg.filename, "size": version.size,
+            "sha256": next(iter(parse_desc(pkg.desc).get("SHA256SUM", [])), None),
+            "published_at": rfc3339(pkg.published_at), "current": version.current,
+            "kept_at": rfc3339(version.kept_at), "signed": version.signed,
+            "links": {"download": link(base, f"/{pkg.repo}/{pkg.arch}/{pkg.filename}")}}
 
 
 def owner_json(owner: PackageOwner) -> dict[str, Any]:
