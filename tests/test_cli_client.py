@@ -601,7 +601,7 @@ def test_repos_list_and_show_with_owners(cli, admin, srv, tmp_path, u):
          files["built"].stat().st_size)]
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", listed[0]["published_at"])
     table = rows(cli.ok("repos", "show", repo))
-    assert table[0] == ["NAME", "VERSION", "ARCH", "SIZE", "PUBLISHED", "OWNER"]
+    assert table[0] == ["NAME", "VERSION", "ARCH", "SIZE", "PUBLISHED", "OWNER", "KEPT"]
     assert [(r[0], r[2], r[5]) for r in table[1:]] == [
         ("arm", "aarch64", "admin"), ("admins", "x86_64", "admin"),
         ("built", "x86_64", f"target {target_id}")]

@@ -335,7 +335,8 @@ class Client:
 
     def list_packages(self, repo: str, arch: str) -> list[dict[str, Any]]:
         """/api/v2 packages of one arch-repo by name: [{name, version, arch (the
-        package's), filename, size, sha256, published_at, owner, signed, links}]."""
+        package's), filename, size, sha256, published_at, owner, signed, kept_versions,
+        hold, links}]."""
         return self.list_v2(f"/api/v2/repos/{_segment(repo)}/{_segment(arch)}/packages",
                             {"order_by": "name"})
 
@@ -345,6 +346,21 @@ class Client:
         with open(package, "rb") as fh:
             return self.call("POST", f"/{_segment(repo)}/publish",
                              {"force": True if force else None}, body=fh, length=size)
+
+    def rollback(self, repo: str, arch: str, name: str, version: str,
+                 hold: bool = False) -> dict[str, Any]:
+        """Roll a package back to a kept version (held there with `hold`); the package as
+        /api/v2 shows it then: {name, version, kept_versions, hold, versions, ...}."""
+        return self.call_v2("POST", f"{self._package_path(repo, arch, name)}/rollback",
+                            body={"version": version, "hold_version": hold})
+
+    def release_hold(self, repo: str, arch: str, name: str) -> None:
+        """Release a rollback's hold: newer versions of the name are published again."""
+        self.call_v2("DELETE", f"{self._package_path(repo, arch, name)}/hold")
+
+    @staticmethod
+    def _package_path(repo: str, arch: str, name: str) -> str:
+        return f"/api/v2/repos/{_segment(repo)}/{_segment(arch)}/packages/{_segment(name)}"
 
     def remove_repo(self, repo: str, arch: str | None = None, package: str | None = None) -> str:
         """DELETE a package (all three), an arch-repo (repo, arch) or a whole repo; the

@@ -1,5 +1,5 @@
-"""vieter-lite repos list | show (GET /api/v2/repos and its packages lists) | remove, and
-vieter-lite aur search | add (AUR RPC v5)."""
+"""vieter-lite repos list | show (GET /api/v2/repos and its packages lists) | remove |
+rollback | release, and vieter-lite aur search | add (AUR RPC v5)."""
 
 from __future__ import annotations
 
@@ -68,9 +68,38 @@ def cmd_repos_show(ctx: Context) -> int:
     if ctx.json:
         print_json([p for _, p in listed])
         return 0
-    print_table(["name", "version", "arch", "size", "published", "owner"],
-                [(p["name"], p["version"], arch, size(p["size"]),
-                  shown_time(p["published_at"]), owner(p)) for arch, p in listed])
+    print_table(["name", "version", "arch", "size", "published", "owner", "kept"],
+                [(p["name"], shown_version(p), arch, size(p["size"]),
+                  shown_time(p["published_at"]), owner(p),
+                  ",".join(p.get("kept_versions") or ()) or "-") for arch, p in listed])
+    return 0
+
+
+def shown_version(package: dict[str, Any]) -> str:
+    """The version, marked when a rollback holds the name there."""
+    return package["version"] + (" (held)" if package.get("hold") else "")
+
+
+def cmd_repos_rollback(ctx: Context) -> int:
+    a = ctx.args
+    found = ctx.client().rollback(a.repo, a.arch, a.name, a.version, hold=a.hold)
+    if ctx.json:
+        print_json(found)
+        return 0
+    print(f"Rolled {a.name} in {a.repo}/{a.arch} back to {found['version']}.")
+    if found.get("hold"):
+        print(f"Held: no newer version is published until `vieter-lite repos release "
+              f"{a.repo} {a.arch} {a.name}`.")
+    return 0
+
+
+def cmd_repos_release(ctx: Context) -> int:
+    a = ctx.args
+    ctx.client().release_hold(a.repo, a.arch, a.name)
+    if ctx.json:
+        print_json({"repo": a.repo, "arch": a.arch, "name": a.name, "released": True})
+    else:
+        print(f"Released the hold of {a.name} in {a.repo}/{a.arch}.")
     return 0
 
 
@@ -149,9 +178,10 @@ def register(commands: argparse._SubParsersAction, flags: argparse.ArgumentParse
     p.set_defaults(func=runs(cmd_repos_list))
     p = sub.add_parser("show", parents=[flags], help="list a repository's packages",
                        description="The packages of REPO (or of its arch-repo ARCH): name, "
-                       "version, arch-repo, size, published time (local) and the target that "
-                       "owns the name ('-': no target; builds of other targets may not "
-                       "publish a name a target owns).")
+                       "version ('(held)': a rollback holds it there), arch-repo, size, "
+                       "published time (local), the target that owns the name ('-': no "
+                       "target; builds of other targets may not publish a name a target "
+                       "owns) and the versions kept for `repos rollback`.")
     p.add_argument("repo", metavar="REPO")
     p.add_argument("arch", metavar="ARCH", nargs="?")
     p.set_defaults(func=runs(cmd_repos_show))
@@ -164,6 +194,26 @@ def register(commands: argparse._SubParsersAction, flags: argparse.ArgumentParse
     p.add_argument("--force", action="store_true",
                    help="needed to remove a whole repository or arch-repo")
     p.set_defaults(func=runs(cmd_repos_remove))
+    p = sub.add_parser("rollback", parents=[flags], help="make a kept version of a package "
+                       "current again",
+                       description="Publish VERSION of NAME, kept on the server "
+                       "(keep_versions), again in REPO/ARCH: a downgrade that pacman -Syuu "
+                       "installs; the current version becomes a kept one. With --hold, no "
+                       "newer version of NAME is published there (a target's builds of it "
+                       "fail) until `repos release`; without, a hold there is released.")
+    p.add_argument("repo", metavar="REPO")
+    p.add_argument("arch", metavar="ARCH")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("version", metavar="VERSION", help="a kept version ([epoch:]pkgver-pkgrel)")
+    p.add_argument("--hold", action="store_true",
+                   help="hold NAME at VERSION until `repos release`")
+    p.set_defaults(func=runs(cmd_repos_rollback))
+    p = sub.add_parser("release", parents=[flags], help="release a rollback's hold",
+                       description="Newer versions of NAME are published in REPO/ARCH again.")
+    p.add_argument("repo", metavar="REPO")
+    p.add_argument("arch", metavar="ARCH")
+    p.add_argument("name", metavar="NAME")
+    p.set_defaults(func=runs(cmd_repos_release))
 
     group = commands.add_parser("aur", parents=[flags],
                                 help="find AUR packages, add them as targets")
