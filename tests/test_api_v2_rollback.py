@@ -309,13 +309,18 @@ def test_who_may_roll_back_over_http(client, u, tmp_path):
                           ).status == 401
 
 
-def test_deleting_a_package_removes_its_kept_files(client, u, tmp_path):
+def test_deleting_a_package_removes_its_kept_files_and_signatures(client, u, tmp_path):
     repo, name = f"dl{u}", f"gone{u}"
     for version in ("1.0-1", "2.0-1", "3.0-1"):
         assert publish(client, tmp_path, repo, name, version).status == 200
+        # a detached signature next to the file, as signing writes it
+        path = client.pkg_dir / repo / ARCH / f"{name}-{version}-{ARCH}.pkg.tar.gz"
+        path.with_name(path.name + ".sig").write_bytes(b"signature")
     detail = ok(client.request("GET", f"/api/v2/repos/{repo}/{ARCH}/packages/{name}"))
-    assert [v["version"] for v in detail["versions"]] == ["3.0-1", "2.0-1", "1.0-1"]
+    assert [(v["version"], v["signed"]) for v in detail["versions"]] == \
+        [("3.0-1", True), ("2.0-1", True), ("1.0-1", True)]
     files = [client.pkg_dir / repo / ARCH / v["filename"] for v in detail["versions"]]
+    files += [f.with_name(f.name + ".sig") for f in files]
     assert all(f.exists() for f in files)
     assert client.request("DELETE", f"/{repo}/{ARCH}/{name}").status == 200
     assert not any(f.exists() for f in files)
