@@ -114,6 +114,30 @@ def test_publish_stops_at_a_build_the_server_ended(claimed, tmp_path):
     assert "+ publish a-1-1-any" in text and "b-1-1-any" not in text
 
 
+def test_a_publish_the_rules_refuse_fails_the_step_and_the_build_goes_on(claimed, tmp_path):
+    """A 409 (here a downgrade) while the build runs is a refusal of that package, not
+    the end of the build: the refusal goes to the log, the next package is published."""
+    from pkgfactory import make_synthetic_package
+
+    admin, build_id, token = claimed
+    files = [make_synthetic_package(tmp_path / f"{name}.pkg.tar.zst",
+                                    {"pkgname": "ctl-tool", "pkgver": ver, "arch": "any"})
+             for name, ver in (("new", "2.0-1"), ("old", "1.0-1"), ("again", "2.0-1"))]
+    out: list[bytes] = []
+    stream = LogStream(token, build_id, echo=out.append)
+    control = BuildControl(token, build_id, lambda _cid: None)  # not started: no watch
+    try:
+        assert Agent._publish(token, "ctl", files, stream, control) == 1
+    finally:
+        stream.close()
+    assert not control.stopped.is_set()
+    text = b"".join(out).decode()
+    assert f"error: publishing {files[1].name} failed: ctl-tool 1.0-1 is older than " \
+           "2.0-1" in text
+    assert f"+ publish {files[2].name}" in text
+    assert admin.get_build(build_id)["status"] == "running"
+
+
 def test_each_task_log_holds_its_own_output(claimed, server):
     """Output fed before a task starts (a marker line, or the agent's start_task) goes to
     the server before the task is reported, even when it is fed in one chunk."""

@@ -199,8 +199,10 @@ def test_a_hold_refuses_the_owning_targets_newer_build_until_released(client, u,
 
 
 def test_a_builds_log_says_why_its_publish_was_refused(shared_server, u, tmp_path):
-    """The agent's publish step against a held name: the build fails and its log names
-    the hold and how to release it."""
+    """The agent's publish step (with its control of the running build) against a held
+    name: the refusal does not pass for the end of the build; the step fails and the log
+    names the hold and how to release it."""
+    from vieter_lite.agent.control import BuildControl
     from vieter_lite.agent.daemon import Agent, LogStream
     from vieter_lite.client import Client
 
@@ -219,10 +221,12 @@ def test_a_builds_log_says_why_its_publish_was_refused(shared_server, u, tmp_pat
     newer.write_bytes(package(tmp_path, name, "3.0-1"))
     api = Client(shared_server.url, token["X-Api-Key"], timeout=10)
     stream = LogStream(api, build_id)
+    control = BuildControl(api, build_id, lambda _container: None)  # no watch thread
     try:
-        assert Agent._publish(api, repo, [newer], stream) == 1
+        assert Agent._publish(api, repo, [newer], stream, control) == 1
     finally:
         stream.close()
+    assert not control.stopped.is_set()
     text = c.request("GET", f"/api/v1/logs/{build_id}/content").body.decode()
     assert f"error: publishing {newer.name} failed: {name} is held at 1.0-1 in " \
            f"{repo}/{ARCH} (rolled back)" in text

@@ -3,7 +3,9 @@
 The server ends a build on its own when it is cancelled, passes its timeout or loses its
 lease; from then on the build token does not resolve, and every call with it answers
 401/403/404/409. The agent takes any of those as "stop": the build's container is killed
-at once, nothing is published, and finish is not called.
+at once, nothing is published, and finish is not called. A publish the repository's rules
+refuse answers 403 or 409 too, while the build still runs: after a refused publish the
+agent asks the server about the build before it stops.
 
 Noticing it: a read of the build (GET /api/v1/builds/:id) every WATCH seconds, while the
 lease is renewed every LEASE_RENEW seconds as before. A renewal would answer the same
@@ -86,6 +88,25 @@ class BuildControl:
         """stop() when a call's answer says the build is over."""
         if gone(exc):
             self.stop(f"the server answered {exc.status}: {exc}")
+
+    def stop_if_ended(self, exc: ClientError) -> None:
+        """After a call that only the build's token makes was refused with one of the
+        answers that may mean the build is over: ask the server about the build, and
+        stop() when it is over. A publish refused by the repository's rules (a name
+        another target owns, a downgrade, a version past a rollback's hold: 403/409) is
+        refused while the build still runs; the build then goes on to fail with the
+        refusal in its log."""
+        if not gone(exc):
+            return
+        try:
+            build = self.api.get_build(self.build_id)
+        except ClientError as again:
+            if gone(again):
+                self.stop(f"the server answered {again.status}: {again}")
+            return
+        status = build.get("status") if isinstance(build, dict) else None
+        if status not in (None, "running"):
+            self.stop(f"the build is {status} on the server")
 
     def register(self, container_id: str) -> None:
         """A container of the build was created; Stopped if the build is over already

@@ -323,7 +323,7 @@ class Agent:
         except PodmanError as exc:
             stream.line(f"vieter-lite agent: the build could not run: {exc}")
         except ClientError as exc:  # the job, the source: the build cannot go on
-            control.stop_if_gone(exc)
+            control.stop_if_ended(exc)
             stream.line(f"vieter-lite agent: the server refused a step of the build: {exc}")
         except Exception as exc:  # report every failure as a failed build; keep the agent
             log.exception("build %d failed unexpectedly", build_id)
@@ -476,7 +476,7 @@ class Agent:
                 api.publish(repo, package)
             except ClientError as exc:
                 if control is not None:
-                    control.stop_if_gone(exc)
+                    control.stop_if_ended(exc)
                     control.check()
                 stream.line(f"error: publishing {package.name} failed: {exc}")
                 failed = 1
