@@ -11,6 +11,7 @@ import bottle
 from vieter_lite import lists, names
 from vieter_lite.errors import Forbidden, Invalid
 from vieter_lite.repo.store import ListedPackage
+from vieter_lite.tokens import Principal
 from vieter_lite.web.auth import caller
 from vieter_lite.web.http import base_url, json_body
 from vieter_lite.web.v2.common import V2, list_response, no_content, page_of, parse_list, principal
@@ -46,7 +47,7 @@ def rollback_request(body: dict[str, Any]) -> tuple[str, bool]:
     return version, hold
 
 
-def rollback_caller() -> Any:
+def rollback_caller() -> Principal:
     """The principal of a rollback or release: a build token (which the publish scope
     otherwise lets in) may do neither."""
     if caller().build is not None:
