@@ -80,6 +80,11 @@ def check_not_empty(value: str) -> None:
         raise ValueError("must not be empty")
 
 
+def _check_uid_part(value: str) -> None:
+    if any(c in value for c in "<>:") or any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ValueError("must not contain '<', '>', ':' or control characters")
+
+
 def _check_http_url(value: str) -> None:
     from urllib.parse import urlsplit
     parts = urlsplit(value)
@@ -147,6 +152,17 @@ SERVER_KEYS: tuple[Key, ...] = (
     Key("trigger_retry_delays", str, "10,60,300", _check_delays,
         "seconds before each new attempt of a webhook or email that got no answer, an "
         "HTTP 5xx or an SMTP 4xx; after the last, the delivery fails"),
+    Key("sign", bool, False, None,
+        "sign every published package and every db archive with a key of the server's "
+        "own (GnuPG, in <data_dir>/gnupg), so pacman can use SigLevel = Required"),
+    Key("sign_key_name", str, "", _check_uid_part,
+        "name of the key generated at the first start with sign = true; empty: "
+        "vieter-lite on <this machine's name>"),
+    Key("sign_key_email", str, "", _check_uid_part,
+        "email of that key; empty: vieter-lite@<this machine's name>"),
+    Key("sign_key_file", str, "", None,
+        "a secret key to sign with instead (gpg --export-secret-keys, no passphrase), "
+        "imported into <data_dir>/gnupg at start; empty: generate one"),
 )
 
 
@@ -181,6 +197,10 @@ class ServerConfig:
     smtp_from: str
     smtp_starttls: bool
     trigger_retry_delays: str
+    sign: bool
+    sign_key_name: str
+    sign_key_email: str
+    sign_key_file: str
 
     def replace(self, **changes: Any) -> ServerConfig:
         return dataclasses.replace(self, **changes)
