@@ -358,7 +358,7 @@ def load_values(keys: tuple[Key, ...], config_file: str | None,
 def _check_pkg_dir(data_dir: Path, pkg_dir: Path) -> None:
     """pkg_dir may sit inside data_dir, but must not overlap what the server keeps there."""
     data, pkgs = data_dir.resolve(), pkg_dir.resolve()
-    reserved = [data / "repos", data / "tmp", data / "logs"]
+    reserved = [data / "repos", data / "tmp", data / "logs", data / "gnupg"]
     if pkgs == data or data.is_relative_to(pkgs) \
             or any(pkgs.is_relative_to(r) or r.is_relative_to(pkgs) for r in reserved):
         raise ConfigError(f"config key 'pkg_dir': {pkg_dir} overlaps data_dir {data_dir}; "

@@ -129,7 +129,8 @@ PUBLISH = Operation(
     "Publish a package",
     "An `any` package goes into default_arch and every arch-repo of the repo.",
     params=(query("force", BOOLEAN, "allow a downgrade"),
-            query("sig", {"type": "string", "maxLength": 21848},
+            query("sig", {"type": "string", "maxLength": 21848,
+                          "pattern": "^[A-Za-z0-9+/_=-]*$"},
                   "the package's own detached binary signature (the .sig file), base64; "
                   "kept as it is, served at <file>.sig")),
     body=Body(BINARY, {"type": "string", "format": "binary"},
