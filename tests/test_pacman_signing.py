@@ -197,6 +197,8 @@ def test_client_setup_then_pacman_installs_with_signatures_required(server, make
     assert "checking package integrity" in installed.stdout
     assert pacman.installed() == {"sig-any": "1.0-1", "sig-arch": "2.0-1",
                                   "sig-split-a": "3.0-1", "sig-split-b": "3.0-1"}
+    pacman.files_sync()  # the .files db and its signature
+    assert "usr/share/sig-arch/README" in pacman.list_files("sig-arch")
 
     again = client_setup(server, pacman)  # idempotent
     assert "is set up already" in again.stdout and pacman.conf.read_text() == conf
