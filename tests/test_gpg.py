@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from gpgkeys import gpg_available, verify
+from vieter_lite import pgp
 from vieter_lite.gpg import GnuPG, GpgError, Key, parse_keys
-from vieter_lite.repo import pgp
 
 pytestmark = pytest.mark.skipif(not gpg_available(), reason="gpg, gpgv or gpg-agent missing")
 

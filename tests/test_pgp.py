@@ -1,4 +1,4 @@
-"""vieter_lite.repo.pgp: reading detached signatures and key fingerprints, checked against
+"""vieter_lite.pgp: reading detached signatures and key fingerprints, checked against
 what the real gpg makes and says about it."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import re
 import pytest
 
 from gpgkeys import gpg_available
-from vieter_lite.repo import pgp
+from vieter_lite import pgp
 
 pytestmark = pytest.mark.skipif(not gpg_available(), reason="gpg, gpgv or gpg-agent missing")
 

@@ -16,10 +16,11 @@ import pytest
 from conftest import make_config
 from gpgkeys import gpg_available, verify
 from pkgfactory import make_synthetic_package
-from vieter_lite import config
+from vieter_lite import config, pgp
 from vieter_lite.errors import StartupError
 from vieter_lite.gpg import GnuPG
-from vieter_lite.repo import archives, pgp, signing
+from vieter_lite.repo import archives, signing
+from vieter_lite.repo.signature_sync import SignatureSync
 from vieter_lite.services import build_services
 
 pytestmark = pytest.mark.skipif(not gpg_available(), reason="gpg, gpgv or gpg-agent missing")
@@ -292,7 +293,7 @@ def test_a_reader_never_sees_a_db_with_another_rewrites_signature(start, upload)
 
 def run_sync(svc, own: set[str] | None = None) -> None:
     signer = svc.signer
-    signing.SignatureSync(svc.store, signer, signer.own if signer else (own or set())).run(
+    SignatureSync(svc.store, signer, signer.own if signer else (own or set())).run(
         threading.Event())
 
 

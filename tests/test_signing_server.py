@@ -18,7 +18,7 @@ from conftest import API_KEY, ServerProcess
 from gpgkeys import gpg_available, verify
 from http_clients import Response, ServerClient
 from pkgfactory import make_synthetic_package
-from vieter_lite.repo import pgp
+from vieter_lite import pgp
 
 pytestmark = pytest.mark.skipif(not gpg_available(), reason="gpg, gpgv or gpg-agent missing")
 

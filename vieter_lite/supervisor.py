@@ -12,6 +12,7 @@ from collections.abc import Callable
 from vieter_lite import __version__, preflight, triggers
 from vieter_lite.config import ServerConfig
 from vieter_lite.repo import signing
+from vieter_lite.repo.signature_sync import SignatureSync
 from vieter_lite.services import build_services
 from vieter_lite.web.app import make_app
 from vieter_lite.web.auth import body_refusal
@@ -139,4 +140,4 @@ class Supervisor:
         signer = self.services.signer
         own = signer.own if signer is not None else \
             signing.own_fingerprints(self.config.data_dir / signing.HOME)
-        signing.SignatureSync(self.services.store, signer, own).run(self.stop_event)
+        SignatureSync(self.services.store, signer, own).run(self.stop_event)

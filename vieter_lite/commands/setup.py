@@ -14,10 +14,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from vieter_lite import clientsetup, names
+from vieter_lite import clientsetup, names, pgp
 from vieter_lite.client import Client, ClientError
 from vieter_lite.errors import ConfigError
-from vieter_lite.repo import pgp
 
 
 def fetch_key(client: Client) -> tuple[str, bytes] | None:

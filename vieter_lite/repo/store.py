@@ -21,11 +21,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from vieter_lite import names
+from vieter_lite import names, pgp
 from vieter_lite.db import Database
 from vieter_lite.errors import BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge
 from vieter_lite.models import Build, Package, PackageOwner, RepoPackage
-from vieter_lite.repo import archives, database, desc, pgp, signing
+from vieter_lite.repo import archives, database, desc, signing
 from vieter_lite.repo.package import read_package, unpacked_limit
 from vieter_lite.repo.vercmp import vercmp
 from vieter_lite.streams import copy_exact
