@@ -83,3 +83,17 @@ def verify(key: bytes, signature: bytes, data: bytes) -> tuple[bool, str]:
                                str(keyring), str(home / "data.sig"), str(home / "data")],
                               capture_output=True, timeout=60)
         return proc.returncode == 0, proc.stdout.decode(errors="replace")
+
+
+def agent_pid(home: Path) -> int | None:
+    """The pid of the gpg-agent serving `home`, None when none runs (a long home is asked
+    through a short symlink, as vieter_lite.gpg does)."""
+    with tempfile.TemporaryDirectory(prefix="vla", dir="/tmp") as scratch:
+        short = Path(scratch) / "h"
+        short.symlink_to(home)
+        proc = subprocess.run(["gpg-connect-agent", "--homedir", str(short), "--no-autostart",
+                               "getinfo pid", "/bye"], capture_output=True, text=True,
+                              timeout=30)
+    found = [line.split()[1] for line in proc.stdout.splitlines() if line.startswith("D ")]
+    return int(found[0]) if found else None
+

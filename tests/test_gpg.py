@@ -4,13 +4,11 @@ gpgv, a long home path, the agent ended by close()."""
 from __future__ import annotations
 
 import os
-import subprocess
 import time
-from pathlib import Path
 
 import pytest
 
-from gpgkeys import gpg_available, verify
+from gpgkeys import agent_pid, gpg_available, verify
 from vieter_lite import pgp
 from vieter_lite.gpg import GnuPG, GpgError, Key, parse_keys
 
@@ -56,13 +54,6 @@ def home(tmp_path):
     gpg.prepare()
     yield gpg
     gpg.close()
-
-
-def agent_pid(home: Path) -> int | None:
-    proc = subprocess.run(["gpg-connect-agent", "--homedir", str(home), "--no-autostart",
-                           "getinfo pid", "/bye"], capture_output=True, text=True, timeout=30)
-    found = [line.split()[1] for line in proc.stdout.splitlines() if line.startswith("D ")]
-    return int(found[0]) if found else None
 
 
 def alive(pid: int) -> bool:

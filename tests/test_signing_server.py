@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from conftest import API_KEY, ServerProcess
-from gpgkeys import gpg_available, verify
+from gpgkeys import agent_pid, gpg_available, verify
 from http_clients import Response, ServerClient
 from pkgfactory import make_synthetic_package
 from vieter_lite import pgp
@@ -191,9 +191,7 @@ def wait_for_log(proc: ServerProcess, text: str, timeout: float = 60) -> None:
 
 
 def agent_running(home: Path) -> bool:
-    proc = subprocess.run(["gpg-connect-agent", "--homedir", str(home), "--no-autostart",
-                           "getinfo pid", "/bye"], capture_output=True, text=True, timeout=30)
-    return any(line.startswith("D ") for line in proc.stdout.splitlines())
+    return agent_pid(home) is not None
 
 
 def test_turning_signing_on_signs_what_is_there_and_off_removes_it(tmp_path, packages,
