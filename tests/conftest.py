@@ -117,3 +117,13 @@ def webapp(services):
     from vieter_lite.web.app import make_app
 
     return webtest.TestApp(make_app(services))
+
+
+@pytest.fixture
+def scratch_gpg():
+    """A throw-away GnuPG home (tests/gpgkeys.py), its agent ended afterwards."""
+    from gpgkeys import ScratchGpg
+
+    gpg = ScratchGpg()
+    yield gpg
+    gpg.close()

@@ -38,7 +38,8 @@ def test_defaults():
         global_schedule="0 3", base_image="archlinux:base-devel", max_log_age=0,
         log_removal_schedule="0 0", collect_metrics=False, default_build_timeout=3600,
         public_url="", smtp_host="", smtp_port=587, smtp_user="", smtp_password="", smtp_from="",
-        smtp_starttls=True, trigger_retry_delays="10,60,300")
+        smtp_starttls=True, trigger_retry_delays="10,60,300", sign=False, sign_key_name="",
+        sign_key_email="", sign_key_file="")
     assert cfg.default_arch != "any" and cfg.default_arch
 
 
@@ -108,6 +109,10 @@ smtp_password = "hunter2"
 smtp_from = "builds@pi.example"
 smtp_starttls = false
 trigger_retry_delays = "5,30"
+sign = true
+sign_key_name = "Pi Repo"
+sign_key_email = "repo@pi.example"
+sign_key_file = "/etc/vieter-lite/signing.asc"
 """
 
 
@@ -121,7 +126,9 @@ def test_file_values(tmp_path):
         global_schedule="*/5 *", base_image="archlinux:latest", max_log_age=30, log_removal_schedule="0 4",
         collect_metrics=True, default_build_timeout=600, public_url="https://pi.example/vieter",
         smtp_host="mail.example", smtp_port=25, smtp_user="vieter", smtp_password="hunter2",
-        smtp_from="builds@pi.example", smtp_starttls=False, trigger_retry_delays="5,30")
+        smtp_from="builds@pi.example", smtp_starttls=False, trigger_retry_delays="5,30",
+        sign=True, sign_key_name="Pi Repo", sign_key_email="repo@pi.example",
+        sign_key_file="/etc/vieter-lite/signing.asc")
 
 
 ENV_OVERRIDES = [
@@ -149,6 +156,10 @@ ENV_OVERRIDES = [
     ("VIETER_SMTP_STARTTLS", "true", "smtp_starttls", True),
     ("VIETER_TRIGGER_RETRY_DELAYS", "0.5, 1", "trigger_retry_delays", "0.5, 1"),
     ("VIETER_TRIGGER_RETRY_DELAYS", "", "trigger_retry_delays", ""),
+    ("VIETER_SIGN", "false", "sign", False),
+    ("VIETER_SIGN_KEY_NAME", "Home Builds", "sign_key_name", "Home Builds"),
+    ("VIETER_SIGN_KEY_FILE", "/run/credentials/key.asc", "sign_key_file",
+     "/run/credentials/key.asc"),
 ]
 
 
@@ -201,6 +212,21 @@ def test_file_variant(tmp_path, content, expected):
     secret = tmp_path / "secret"
     secret.write_text(content)
     assert load_server(None, {"VIETER_API_KEY_FILE": str(secret)}).api_key == expected
+
+
+def test_sign_key_file_has_its_file_form_too(tmp_path):
+    (tmp_path / "where").write_text("/run/credentials/vieter-lite/key.asc\n")
+    cfg = load_server(None, {**KEY, "VIETER_SIGN_KEY_FILE_FILE": str(tmp_path / "where")})
+    assert cfg.sign_key_file == "/run/credentials/vieter-lite/key.asc"
+
+
+@pytest.mark.parametrize("var, value", [("VIETER_SIGN_KEY_NAME", "Evil <x@y>"),
+                                        ("VIETER_SIGN_KEY_EMAIL", "a@b\nc"),
+                                        ("VIETER_SIGN_KEY_NAME", "a:b"),
+                                        ("VIETER_SIGN", "yes")])
+def test_a_bad_signing_value_names_its_key(var, value):
+    with pytest.raises(ConfigError, match=f"config key '{var[7:].lower()}'"):
+        load_server(None, {**KEY, var: value})
 
 
 def test_file_variant_for_int_and_bool(tmp_path):

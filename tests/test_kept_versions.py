@@ -136,8 +136,9 @@ def test_a_forced_downgrade_to_a_kept_version_makes_it_current_again(db, data, u
     store.publish(REPO, upload("hello", "1.0-1"), force=True)
     assert kept(db, "hello") == ["2.0-1"]  # 1.0-1 is current, not also kept
     assert entries(store) == {"hello-1.0-1"}
-    assert on_disk(store) == sorted([filename("hello", "1.0-1"), filename("hello", "1.0-1")
-                                     + ".sig", *with_sigs(filename("hello", "2.0-1"))])
+    # the upload came without a signature: the kept file's old one does not vouch for it
+    assert on_disk(store) == sorted([filename("hello", "1.0-1"),
+                                     *with_sigs(filename("hello", "2.0-1"))])
 
 
 # -- removal ---------------------------------------------------------------------------------
@@ -215,8 +216,11 @@ def test_a_rollback_republishes_a_kept_version_and_keeps_the_owner(db, data, upl
     assert kept(db, "hello") == ["2.0-1"]
     owner = db.package_owner(REPO, "hello")
     assert owner is not None and owner.target_id == 7
-    # both files and their signatures are still there, nothing else
+    # both files and their signatures are still there, nothing else; the rolled-back
+    # version's signature is its own, as it was
     assert on_disk(store) == with_sigs(filename("hello", "1.0-1"), filename("hello", "2.0-1"))
+    sig = store.pkg_dir / REPO / ARCH / (filename("hello", "1.0-1") + ".sig")
+    assert sig.read_bytes() == b"signature of " + filename("hello", "1.0-1").encode()
     assert db.package_hold(REPO, ARCH, "hello") is None
 
 

@@ -55,9 +55,11 @@ def _all_routes() -> dict[tuple[str, str], str]:
 SCOPE_OF = _all_routes()
 ROUTES = list(SCOPE_OF)
 KEYED = [route for route, scope in SCOPE_OF.items() if scope != PUBLIC]
-# what anyone may call without a key: pacman's files, the health check, metrics (when
-# enabled), the page at / and the API document
+# what anyone may call without a key: pacman's files (and their signatures), the health
+# check, metrics (when enabled), the page at /, the API document, the signing key and the
+# client set-up script (neither holds anything secret)
 PUBLIC_ROUTES = {("GET", "/health"), ("GET", "/"), ("GET", "/<repo>/<arch>/<filename>"),
+                 ("GET", "/key"), ("GET", "/setup"),
                  ("HEAD", "/<repo>/<arch>/<filename>"), ("GET", "/<repo>"), ("HEAD", "/<repo>"),
                  ("GET", "/<repo>/<arch>"), ("HEAD", "/<repo>/<arch>"), ("GET", "/metrics"),
                  ("GET", "/api/v1/metrics"), ("GET", "/api/v2/openapi.json")}

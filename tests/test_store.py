@@ -107,7 +107,7 @@ def test_recover_writes_the_archives_of_a_new_arch_repo(services, store, monkeyp
     store = restarted(services)
     assert entries(store, arch="aarch64") == {"tool-1.0-1"}
     assert (store.repos_dir / "core" / "aarch64" / "core.db").resolve() == \
-        store.archive_path("core", "aarch64", "db")
+        store.archive_path("core", "aarch64", "db").resolve()
 
 
 def test_recover_after_a_crash_during_removal(services, store, monkeypatch, upload):

@@ -80,6 +80,11 @@ def check_not_empty(value: str) -> None:
         raise ValueError("must not be empty")
 
 
+def _check_uid_part(value: str) -> None:
+    if any(c in value for c in "<>:") or any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ValueError("must not contain '<', '>', ':' or control characters")
+
+
 def _check_http_url(value: str) -> None:
     from urllib.parse import urlsplit
     parts = urlsplit(value)
@@ -150,6 +155,17 @@ SERVER_KEYS: tuple[Key, ...] = (
     Key("trigger_retry_delays", str, "10,60,300", _check_delays,
         "seconds before each new attempt of a webhook or email that got no answer, an "
         "HTTP 5xx or an SMTP 4xx; after the last, the delivery fails"),
+    Key("sign", bool, False, None,
+        "sign every published package and every db archive with a key of the server's "
+        "own (GnuPG, in <data_dir>/gnupg), so pacman can use SigLevel = Required"),
+    Key("sign_key_name", str, "", _check_uid_part,
+        "name of the key generated at the first start with sign = true; empty: "
+        "vieter-lite on <this machine's name>"),
+    Key("sign_key_email", str, "", _check_uid_part,
+        "email of that key; empty: vieter-lite@<this machine's name>"),
+    Key("sign_key_file", str, "", None,
+        "a secret key to sign with instead (gpg --export-secret-keys, no passphrase), "
+        "imported into <data_dir>/gnupg at start; empty: generate one"),
 )
 
 
@@ -185,6 +201,10 @@ class ServerConfig:
     smtp_from: str
     smtp_starttls: bool
     trigger_retry_delays: str
+    sign: bool
+    sign_key_name: str
+    sign_key_email: str
+    sign_key_file: str
 
     def replace(self, **changes: Any) -> ServerConfig:
         return dataclasses.replace(self, **changes)
@@ -342,7 +362,7 @@ def load_values(keys: tuple[Key, ...], config_file: str | None,
 def _check_pkg_dir(data_dir: Path, pkg_dir: Path) -> None:
     """pkg_dir may sit inside data_dir, but must not overlap what the server keeps there."""
     data, pkgs = data_dir.resolve(), pkg_dir.resolve()
-    reserved = [data / "repos", data / "tmp", data / "logs"]
+    reserved = [data / "repos", data / "tmp", data / "logs", data / "gnupg"]
     if pkgs == data or data.is_relative_to(pkgs) \
             or any(pkgs.is_relative_to(r) or r.is_relative_to(pkgs) for r in reserved):
         raise ConfigError(f"config key 'pkg_dir': {pkg_dir} overlaps data_dir {data_dir}; "

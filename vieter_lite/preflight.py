@@ -10,9 +10,10 @@ from pathlib import Path
 from vieter_lite.config import ServerConfig
 from vieter_lite.errors import StartupError
 
-# What the server writes inside data_dir (store.py, logs.py, db.py): each must stay writable.
+# What the server writes inside data_dir (store.py, logs.py, db.py, repo/signing.py): each
+# must stay writable.
 DATA_ENTRIES = ("vieter.sqlite", "vieter.sqlite-wal", "vieter.sqlite-shm", "repos", "tmp",
-                "logs")
+                "logs", "gnupg")
 
 
 def _user() -> str:

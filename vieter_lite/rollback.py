@@ -162,7 +162,10 @@ class Rollbacks:
             raise NotFound(f"the file of {pkg.name} {pkg.version} is missing from "
                            f"{pkg.repo}/{pkg.arch}") from None
         try:
-            self.store.publish(pkg.repo, tmp, force=True, keep_owner=True)
+            # the kept version's own signature goes with it (the server's, or one uploaded)
+            sig = signature_of(source)
+            signature = sig.read_bytes() if sig.is_file() else None
+            self.store.publish(pkg.repo, tmp, force=True, keep_owner=True, signature=signature)
         finally:
             tmp.unlink(missing_ok=True)
 

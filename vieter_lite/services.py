@@ -11,10 +11,13 @@ from vieter_lite.buildlogs import BuildLogService
 from vieter_lite.config import ServerConfig
 from vieter_lite.db import Database
 from vieter_lite.deliveries import Deliveries
+from vieter_lite.errors import StartupError
+from vieter_lite.gpg import GpgError
 from vieter_lite.jobs import Jobs
 from vieter_lite.logs import BuildLogs
 from vieter_lite.notify import SmtpSettings
 from vieter_lite.queue import BuildQueue
+from vieter_lite.repo import signing
 from vieter_lite.repo.store import RepoStore
 from vieter_lite.rollback import Rollbacks
 from vieter_lite.scheduler import Scheduler
@@ -38,6 +41,7 @@ class Services:
     jobs: Jobs
     deliveries: Deliveries
     rollbacks: Rollbacks
+    signer: signing.Signer | None = None
 
 
 def build_services(config: ServerConfig) -> Services:
@@ -47,6 +51,11 @@ def build_services(config: ServerConfig) -> Services:
     store = RepoStore(db, config.data_dir, config.pkg_dir, config.default_arch,
                       max_upload_size=config.max_upload_size,
                       keep_versions=config.keep_versions)
+    try:
+        store.signer = start_signer(config)
+    except BaseException:
+        db.close()
+        raise
     store.recover()
     logs = BuildLogs(config.data_dir / "logs")
     logs.remove_temp_files()
@@ -61,7 +70,19 @@ def build_services(config: ServerConfig) -> Services:
                     scheduler=scheduler, targets=targets, tokens=Tokens(db, config.api_key),
                     build_logs=BuildLogService(db, logs, config.max_log_followers),
                     jobs=Jobs(db, queue, targets, config.default_arch),
-                    deliveries=deliveries, rollbacks=Rollbacks(db, store))
+                    deliveries=deliveries, rollbacks=Rollbacks(db, store),
+                    signer=store.signer)
+
+
+def start_signer(config: ServerConfig) -> signing.Signer | None:
+    """The signing key (sign = true): from <data_dir>/gnupg, sign_key_file or new."""
+    if not config.sign:
+        return None
+    uid = signing.key_uid(config.sign_key_name, config.sign_key_email, socket.gethostname())
+    try:
+        return signing.Signer.start(config.data_dir / signing.HOME, uid, config.sign_key_file)
+    except GpgError as exc:
+        raise StartupError(f"cannot sign (sign = true): {exc}") from None
 
 
 def make_deliveries(db: Database, config: ServerConfig) -> Deliveries:

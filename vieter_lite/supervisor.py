@@ -11,6 +11,8 @@ from collections.abc import Callable
 
 from vieter_lite import __version__, preflight, triggers
 from vieter_lite.config import ServerConfig
+from vieter_lite.repo import signing
+from vieter_lite.repo.signature_sync import SignatureSync
 from vieter_lite.services import build_services
 from vieter_lite.web.app import make_app
 from vieter_lite.web.auth import body_refusal
@@ -71,18 +73,21 @@ class Supervisor:
     def _refusal(self, path: str, key: str, length: int | None) -> tuple[int, str] | None:
         return body_refusal(self.services, path, key, length)
 
-    def _spawn(self, name: str, target: Callable[[], None]) -> None:
+    def _spawn(self, name: str, target: Callable[[], None], once: bool = False) -> None:
+        """Run `target` on a thread of its own; when it crashes (or, unless it runs `once`,
+        ends) the server stops."""
         def guarded() -> None:
             try:
                 target()
+                if once:
+                    return
                 if not self.stop_event.is_set():
                     log.error("thread %s ended unexpectedly; stopping", name)
                     self.failed.append(name)
             except BaseException:
                 log.exception("thread %s crashed; stopping", name)
                 self.failed.append(name)
-            finally:
-                self.stop_event.set()
+            self.stop_event.set()
 
         thread = threading.Thread(target=guarded, name=name, daemon=True)
         self._threads.append(thread)
@@ -112,6 +117,7 @@ class Supervisor:
         self._spawn("http", self.http.run)
         self._spawn("scheduler", lambda: self.services.scheduler.run(self.stop_event))
         self._spawn("deliveries", lambda: self.services.deliveries.run(self.stop_event))
+        self._spawn("signatures", self._sync_signatures, once=True)
         while not self.signalled and not self.stop_event.wait(0.2):
             pass
         self.stop_event.set()
@@ -123,5 +129,15 @@ class Supervisor:
         self.http.stop()
         for thread in self._threads:
             thread.join(timeout=5)
+        if self.services.signer is not None:
+            self.services.signer.close()
         self.services.db.close()
         return 1 if self.failed else 0
+
+    def _sync_signatures(self) -> None:
+        """Sign what an existing repo holds (sign = true), or remove the server's
+        signatures (sign = false), in the background."""
+        signer = self.services.signer
+        own = signer.own if signer is not None else \
+            signing.own_fingerprints(self.config.data_dir / signing.HOME)
+        SignatureSync(self.services.store, signer, own).run(self.stop_event)

@@ -12,16 +12,17 @@ from pathlib import Path
 from vieter_lite.db import Database
 from vieter_lite.errors import Conflict
 from vieter_lite.models import RepoPackage
+from vieter_lite.repo import signing
 from vieter_lite.repo.vercmp import vercmp
 
 log = logging.getLogger(__name__)
 
-SIGNATURE = ".sig"
+SIGNATURE = signing.SIG
 
 
 def signature_of(path: Path) -> Path:
     """The detached signature that belongs to a package file."""
-    return path.with_name(path.name + SIGNATURE)
+    return signing.signature_path(path)
 
 
 def owning_file(name: str) -> str:

@@ -21,11 +21,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from vieter_lite import names
+from vieter_lite import names, pgp
 from vieter_lite.db import Database
 from vieter_lite.errors import BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge
 from vieter_lite.models import Build, Package, PackageOwner, RepoPackage
-from vieter_lite.repo import database, desc, kept
+from vieter_lite.repo import archives, database, desc, kept, signing
 from vieter_lite.repo.package import read_package, unpacked_limit
 from vieter_lite.repo.vercmp import vercmp
 from vieter_lite.streams import copy_exact
@@ -49,6 +49,7 @@ class ListedPackage:
     package: RepoPackage
     size: int
     owner: PackageOwner | None
+    signed: bool = False
 
 
 def _csize(desc_text: str) -> int:
@@ -72,16 +73,11 @@ def checked(repo: str, arch: str | None = None, pkgname: str | None = None) -> N
         raise BadRequest(str(exc)) from None
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class RepoStore:
-    """Publishes, removes and locates packages and db archives under data_dir/pkg_dir."""
+    """Publishes, removes and locates packages and db archives under data_dir/pkg_dir.
+    With a `signer` (sign = true), packages and db archives get signatures."""
+
+    signer: signing.Signer | None = None
 
     def __init__(self, db: Database, data_dir: Path, pkg_dir: Path, default_arch: str,
                  max_upload_size: int = 2 * 1024 ** 3, clock: Callable[[], float] = time.time,
@@ -157,14 +153,20 @@ class RepoStore:
 
     def publish(self, repo: str, upload: Path, sha256: str | None = None,
                 force: bool = False, build: Build | None = None,
-                keep_owner: bool = False) -> PublishResult:
+                signature: bytes | None = None, keep_owner: bool = False) -> PublishResult:
         """Publish a package file; `build` is the build whose token sent it (None: the
         api_key). Names are owned: see _check_build_may_publish; `keep_owner` leaves an
-        owned name's owner as it is (a rollback). The replaced version stays on disk as a
-        kept version when keep_versions > 0."""
+        owned name's owner as it is (a rollback). `signature`: the package's own detached
+        signature, kept as it is; without one the server signs it when it signs. The
+        replaced version stays on disk as a kept version when keep_versions > 0."""
         checked(repo)
         self.check_publisher(repo, build)
         pkg = read_package(upload, sha256, unpacked_limit(self.max_upload_size))
+        with signing.package_signature(self.signer, upload, signature, self.tmp_dir) as sig:
+            return self._publish(repo, upload, pkg, force, build, sig, keep_owner)
+
+    def _publish(self, repo: str, upload: Path, pkg: Package, force: bool,
+                 build: Build | None, sig: Path | None, keep_owner: bool) -> PublishResult:
         info = pkg.info
         desc_text = desc.render_desc(pkg)
         members = database.entry_members(database.Entry(
@@ -184,12 +186,14 @@ class RepoStore:
             new_archs = [a for a in targets if a not in existing]
             backfill = self._any_packages(repo, existing) if new_archs else []
             for arch in targets:
-                self._link(upload, self.pkg_dir / repo / arch / pkg.filename)
+                self._link_package(upload, self.pkg_dir / repo / arch / pkg.filename, sig)
             for arch in new_archs:
                 for other in backfill:
                     if other.name != info.name:
-                        self._link(self.pkg_dir / repo / other.arch / other.filename,
-                                   self.pkg_dir / repo / arch / other.filename)
+                        source = self.pkg_dir / repo / other.arch / other.filename
+                        source_sig = signing.signature_path(source)
+                        self._link_package(source, self.pkg_dir / repo / arch / other.filename,
+                                           source_sig if source_sig.exists() else None)
             now = int(self.clock())
             with self.db.transaction():
                 for arch in new_archs:
@@ -243,6 +247,14 @@ class RepoStore:
         # is `dest`: a rollback's kept file): then the temp name is left to remove
         tmp.unlink(missing_ok=True)
 
+    def _link_package(self, source: Path, dest: Path, sig: Path | None) -> None:
+        """A package file and its signature (a stale one goes when it comes without)."""
+        if sig is not None:
+            self._link(sig, signing.signature_path(dest))
+        else:
+            signing.signature_path(dest).unlink(missing_ok=True)
+        self._link(source, dest)
+
     def _unlink_unreferenced(self, repo: str, files: list[tuple[str, str]]) -> None:
         """Remove package files (with their signatures) that no package or kept version
         uses any more (after the new db is out)."""
@@ -251,21 +263,50 @@ class RepoStore:
                 if not self.db.file_referenced(repo, arch, filename):
                     kept.unlink_file(self.pkg_dir / repo / arch / filename)
 
+    def attach_signature(self, repo: str, arch: str, filename: str, sig: Path) -> bool:
+        """Link `sig` next to a published package that has no signature yet; False when a
+        publish or removal got there first."""
+        with self._lock(repo):
+            dest = signing.signature_path(self.pkg_dir / repo / arch / filename)
+            if dest.exists() or not self.db.file_referenced(repo, arch, filename):
+                return False
+            self._link(sig, dest)
+            return True
+
+    def detach_signature(self, repo: str, arch: str, filename: str, made_by: set[str]) -> bool:
+        """Remove a package's signature if one of the keys `made_by` made it."""
+        with self._lock(repo):
+            path = signing.signature_path(self.pkg_dir / repo / arch / filename)
+            try:
+                made = pgp.parse_signature(path.read_bytes()).issued_by(made_by)
+            except (OSError, ValueError):
+                return False
+            if made:
+                path.unlink(missing_ok=True)
+            return made
+
+    def signed(self, pkg: RepoPackage) -> bool:
+        return signing.signature_path(self.pkg_dir / pkg.repo / pkg.arch / pkg.filename).exists()
+
     # -- db archives ------------------------------------------------------------------
 
     def archive_path(self, repo: str, arch: str, kind: str) -> Path:
         return self.repos_dir / repo / arch / f"{repo}.{kind}.tar.gz"
 
-    def write_archives(self, repo: str, arch: str) -> None:
-        """Bring the arch-repo's archives up to its newest generation (no-op when current)."""
+    def write_archives(self, repo: str, arch: str, signatures: bool = True) -> bool:
+        """Bring the arch-repo's archives up to its newest generation, and (`signatures`)
+        signed or not as the store signs; False when they were current already."""
         key = (repo, arch)
+        directory = self.repos_dir / repo / arch
         with self._lock(("archives", repo, arch)), \
                 self.db.archive_snapshot(repo, arch) as snapshot:
             written = self.db.written_generation(repo, arch)
             if snapshot is None or written is None:
-                return
-            if written >= snapshot.generation and self.archive_path(repo, arch, "db").exists():
-                return
+                return False
+            if written >= snapshot.generation and self.archive_path(repo, arch, "db").exists() \
+                    and (not signatures
+                         or archives.is_signed(directory, repo) == (self.signer is not None)):
+                return False
             cache = self._segments.setdefault(key, {})
             for bucket in set(cache) - set(snapshot.buckets):
                 del cache[bucket]
@@ -274,27 +315,15 @@ class RepoStore:
                     cache[bucket] = (generation,
                                      database.compress_segment(snapshot.members(bucket)))
             segments = [cache[b][1] for b in sorted(cache)]
-            directory = self.repos_dir / repo / arch
-            directory.mkdir(parents=True, exist_ok=True)
-            db_path, files_path = (self.archive_path(repo, arch, k) for k in ("db", "files"))
-            db_tmp, files_tmp = (p.with_name(".tmp." + p.name) for p in (db_path, files_path))
-            with open(db_tmp, "wb") as db_out, open(files_tmp, "wb") as files_out:
-                count = database.write_segments(segments, db_out, files_out)
-                for out in (db_out, files_out):
-                    out.flush()
-                    os.fsync(out.fileno())
-            mtime = self._next_mtime(key, db_path)
-            for tmp, final in ((db_tmp, db_path), (files_tmp, files_path)):
-                os.utime(tmp, (mtime, mtime))
-                os.replace(tmp, final)
-                link = final.with_name(final.name[:-len(".tar.gz")])
-                if not link.is_symlink():
-                    link.unlink(missing_ok=True)
-                    link.symlink_to(final.name)
-            _fsync_dir(directory)
+            mtime = self._next_mtime(key, self.archive_path(repo, arch, "db"))
+            count = archives.write_generation(
+                directory, repo, int(mtime),
+                lambda db_out, files_out: database.write_segments(segments, db_out, files_out),
+                None if self.signer is None else self.signer.sign)
             self.db.mark_written(repo, arch, snapshot.generation)
-            log.debug("wrote %s/%s db (generation %d, %d packages)", repo, arch,
-                      snapshot.generation, count)
+            log.debug("wrote %s/%s db (generation %d, %d packages%s)", repo, arch,
+                      snapshot.generation, count, ", signed" if self.signer else "")
+            return True
 
     def _next_mtime(self, key: tuple[str, str], current: Path) -> float:
         """Now, but always a later second than the archive it replaces (even one deleted
@@ -373,7 +402,7 @@ class RepoStore:
                 raise NotFound(f"arch-repo {repo}/{arch} not found")
             archs = [arch]
         owners = self.db.package_owners(repo)
-        return [ListedPackage(p, _csize(p.desc), owners.get(p.name))
+        return [ListedPackage(p, _csize(p.desc), owners.get(p.name), self.signed(p))
                 for a in archs for p in self.db.packages(repo, a)]
 
     def listed_package(self, repo: str, arch: str, name: str) -> ListedPackage:
@@ -382,7 +411,8 @@ class RepoStore:
         pkg = self.db.package(repo, arch, name)
         if pkg is None:
             raise NotFound(f"package '{name}' not found in {repo}/{arch}")
-        return ListedPackage(pkg, _csize(pkg.desc), self.db.package_owners(repo).get(name))
+        return ListedPackage(pkg, _csize(pkg.desc), self.db.package_owners(repo).get(name),
+                             self.signed(pkg))
 
     def archive_mtime(self, repo: str, arch: str) -> int | None:
         """When an arch-repo's db archive last changed (what If-Modified-Since compares)."""
@@ -394,10 +424,15 @@ class RepoStore:
     # -- lookups for serving ----------------------------------------------------------
 
     def db_file(self, repo: str, arch: str, filename: str) -> Path | None:
-        """The archive for '<repo>.db', '<repo>.files' or their '.tar.gz' names, else None."""
-        base = filename[:-len(".tar.gz")] if filename.endswith(".tar.gz") else filename
+        """The archive for '<repo>.db', '<repo>.files' or their '.tar.gz' names, or its
+        signature for those names + '.sig', else None."""
+        signature = filename.endswith(archives.SIG)
+        base = filename[:-len(archives.SIG)] if signature else filename
+        base = base[:-len(".tar.gz")] if base.endswith(".tar.gz") else base
         for kind in DB_KINDS:
             if base == f"{repo}.{kind}":
+                if signature:
+                    return archives.current_path(self.repos_dir / repo / arch, repo, kind, True)
                 return self.archive_path(repo, arch, kind)
         return None
 
@@ -425,7 +460,7 @@ class RepoStore:
             leftover.unlink(missing_ok=True)
         known = set(self.db.arch_repos())
         for repo, arch in known:
-            self.write_archives(repo, arch)
+            self.write_archives(repo, arch, signatures=False)  # signatures: SignatureSync
         own = {p.resolve() for p in (self.pkg_dir, self.repos_dir, self.tmp_dir)}
         for root in (self.pkg_dir, self.repos_dir):
             for repo_dir in [p for p in root.iterdir()
@@ -441,6 +476,7 @@ class RepoStore:
 
     def _remove_orphans(self, repo: str, arch_dir: Path) -> None:
         wanted = self.db.filenames(repo, arch_dir.name)
+        wanted |= {name + signing.SIG for name in wanted}
         for path in arch_dir.iterdir():
             if kept.owning_file(path.name) not in wanted:
                 log.warning("removing unreferenced %s", path)

@@ -13,7 +13,7 @@ import bottle
 from bottle import HTTPError, HTTPResponse, request
 
 from vieter_lite.errors import VieterError
-from vieter_lite.web import agent, repo, v1, v2
+from vieter_lite.web import agent, keys, repo, v1, v2
 from vieter_lite.web.access_log import AccessLog, escape
 from vieter_lite.web.auth import AuthPlugin
 from vieter_lite.web.http import envelope, is_v2_path, normalise_path
@@ -111,9 +111,13 @@ def build_app(services: Services) -> bottle.Bottle:
 
     @app.get("/health", scope="public", api="repo")
     def health() -> HTTPResponse:
-        return envelope(message="Healthy.")
+        """With sign = true, data names the signing key (what `client setup` checks)."""
+        signer = services.signer
+        return envelope({"fingerprint": signer.fingerprint} if signer else "",
+                        message="Healthy.")
 
     v1.register(app, services)
+    keys.register(app, services)
     agent.register(app, services)
     v2.register(app, services)
     repo.register(app, services)

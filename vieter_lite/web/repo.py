@@ -11,6 +11,7 @@ from bottle import HTTPResponse, request
 
 from vieter_lite import __version__
 from vieter_lite.errors import BadRequest, Forbidden, NotFound
+from vieter_lite.repo import signing
 from vieter_lite.repo.store import checked
 from vieter_lite.web import files
 from vieter_lite.web.auth import caller
@@ -22,9 +23,10 @@ if TYPE_CHECKING:
 REPO = {"api": "repo"}
 
 
-def index_page(version: str, base_url: str, repos: dict[str, dict[str, int]]) -> str:
-    """The page at /: the version, each repo with its pacman.conf stanza, where the API is
-    described. Every value is escaped."""
+def index_page(version: str, base_url: str, repos: dict[str, dict[str, int]],
+               fingerprint: str | None = None) -> str:
+    """The page at /: the version, each repo with its pacman.conf stanza (and, signed,
+    how to trust the key), where the API is described. Every value is escaped."""
     e = html.escape
     parts = ["<!doctype html>", '<html lang="en"><head><meta charset="utf-8">',
              f"<title>vieter-lite {e(version)}</title></head><body>",
@@ -33,10 +35,16 @@ def index_page(version: str, base_url: str, repos: dict[str, dict[str, int]]) ->
              "<code>/etc/pacman.conf</code>.</p>"]
     if not repos:
         parts.append("<p>No repositories yet: publishing a package creates one.</p>")
+    if fingerprint:
+        parts.append(f"<p>Packages and databases are signed by the key {e(fingerprint)} "
+                     f"(<a href=\"/key\">/key</a>). To trust it and add a repository, run "
+                     "as root <code>vieter-lite client setup URL REPO</code>, or the script "
+                     "at <code>/setup?repo=REPO</code>.</p>")
+    siglevel = "SigLevel = Required\n" if fingerprint else ""
     for repo, archs in repos.items():
         counts = ", ".join(f"{e(arch)} ({count})" for arch, count in archs.items())
         parts += [f"<h2>{e(repo)}</h2>", f"<p>Packages per arch: {counts}</p>",
-                  f"<pre>[{e(repo)}]\nServer = {e(base_url)}/$repo/$arch</pre>"]
+                  f"<pre>[{e(repo)}]\n{siglevel}Server = {e(base_url)}/$repo/$arch</pre>"]
     parts += ["<p>The HTTP API (publishing, targets, builds, logs) is described in the "
               "sections &ldquo;HTTP API&rdquo; of vieter-lite&rsquo;s <code>README.md</code>."
               "</p>", "</body></html>", ""]
@@ -50,7 +58,9 @@ def register(app: bottle.Bottle, services: Services) -> None:
     def index() -> HTTPResponse:
         """No key needed: what a browser pointed at the server sees."""
         parts = request.urlparts  # the scheme and host the client used
-        body = index_page(__version__, f"{parts.scheme}://{parts.netloc}", store.repos())
+        signer = services.signer
+        body = index_page(__version__, f"{parts.scheme}://{parts.netloc}", store.repos(),
+                          signer.fingerprint if signer else None)
         return HTTPResponse(body.encode(), headers={"Content-Type": "text/html; charset=utf-8"})
 
     @app.route("/<repo>/<arch>/<filename>", method=["GET", "HEAD"], scope="public", **REPO)
@@ -58,12 +68,10 @@ def register(app: bottle.Bottle, services: Services) -> None:
         if repo.lower() == "api":
             raise NotFound("Not found.")
         checked(repo, arch)
-        db_file = store.db_file(repo, arch, filename)
+        db_file = store.db_file(repo, arch, filename)  # the archives and their .sig
         if db_file is not None:
             return files.send_file(db_file)
-        if filename.endswith(".sig"):  # signatures are not stored: answer at once
-            raise NotFound("Not found.")
-        if ".pkg" in filename:
+        if ".pkg" in filename:  # a package file or its .sig
             return files.send_file(store.package_file(repo, arch, filename))
         pkg = store.desc_entry(repo, arch, filename)
         if pkg is None:
@@ -88,12 +96,15 @@ def register(app: bottle.Bottle, services: Services) -> None:
         checked(repo)
         store.check_publisher(repo, build)  # before the body is read
         force = query_flag("force")
+        sig = request.query.getunicode("sig", default=None)
+        signature = None if sig is None else signing.decode_signature(sig)
         if request.content_type.startswith("multipart/"):
             raise BadRequest("send the package file itself as the request body "
                              "(curl -T FILE or --data-binary @FILE), not a form")
         upload, sha256 = store.receive_upload(*request_body())
         try:
-            result = store.publish(repo, upload, sha256, force=force, build=build)
+            result = store.publish(repo, upload, sha256, force=force, build=build,
+                                   signature=signature)
         finally:
             upload.unlink(missing_ok=True)
         return envelope({"name": result.name, "version": result.version,

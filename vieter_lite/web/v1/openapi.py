@@ -28,6 +28,7 @@ MAX_TIME = 253402300799   # web/http.py: the last second of year 9999
 STRING: Schema = {"type": "string"}
 INTEGER: Schema = {"type": "integer"}
 BOOLEAN: Schema = {"type": "boolean"}
+FINGERPRINT: Schema = {"type": "string", "pattern": "^[0-9A-F]{40}$"}
 UNIX_TIME: Schema = {"type": "integer", "description": "Unix seconds"}
 ID: Schema = {"type": "integer", "minimum": 0, "maximum": MAX_INT}
 COUNT: Schema = {"type": "integer", "minimum": 0, "maximum": MAX_INT}
@@ -127,11 +128,16 @@ TARGET_FIELDS = (query("branch", STRING), query("path", STRING, "a sub directory
 PUBLISH = Operation(
     "Publish a package",
     "An `any` package goes into default_arch and every arch-repo of the repo.",
-    params=(query("force", BOOLEAN, "allow a downgrade"),),
+    params=(query("force", BOOLEAN, "allow a downgrade"),
+            query("sig", {"type": "string", "maxLength": 21848,
+                          "pattern": "^[A-Za-z0-9+/_=-]*$"},
+                  "the package's own detached binary signature (the .sig file), base64; "
+                  "kept as it is, served at <file>.sig")),
     body=Body(BINARY, {"type": "string", "format": "binary"},
               "a .pkg.tar.zst, .xz, .gz, .bz2 or plain .pkg.tar"),
     replies=ok(ref("Published"), "published"),
-    errors={400: "not a readable package, or an unsafe name",
+    errors={400: "not a readable package, an unsafe name, or a sig that is not a binary "
+                 "OpenPGP signature",
             409: "an older version than the one published (without force)",
             411: "no Content-Length", 413: "over max_upload_size"})
 
@@ -142,17 +148,33 @@ NO_LISTING = Operation(
 OPERATIONS: dict[tuple[str, str], Operation] = {
     # -- repository routes (web/repo.py, web/app.py) --------------------------------------
     ("GET", "/health"): Operation(
-        "Health check",
+        "Health check", "With sign = true, `data` names the signing key's fingerprint.",
         replies={200: Reply("always", obj({"message": {"const": "Healthy."},
-                                           "data": {"const": ""}}))}),
+                                           "data": {"oneOf": [
+                                               {"const": ""},
+                                               obj({"fingerprint": FINGERPRINT})]}}))}),
+    ("GET", "/key"): Operation(
+        "The signing key", "The ASCII-armored public key that signs the packages and dbs "
+        "(sign = true).",
+        replies={200: Reply("the key", STRING, "application/pgp-keys")},
+        errors={404: "sign = false: there is no key"}),
+    ("GET", "/setup"): Operation(
+        "A pacman set-up script",
+        "A POSIX shell script that adds the signing key to pacman's keyring (pacman-key "
+        "--add, --lsign-key) and adds or updates the repo's pacman.conf stanza; run it as "
+        "root (`curl -fsS URL/setup?repo=NAME | sh`).",
+        params=(query("repo", REPO, required=True),),
+        replies={200: Reply("the script", STRING, TEXT_UTF8)},
+        errors={400: "no repo, an unsafe name, or a host the script cannot name (set "
+                     "public_url)", 404: "no such repository"}),
     ("GET", "/"): Operation(
         "The index page", "The version and each repo with its pacman.conf stanza.",
         replies={200: Reply("an HTML page", STRING, "text/html")}),
     ("GET", "/<repo>/<arch>/<filename>"): Operation(
         "A file of an arch-repo",
         "`<repo>.db`, `<repo>.files` (and their `.tar.gz` names): the db archives; a name "
-        "containing `.pkg`: the package file; `<name>-<version>`: that package's desc entry "
-        "(text/plain).",
+        "containing `.pkg`: the package file; any of those + `.sig`: its signature; "
+        "`<name>-<version>`: that package's desc entry (text/plain).",
         params=FILE_HEADERS, replies=file_replies((BINARY, TEXT_UTF8)),
         errors={400: "an unsafe repo or arch name", 404: "no such file"}),
     ("HEAD", "/<repo>/<arch>/<filename>"): Operation(

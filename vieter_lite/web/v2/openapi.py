@@ -94,7 +94,11 @@ SCHEMAS.update({
         "archs": array(obj({"arch": STRING, "packages": INTEGER,
                             "db_last_modified": nullable(TIME),
                             "links": obj({"packages": LINK, "db": LINK})})),
-        "pacman_conf": STRING}),
+        "sign_key_fingerprint": nullable({"type": "string", "pattern": "^[0-9A-F]{40}$"}),
+        "pacman_conf": STRING,
+        "links": obj({"setup": LINK, "key": LINK}, required=("setup",))},
+        description="`sign_key_fingerprint`: the key that signs the repo's packages and "
+                    "dbs (null: sign = false); `links.key` is there when it is set."),
     "PackageV2": obj({
         "name": STRING, "version": STRING, "arch": STRING, "filename": STRING,
         "size": INTEGER, "sha256": nullable(STRING), "published_at": TIME,

@@ -66,8 +66,10 @@ def register(app: bottle.Bottle, services: Services) -> None:
         repos = store.repos()
         page, total = page_of(query, list(repos), key=lambda name: name)
         base = base_url()
+        signer = services.signer
         return list_response(query, page, total, lambda name: repo_json(
-            name, repos[name], {a: store.archive_mtime(name, a) for a in repos[name]}, base))
+            name, repos[name], {a: store.archive_mtime(name, a) for a in repos[name]}, base,
+            signer.fingerprint if signer else None))
 
     @app.get("/api/v2/repos/<repo>/<arch>/packages", scope="repos:read", **V2)
     def list_packages(repo: str, arch: str) -> Any:

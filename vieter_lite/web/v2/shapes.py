@@ -120,14 +120,20 @@ def attempt_json(attempt: DeliveryAttempt, base: str) -> dict[str, Any]:
 
 
 def repo_json(name: str, archs: dict[str, int], mtimes: dict[str, int | None],
-              base: str) -> dict[str, Any]:
+              base: str, fingerprint: str | None = None) -> dict[str, Any]:
+    """A repo; `fingerprint`: the key that signs it (None: sign = false)."""
+    siglevel = "SigLevel = Required\n" if fingerprint else ""
+    links = {"setup": link(base, f"/setup?repo={name}"),
+             **({"key": link(base, "/key")} if fingerprint else {})}
     return {"name": name,
             "archs": [{"arch": arch, "packages": count,
                        "db_last_modified": rfc3339(mtimes.get(arch)),
                        "links": {"packages": link(base, f"/api/v2/repos/{name}/{arch}/packages"),
                                  "db": link(base, f"/{name}/{arch}/{name}.db")}}
                       for arch, count in archs.items()],
-            "pacman_conf": f"[{name}]\nServer = {base}/$repo/$arch\n"}
+            "sign_key_fingerprint": fingerprint,
+            "pacman_conf": f"[{name}]\n{siglevel}Server = {base}/$repo/$arch\n",
+            "links": links}
 
 
 def package_json(listed: ListedPackage, base: str, kept: list[str] | None = None,
@@ -144,7 +150,7 @@ def package_json(listed: ListedPackage, base: str, kept: list[str] | None = None
         "published_at": rfc3339(pkg.published_at),
         # {"target_id": null}: the api_key owns the name; null: nobody yet
         "owner": None if listed.owner is None else owner_json(listed.owner),
-        "signed": False,
+        "signed": listed.signed,
         "kept_versions": list(kept or ()),
         "hold": None if hold is None else hold_json(hold),
         "links": {"download": link(base, f"/{pkg.repo}/{pkg.arch}/{pkg.filename}")}}

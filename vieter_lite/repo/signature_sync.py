@@ -1,0 +1,130 @@
+"""At start, on a thread of its own: makes what the repos hold match `sign` (signs an
+existing repo, or removes the server's signatures when signing was turned off)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from vieter_lite import pgp
+from vieter_lite.gpg import GpgError
+from vieter_lite.repo.signing import SIG, Signer, signature_path
+from vieter_lite.repo.store import RepoStore
+
+log = logging.getLogger(__name__)
+
+
+class SignatureSync:
+    """At start, on its own thread: makes the repos match `sign`. Signing on: the db
+    archives of every arch-repo are rewritten with signatures, then every package without
+    a signature is signed (files shared by several arch-repos once). Signing off: the db
+    archives are rewritten without, and the package signatures the server's keys made are
+    removed (those uploaded with a package stay). Progress goes to the log."""
+
+    BATCH = 4  # gpg processes at once
+
+    def __init__(self, store: RepoStore, signer: Signer | None, own: set[str],
+                 report_every: float = 10.0, clock: Callable[[], float] = time.monotonic):
+        self.store = store
+        self.signer = signer
+        self.own = own
+        self.report_every = report_every
+        self.clock = clock
+        self.done = threading.Event()
+
+    def run(self, stop: threading.Event) -> None:
+        try:
+            started = self.clock()
+            rewritten = self._archives(stop)
+            counts = self._packages(stop)
+            if not stop.is_set():
+                what = "signed" if self.signer is not None else "removed the signatures of"
+                log.info("signatures: done in %.1f s: %s the db archives of %d arch-repos and "
+                         "%d packages", self.clock() - started, what, rewritten, counts)
+        finally:
+            self.done.set()
+
+    def _archives(self, stop: threading.Event) -> int:
+        count = 0
+        for repo, arch in self.store.db.arch_repos():
+            if stop.is_set():
+                break
+            if self.store.write_archives(repo, arch):
+                count += 1
+        return count
+
+    def _todo(self) -> list[tuple[str, str, str]]:
+        """(repo, arch, filename) of the packages whose signature state is not the wanted
+        one: unsigned ones (signing), server-signed ones (not signing)."""
+        found = []
+        for repo, arch in self.store.db.arch_repos():
+            for filename in sorted(self.store.db.filenames(repo, arch)):
+                sig = signature_path(self.store.package_file(repo, arch, filename))
+                wrong = not sig.exists() if self.signer is not None \
+                    else sig.exists() and self._made_here(sig)
+                if wrong:
+                    found.append((repo, arch, filename))
+        return found
+
+    def _made_here(self, sig: Path) -> bool:
+        try:
+            return pgp.parse_signature(sig.read_bytes()).issued_by(self.own)
+        except (OSError, ValueError):
+            return False
+
+    def _packages(self, stop: threading.Event) -> int:
+        todo = self._todo()
+        if not todo:
+            return 0
+        verb = "signing" if self.signer is not None else "removing the signatures of"
+        log.info("signatures: %s %d packages", verb, len(todo))
+        done = 0
+        next_report = self.clock() + self.report_every
+        with tempfile.TemporaryDirectory(dir=self.store.tmp_dir) as scratch:
+            signed: dict[tuple[int, int], Path] = {}
+            for start in range(0, len(todo), self.BATCH):
+                if stop.is_set():
+                    log.info("signatures: stopped after %d of %d packages", done, len(todo))
+                    break
+                batch = todo[start:start + self.BATCH]
+                if self.signer is not None:
+                    done += self._sign_batch(batch, Path(scratch), signed)
+                else:
+                    done += sum(self.store.detach_signature(*item, self.own) for item in batch)
+                if self.clock() >= next_report:
+                    log.info("signatures: %d of %d packages", start + len(batch), len(todo))
+                    next_report = self.clock() + self.report_every
+        return done
+
+    def _sign_batch(self, batch: list[tuple[str, str, str]], scratch: Path,
+                    signed: dict[tuple[int, int], Path]) -> int:
+        assert self.signer is not None
+        files: dict[tuple[str, str, str], tuple[int, int]] = {}
+        wanted: dict[tuple[int, int], Path] = {}
+        for item in batch:
+            path = self.store.package_file(*item)
+            try:
+                info = os.stat(path)
+            except FileNotFoundError:
+                continue  # removed meanwhile
+            inode = (info.st_dev, info.st_ino)
+            files[item] = inode
+            if inode not in signed and inode not in wanted:
+                wanted[inode] = path
+        if wanted:
+            pairs = [(path, scratch / f"{inode[0]}-{inode[1]}{SIG}")
+                     for inode, path in wanted.items()]
+            try:
+                self.signer.sign(pairs)
+            except GpgError as exc:
+                log.warning("signatures: could not sign %s: %s",
+                            ", ".join(p.name for p, _ in pairs), exc)
+                return 0
+            signed.update({inode: out for inode, (_, out) in zip(wanted, pairs, strict=True)})
+        return sum(self.store.attach_signature(*item, signed[inode])
+                   for item, inode in files.items())
