@@ -34,7 +34,7 @@ def test_defaults():
         api_key="secret", data_dir=Path("data"), pkg_dir=Path("data/pkgs"), host="0.0.0.0", port=8000,
         default_arch=config.machine_arch(), log_level="INFO", max_upload_size=2 * 1024 ** 3, keep_versions=0, threads=8,
         connection_limit=100, channel_timeout=60, header_timeout=10, max_log_chunk=1024 ** 2,
-        max_api_body=64 * 1024, max_log_followers=32,
+        max_api_body=64 * 1024, max_log_followers=32, max_poll_wait=20,
         global_schedule="0 3", base_image="archlinux:base-devel", max_log_age=0,
         log_removal_schedule="0 0", collect_metrics=False, default_build_timeout=3600,
         public_url="", smtp_host="", smtp_port=587, smtp_user="", smtp_password="", smtp_from="",
@@ -95,6 +95,7 @@ max_upload_size = 1048576
 keep_versions = 3
 threads = 2
 max_log_followers = 5
+max_poll_wait = 3
 global_schedule = "*/5 *"
 base_image = "archlinux:latest"
 max_log_age = 30
@@ -122,7 +123,7 @@ def test_file_values(tmp_path):
         api_key="from-file", data_dir=Path("/srv/vieter"), pkg_dir=Path("/srv/pkgs"), host="127.0.0.1",
         port=9000, default_arch="aarch64", log_level="DEBUG", max_upload_size=1048576, keep_versions=3, threads=2,
         connection_limit=100, channel_timeout=60, header_timeout=10, max_log_chunk=1024 ** 2,
-        max_api_body=64 * 1024, max_log_followers=5,
+        max_api_body=64 * 1024, max_log_followers=5, max_poll_wait=3,
         global_schedule="*/5 *", base_image="archlinux:latest", max_log_age=30, log_removal_schedule="0 4",
         collect_metrics=True, default_build_timeout=600, public_url="https://pi.example/vieter",
         smtp_host="mail.example", smtp_port=25, smtp_user="vieter", smtp_password="hunter2",

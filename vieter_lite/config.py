@@ -133,6 +133,9 @@ SERVER_KEYS: tuple[Key, ...] = (
     Key("max_log_followers", int, 32, check_positive,
         "most clients following build logs at once (each holds an HTTP thread of its own); "
         "503 above it"),
+    Key("max_poll_wait", int, 20, _check_not_negative,
+        "most seconds an agent's poll waits for a build to come (wait=N) before it answers "
+        "with none; each waiting poll holds an HTTP thread of its own (0: polls never wait)"),
     Key("global_schedule", str, "0 3", _check_schedule, "cron schedule for targets without one"),
     Key("base_image", str, "archlinux:base-devel", check_not_empty, "image builds start from"),
     Key("max_log_age", int, 0, _check_not_negative, "days to keep build logs (0 = keep)"),
@@ -187,6 +190,7 @@ class ServerConfig:
     max_log_chunk: int
     max_api_body: int
     max_log_followers: int
+    max_poll_wait: int
     global_schedule: str
     base_image: str
     max_log_age: int

@@ -14,7 +14,7 @@ from vieter_lite.db import Database
 from vieter_lite.errors import Conflict, Forbidden, NotFound
 from vieter_lite.models import NO_TARGET, Build, BuildSpec
 from vieter_lite.queue import BuildQueue
-from vieter_lite.targets import Targets
+from vieter_lite.targets import Targets, agent_labels_text
 from vieter_lite.tokens import Principal
 
 ANYONE = "*"
@@ -94,6 +94,7 @@ class Jobs:
                              timeout=m.timeout or self.queue.default_timeout,
                              environment=json.dumps(m.environment, separators=(",", ":")),
                              review=m.review, manifest=m.text, bundle=bundle,
+                             agent_labels=agent_labels_text(m.agent_labels),
                              **{**common, "force": m.force or sub.force})
         else:
             assert sub.target_id is not None
@@ -103,7 +104,8 @@ class Jobs:
             spec = BuildSpec(target_id=target.id, arch=arch, repo=target.repo, kind=target.kind,
                              url=target.url, branch=target.branch, path=target.path,
                              base_image=self.queue.base_image,
-                             timeout=self.queue.default_timeout, review=target.review, **common)
+                             timeout=self.queue.default_timeout, review=target.review,
+                             agent_labels=target.agent_labels, **common)
         if not who.may_use_repo(spec.repo):
             raise Forbidden(f"this token may not build for the repo '{spec.repo}'")
         if not who.may_use_arch(spec.arch):

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
 
-from vieter_lite import names, targets, tokens
+from vieter_lite import agents, names, targets, tokens
 from vieter_lite.errors import Invalid
 from vieter_lite.models import REVIEW_RULES, Build
 
@@ -38,7 +38,7 @@ SOURCE_KINDS = ("git", "url", "pkgbuild")
 GIT_SCHEMES = ("https", "http", "git", "ssh")
 
 MANIFEST_KEYS = ("repo", "arch", "source", "image", "force", "timeout", "environment",
-                 "review")
+                 "review", "agent_labels")
 SOURCE_KEYS = ("git", "branch", "path", "url", "pkgbuild")
 BODY_KEYS = ("manifest", "target_id", "arch", "force", "note", "tags", "access:read",
              "access:write", "triggers", "execute", "metadata")
@@ -81,6 +81,7 @@ class Manifest:
     environment: dict[str, str]
     review: str
     text: str
+    agent_labels: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -328,8 +329,11 @@ def parse_manifest(text: str, default_arch: str, field: str = "manifest") -> Man
         if not isinstance(doc["review"], str) or doc["review"] not in REVIEW_RULES:
             raise Invalid(f"{field}.review", "invalid", "one of " + ", ".join(REVIEW_RULES))
         review = doc["review"]
+    agent_labels = agents.check_labels(f"{field}.agent_labels", doc["agent_labels"]) \
+        if "agent_labels" in doc else {}
     return Manifest(repo=repo, arch=arch, source=source, image=image, force=force,
-                    timeout=timeout, environment=environment, review=review, text=text)
+                    timeout=timeout, environment=environment, review=review, text=text,
+                    agent_labels=agent_labels)
 
 
 # -- the submission body ---------------------------------------------------------------------
@@ -448,5 +452,11 @@ def manifest_of(build: Build) -> str:
         doc["environment"] = environment
     if build.review in REVIEW_RULES:
         doc["review"] = build.review
+    try:
+        agent_labels = json.loads(build.agent_labels or "{}")
+    except ValueError:
+        agent_labels = {}
+    if isinstance(agent_labels, dict) and agent_labels:
+        doc["agent_labels"] = agent_labels
     return str(yaml.safe_dump(doc, sort_keys=False, default_flow_style=False,
                               allow_unicode=True))

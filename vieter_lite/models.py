@@ -131,6 +131,7 @@ class Target:
     arch: tuple[TargetArch, ...] = ()
     review: str = "never"     # hold builds for review: never, changes, always
     triggers: str = "[]"      # what to notify when its builds end (a JSON list)
+    agent_labels: str = "{}"  # labels an agent must have to build it (a JSON object)
 
 
 TASK_NAMES = ("setup", "source", "build", "publish")
@@ -182,6 +183,8 @@ class Build:
     review: str = "never"   # the review rule it runs under: never, changes, always
     hold_reason: str | None = None   # why a pending build waits ('review'), None: not held
     hold_diff: str | None = None     # what changed since the last successful build
+    agent_labels: str = "{}"  # labels an agent must have to claim it (a JSON object)
+    agent_id: int | None = None      # the registered agent that claimed it
 
     @property
     def has_target(self) -> bool:
@@ -233,6 +236,7 @@ class BuildSpec:
     execute: bool = True
     manifest: str | None = None
     bundle: bytes | None = None
+    agent_labels: str = "{}"
 
 
 @dataclass(frozen=True)
@@ -297,6 +301,36 @@ class Token:
 
     def active(self, now: int) -> bool:
         return self.revoked_at is None and (self.expires_at is None or now < self.expires_at)
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    """What an agent says of itself when it registers (checked by agents.validate)."""
+
+    name: str
+    archs: tuple[str, ...]
+    labels: dict[str, str] = field(default_factory=dict)
+    version: str = ""
+    slots: int = 1
+    poll_period: int = 30
+
+
+@dataclass(frozen=True)
+class Agent:
+    """A registered build agent. `token_id` None: registered with the api_key. Times are
+    Unix seconds; `builds` the ids of the running builds it holds."""
+
+    id: int
+    name: str
+    archs: tuple[str, ...]
+    labels: dict[str, str]
+    version: str
+    slots: int
+    poll_period: int
+    token_id: int | None
+    registered_at: int
+    last_seen_at: int
+    builds: tuple[int, ...] = ()
 
 
 DELIVERY_STATES = ("pending", "delivered", "failed")

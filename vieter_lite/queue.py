@@ -25,6 +25,7 @@ from vieter_lite.models import (
     BuildSpec,
     Claim,
 )
+from vieter_lite.waiting import Seats, Wakeup
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,10 @@ MAX_EXPIRIES = 3         # the build fails after this many lost leases
 MAX_RELEASES = 3         # an agent may hand a build back this often; the next time fails it
 MAX_POLL = 100           # builds handed out by one poll at most
 TIMEOUT_GRACE = 60       # past its timeout (+ grace) a running build is failed by the server
+MAX_WAIT = 20            # seconds a poll may wait for a build by default (max_poll_wait)
+MAX_WAITING = 64         # polls that wait at once; one more is answered at once, as without wait
+RECHECK = 2.0            # a waiting poll looks again at least this often (and whether its
+                         # agent hung up), also when no change woke it
 
 
 def hash_token(token: str) -> str:
@@ -43,12 +48,17 @@ class BuildQueue:
     """Builds from queued to finished; the only writer of build states."""
 
     def __init__(self, db: Database, logs: BuildLogs, base_image: str, default_timeout: int,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time, max_wait: int = MAX_WAIT):
         self.db = db
         self.logs = logs
         self.base_image = base_image
         self.default_timeout = default_timeout
         self.clock = clock
+        # every change that may let a waiting poll claim a build bumps it: a build queued or
+        # started, and any end of a running build (it held its target/arch)
+        self.wakeup = Wakeup()
+        self.waiting = Seats(MAX_WAITING)
+        self.max_wait = max_wait  # seconds a poll may wait (max_poll_wait; 0: it never waits)
 
     def now(self) -> int:
         return int(self.clock())
@@ -67,17 +77,21 @@ class BuildQueue:
                                           timeout or self.default_timeout)
         if not build_id:
             raise NotFound("Unknown target id.")
+        self.wakeup.notify()
         return build_id
 
     def submit(self, spec: BuildSpec, sha256: str = "") -> Build:
         """Make a build from a spec: queued, or pending when it does not execute yet."""
-        return self.get(self.db.add_build(spec, self.now(), sha256))
+        build = self.get(self.db.add_build(spec, self.now(), sha256))
+        self.wakeup.notify()
+        return build
 
     def start(self, build_id: int) -> Build:
         """A pending build (submitted without executing, or held for review) is queued."""
         build = self.get(build_id)
         if not self.db.start_build(build_id):
             raise Conflict(f"build {build_id} is {build.state}: only a pending build starts")
+        self.wakeup.notify()
         return self.get(build_id)
 
     def cancel(self, build_id: int, who: str) -> Build:
@@ -89,6 +103,7 @@ class BuildQueue:
             raise Conflict(f"build {build_id} is {build.state}: it cannot be cancelled")
         self.logs.note(build_id, f"vieter-lite: build cancelled by {who}")
         self.log_changed(build_id)
+        self.wakeup.notify()
         return self.get(build_id)
 
     def hold(self, build_id: int, reason: str, diff: str) -> Build:
@@ -99,21 +114,61 @@ class BuildQueue:
                                  "changed since the last successful build; start it to "
                                  "approve")
         self.log_changed(build_id)
+        self.wakeup.notify()
         return self.get(build_id)
 
     def poll(self, arch: str, limit: int, runner: str = "",
-             only: int | None = None, plain_only: bool = False) -> list[Claim]:
+             only: int | None = None, plain_only: bool = False,
+             agent_id: int | None = None) -> list[Claim]:
         """Claim up to `limit` due builds of `arch`, each with a lease and a fresh token
         (`plain_only`: for an agent that knows only Vieter's jobs: no manifest's source, no
-        review)."""
+        review; `agent_id`: the registered agent polling, whose labels builds may need)."""
         if limit <= 0:
             return []
         limit = min(limit, MAX_POLL)
         tokens = [secrets.token_urlsafe(32) for _ in range(limit)]
         claimed = self.db.claim_builds(arch, limit, runner, self.now(), LEASE_SECONDS,
                                        (hash_token(t) for t in tokens), only,
-                                       plain_only)
+                                       plain_only, agent_id)
         return [Claim(build, token) for build, token in zip(claimed, tokens, strict=False)]
+
+    def poll_waiting(self, arch: str, limit: int, wait: float,
+                     gone: Callable[[], bool] = lambda: False, runner: str = "",
+                     only: int | None = None, plain_only: bool = False,
+                     agent_id: int | None = None,
+                     clock: Callable[[], float] = time.monotonic
+                     ) -> tuple[builtins.list[Claim], bool]:
+        """poll(), and when nothing is waiting, wait up to `wait` seconds (at most max_wait)
+        for a build to claim: woken by every change to the queue, looking again at least
+        every RECHECK seconds, ending early when `gone()` says the agent hung up or the
+        server stops. Returns the claims and whether it could wait (False: every seat of
+        MAX_WAITING was taken, or the server stops; it answered at once)."""
+        def claim() -> builtins.list[Claim]:
+            return self.poll(arch, limit, runner, only, plain_only, agent_id)
+
+        seen = self.wakeup.version  # read first: a change after it is not missed
+        claims = claim()
+        if claims or limit <= 0 or wait <= 0:
+            return claims, True
+        release = None if self.wakeup.stopping else self.waiting.take()
+        if release is None:
+            return claims, False
+        try:
+            deadline = clock() + min(wait, self.max_wait)
+            while True:
+                remaining = deadline - clock()
+                if remaining <= 0 or self.wakeup.stopping or gone():
+                    return [], True
+                seen = self.wakeup.wait(seen, min(remaining, RECHECK))
+                claims = claim()
+                if claims:
+                    return claims, True
+        finally:
+            release()
+
+    def stop_waiting(self) -> None:
+        """The server stops: waiting polls answer now (with nothing)."""
+        self.wakeup.stop()
 
     def list(self, statuses: list[str] | None = None, target: int | None = None,
              limit: int = 0, offset: int = 0) -> list[Build]:
@@ -228,6 +283,7 @@ class BuildQueue:
         final = status or ("success" if exit_code == 0 else "failed")
         self.db.finish_build(build.id, final, exit_code, end, start)
         self.log_changed(build.id)
+        self.wakeup.notify()
         return self.get(build_id)
 
     def release(self, build_id: int) -> Build:
@@ -241,10 +297,12 @@ class BuildQueue:
                         build_id, MAX_RELEASES, build.runner)
             self.db.finish_build(build_id, "failed", -1, self.now())
             self.log_changed(build_id)
+            self.wakeup.notify()
             return self.get(build_id)
         self.logs.note(build_id, "vieter-lite: the agent stopped and handed the build back")
         self.db.requeue(build_id, self.now(), counted=False)
         self.log_changed(build_id)
+        self.wakeup.notify()
         return self.get(build_id)
 
     def token_build(self, token: str) -> Build | None:
@@ -279,6 +337,8 @@ class BuildQueue:
             self.db.finish_build(build.id, "timeout", -1, now)
         for build_id in touched:
             self.log_changed(build_id)
+        if touched:
+            self.wakeup.notify()
         return touched
 
     def _timed_out(self, now: int) -> builtins.list[Build]:

@@ -7,6 +7,7 @@ import socket
 from dataclasses import dataclass
 
 from vieter_lite import triggers
+from vieter_lite.agents import Agents
 from vieter_lite.buildlogs import BuildLogService
 from vieter_lite.config import ServerConfig
 from vieter_lite.db import Database
@@ -41,6 +42,7 @@ class Services:
     jobs: Jobs
     deliveries: Deliveries
     rollbacks: Rollbacks
+    agents: Agents
     signer: signing.Signer | None = None
 
 
@@ -59,7 +61,8 @@ def build_services(config: ServerConfig) -> Services:
     store.recover()
     logs = BuildLogs(config.data_dir / "logs")
     logs.remove_temp_files()
-    queue = BuildQueue(db, logs, config.base_image, config.default_build_timeout)
+    queue = BuildQueue(db, logs, config.base_image, config.default_build_timeout,
+                       max_wait=config.max_poll_wait)
     scheduler = Scheduler(db, queue, logs, config.global_schedule, config.max_log_age,
                           config.log_removal_schedule)
     targets = Targets(db, scheduler, config.default_arch)
@@ -70,7 +73,7 @@ def build_services(config: ServerConfig) -> Services:
                     scheduler=scheduler, targets=targets, tokens=Tokens(db, config.api_key),
                     build_logs=BuildLogService(db, logs, config.max_log_followers),
                     jobs=Jobs(db, queue, targets, config.default_arch),
-                    deliveries=deliveries, rollbacks=Rollbacks(db, store),
+                    deliveries=deliveries, rollbacks=Rollbacks(db, store), agents=Agents(db),
                     signer=store.signer)
 
 

@@ -56,6 +56,8 @@ class Supervisor:
         # a log follower lasts as long as its build: it brings a worker thread of its own
         self.lender = ThreadLender(self.http.dispatcher, config.threads)
         self.services.build_logs.followers.capacity = self.lender
+        # and so does a poll while it waits for a build to come
+        self.services.queue.waiting.capacity = self.lender
         # what notifications link to (the port bound, when the config said 0) and the
         # webhook body: the build's /api/v2 JSON, which the domain cannot shape itself
         deliveries = self.services.deliveries
@@ -126,6 +128,7 @@ class Supervisor:
         # followers end at once (they would hold the worker pool's shutdown up)
         self.lender.close()
         self.services.build_logs.stop()
+        self.services.queue.stop_waiting()
         self.http.stop()
         for thread in self._threads:
             thread.join(timeout=5)

@@ -10,7 +10,7 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import Any
 
-from vieter_lite import cron, lists, names
+from vieter_lite import agents, cron, lists, names
 from vieter_lite.db import Database
 from vieter_lite.db.lists import TARGETS_TABLE
 from vieter_lite.errors import Invalid, NotFound
@@ -46,13 +46,21 @@ class TargetSpec:
     review: str | None = None
     labels: dict[str, str] | None = None
     triggers: list[dict[str, Any]] | None = None
+    agent_labels: dict[str, str] | None = None
 
     def fields(self) -> dict[str, str]:
         out = {name: value for name in TEXT_FIELDS
                if (value := getattr(self, name)) is not None}
         if self.triggers is not None:
             out["triggers"] = json.dumps(self.triggers, separators=(",", ":"))
+        if self.agent_labels is not None:
+            out["agent_labels"] = agent_labels_text(self.agent_labels)
         return out
+
+
+def agent_labels_text(labels: dict[str, str]) -> str:
+    """The labels a build needs in an agent as stored (a JSON object, keys in order)."""
+    return json.dumps(dict(sorted(labels.items())), separators=(",", ":"))
 
 
 def check_labels(labels: dict[str, str]) -> None:
@@ -152,6 +160,8 @@ def check_archs(archs: tuple[str, ...]) -> tuple[str, ...]:
 
 def check_spec(spec: TargetSpec, creating: bool) -> None:
     """Every check before anything is saved; the messages are the ones Vieter's clients see."""
+    if spec.agent_labels is not None:
+        agents.check_labels("agent_labels", spec.agent_labels)
     fields = spec.fields()
     if creating:
         for required in ("kind", "url", "repo"):

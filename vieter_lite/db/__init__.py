@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from vieter_lite.db.agents import AgentQueries
 from vieter_lite.db.buildlogs import BuildLogQueries
 from vieter_lite.db.builds import BuildQueries
 from vieter_lite.db.deliveries import DeliveryQueries
@@ -12,8 +13,8 @@ from vieter_lite.db.repos import BUCKETS, ArchiveSnapshot, RepoQueries, bucket_o
 from vieter_lite.db.tokens import TokenQueries
 
 
-class Database(RepoQueries, KeptQueries, DeliveryQueries, ListQueries, BuildQueries,
-               JobQueries, BuildLogQueries, TokenQueries):
+class Database(RepoQueries, KeptQueries, DeliveryQueries, AgentQueries, ListQueries,
+               BuildQueries, JobQueries, BuildLogQueries, TokenQueries):
     """All of vieter_lite's SQL. Methods are atomic; `transaction()` groups several."""
 
 

@@ -13,9 +13,18 @@ _BUILD_COLUMNS = ("id, target_id, arch, status, force, created_at, repo, kind, u
                   "path, base_image, timeout, started_at, ended_at, exit_code, runner, "
                   "lease_expires, expiries, log_done, pkgbase, releases, owner, note, "
                   "access_read, access_write, triggers, environment, review, hold_reason, "
-                  "hold_diff")
-TARGET_FIELDS = ("kind", "url", "branch", "path", "repo", "schedule", "review", "triggers")
-TARGET_DEFAULTS = {"review": "never", "triggers": "[]"}
+                  "hold_diff, agent_labels, agent_id")
+TARGET_FIELDS = ("kind", "url", "branch", "path", "repo", "schedule", "review", "triggers",
+                 "agent_labels")
+TARGET_DEFAULTS = {"review": "never", "triggers": "[]", "agent_labels": "{}"}
+# The claim's condition on agent labels: a build that asks for labels (builds.agent_labels,
+# a JSON object) goes only to the registered agent (bound to ?) that has each of them, key
+# and value; a poll without a registered agent (id 0: Vieter's agents) gets only builds
+# that ask for none.
+AGENT_LABELS_MATCH = ("NOT EXISTS (SELECT 1 FROM json_each(b.agent_labels) AS want "
+                      "WHERE NOT EXISTS (SELECT 1 FROM agent_labels AS have "
+                      "WHERE have.agent_id = ? AND have.key = want.key "
+                      "AND have.value = want.value))")
 
 
 def _build(row: sqlite3.Row, tasks: Iterable[tuple[str, str]] = ()) -> Build:
@@ -32,7 +41,8 @@ def _build(row: sqlite3.Row, tasks: Iterable[tuple[str, str]] = ()) -> Build:
                  access_write=tuple(json.loads(row["access_write"])),
                  triggers=row["triggers"], environment=row["environment"],
                  review=row["review"], hold_reason=row["hold_reason"],
-                 hold_diff=row["hold_diff"])
+                 hold_diff=row["hold_diff"], agent_labels=row["agent_labels"],
+                 agent_id=row["agent_id"])
 
 
 class BuildQueries(Base):
@@ -46,6 +56,7 @@ class BuildQueries(Base):
         return Target(id=row["id"], kind=row["kind"], url=row["url"], branch=row["branch"],
                       path=row["path"], repo=row["repo"], schedule=row["schedule"],
                       review=row["review"], triggers=row["triggers"],
+                      agent_labels=row["agent_labels"],
                       arch=tuple(TargetArch(a["id"], a["target_id"], a["value"], a["next_run"])
                                  for a in archs))
 
@@ -110,9 +121,10 @@ class BuildQueries(Base):
             archs = [a.value for a in target.arch]
             self._run(f"DELETE FROM builds WHERE target_id = ? AND status = 'queued' "
                       f"AND arch NOT IN ({', '.join('?' * len(archs))})", target.id, *archs)
-            self._run("UPDATE builds SET repo = ?, kind = ?, url = ?, branch = ?, path = ? "
-                      "WHERE target_id = ? AND status = 'queued'", target.repo, target.kind,
-                      target.url, target.branch, target.path, target.id)
+            self._run("UPDATE builds SET repo = ?, kind = ?, url = ?, branch = ?, path = ?, "
+                      "agent_labels = ? WHERE target_id = ? AND status = 'queued'", target.repo,
+                      target.kind, target.url, target.branch, target.path, target.agent_labels,
+                      target.id)
 
     def remove_target(self, target_id: int) -> bool:
         """Delete a target and the builds it has waiting; its finished builds stay."""
@@ -173,10 +185,11 @@ class BuildQueries(Base):
             with self._lock:
                 cursor = self._conn.execute(
                     "INSERT INTO builds (target_id, arch, status, force, created_at, repo, kind, "
-                    "url, branch, path, base_image, timeout, review) "
-                    "VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "url, branch, path, base_image, timeout, review, agent_labels) "
+                    "VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (target.id, arch, int(force), now, target.repo, target.kind, target.url,
-                     target.branch, target.path, base_image, timeout, target.review))
+                     target.branch, target.path, base_image, timeout, target.review,
+                     target.agent_labels))
             build_id = int(cursor.lastrowid or 0)
             for name in TASK_NAMES:
                 self._run("INSERT INTO tasks (build_id, name, status) VALUES (?, ?, 'pending')",
@@ -185,10 +198,11 @@ class BuildQueries(Base):
 
     def claim_builds(self, arch: str, limit: int, runner: str, now: int, lease: int,
                      token_hashes: Iterable[str], only: int | None = None,
-                     plain_only: bool = False) -> list[Build]:
+                     plain_only: bool = False, agent_id: int | None = None) -> list[Build]:
         """Hand up to `limit` queued builds of `arch` (or just build `only`) to a runner with
         a lease, skipping target/archs that already have a running build. `plain_only`: only
-        builds of a git or URL source without review (what Vieter's own agents can run)."""
+        builds of a git or URL source without review (what Vieter's own agents can run).
+        `agent_id`: the registered agent polling (its labels decide, AGENT_LABELS_MATCH)."""
         claimed: list[int] = []
         hashes = iter(token_hashes)
         with self.transaction():
@@ -197,8 +211,9 @@ class BuildQueries(Base):
                 "AND (target_id = ? OR NOT EXISTS (SELECT 1 FROM builds r WHERE "
                 "r.status = 'running' AND r.target_id = b.target_id AND r.arch = b.arch)) "
                 "AND (? IS NULL OR id = ?) AND (? = 0 OR (kind IN ('git', 'url') "
-                "AND review = 'never')) ORDER BY id", arch, NO_TARGET, only, only,
-                int(plain_only))
+                "AND review = 'never')) "
+                f"AND {AGENT_LABELS_MATCH} "
+                "ORDER BY id", arch, NO_TARGET, only, only, int(plain_only), agent_id or 0)
             seen: set[int] = set()
             for row in rows:
                 if len(claimed) >= limit:
@@ -208,8 +223,8 @@ class BuildQueries(Base):
                 if row["target_id"] != NO_TARGET:  # builds of a manifest run side by side
                     seen.add(row["target_id"])
                 self._run("UPDATE builds SET status = 'running', runner = ?, started_at = ?, "
-                          "lease_expires = ?, token_hash = ? WHERE id = ?",
-                          runner, now, now + lease, next(hashes), row["id"])
+                          "lease_expires = ?, token_hash = ?, agent_id = ? WHERE id = ?",
+                          runner, now, now + lease, next(hashes), agent_id, row["id"])
                 claimed.append(row["id"])
         return [b for b in (self.build(i) for i in claimed) if b is not None]
 

@@ -10,7 +10,7 @@ from vieter_lite.models import NO_TARGET, TASK_NAMES, BuildSpec
 
 _SPEC_COLUMNS = ("target_id", "arch", "status", "force", "created_at", "repo", "kind", "url",
                  "branch", "path", "base_image", "timeout", "owner", "note", "access_read",
-                 "access_write", "triggers", "environment", "review")
+                 "access_write", "triggers", "environment", "review", "agent_labels")
 
 
 class JobQueries(Base):
@@ -23,7 +23,7 @@ class JobQueries(Base):
                   int(spec.force), now, spec.repo, spec.kind, spec.url, spec.branch, spec.path,
                   spec.base_image, spec.timeout, spec.owner, spec.note,
                   json.dumps(list(spec.access_read)), json.dumps(list(spec.access_write)),
-                  spec.triggers, spec.environment, spec.review)
+                  spec.triggers, spec.environment, spec.review, spec.agent_labels)
         with self.transaction():
             with self._lock:
                 cursor = self._conn.execute(

@@ -281,4 +281,39 @@ MIGRATIONS: tuple[str, ...] = (
         FOREIGN KEY (repo, arch) REFERENCES arch_repos (repo, arch) ON DELETE CASCADE
     ) WITHOUT ROWID;
     """,
+    # 11: registered build agents (each with its own token: token_id NULL for the api_key),
+    # their archs and labels (key=value, the labels builds may ask for), when they were last
+    # seen (every poll) and how often they poll; the labels a target's builds need in an agent
+    # (a JSON object, copied into each build as it is made), and which agent claimed a build
+    """
+    CREATE TABLE agents (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        name TEXT NOT NULL UNIQUE,
+        token_id INTEGER,
+        version TEXT NOT NULL DEFAULT '',
+        slots INTEGER NOT NULL DEFAULT 1,
+        poll_period INTEGER NOT NULL,
+        registered_at INTEGER NOT NULL,
+        last_seen_at INTEGER NOT NULL
+    );
+    CREATE INDEX agents_by_seen ON agents (last_seen_at);
+    CREATE INDEX agents_by_registered ON agents (registered_at);
+    CREATE TABLE agent_archs (
+        agent_id INTEGER NOT NULL REFERENCES agents (id) ON DELETE CASCADE,
+        value TEXT NOT NULL,
+        PRIMARY KEY (agent_id, value)
+    ) WITHOUT ROWID;
+    CREATE INDEX agent_archs_by_value ON agent_archs (value);
+    CREATE TABLE agent_labels (
+        agent_id INTEGER NOT NULL REFERENCES agents (id) ON DELETE CASCADE,
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (agent_id, key)
+    ) WITHOUT ROWID;
+    CREATE INDEX agent_labels_by_value ON agent_labels (key, value);
+    ALTER TABLE targets ADD COLUMN agent_labels TEXT NOT NULL DEFAULT '{}';
+    ALTER TABLE builds ADD COLUMN agent_labels TEXT NOT NULL DEFAULT '{}';
+    ALTER TABLE builds ADD COLUMN agent_id INTEGER;
+    CREATE INDEX builds_by_agent ON builds (agent_id) WHERE status = 'running';
+    """,
 )

@@ -284,8 +284,18 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "Claims up to `max` queued builds of `arch`, each with a lease and a build token.",
         params=(query("arch", STRING, required=True), query("max", COUNT, required=True),
                 query("runner", STRING, "the agent's name (default: its address)"),
-                query("build", POSITIVE, "claim only this build")),
-        replies=ok(array(ref("Job"))), errors={400: "a missing or invalid value"}),
+                query("build", POSITIVE, "claim only this build"),
+                query("agent", STRING, "a registered agent's name (POST /api/v2/agents): "
+                                       "builds that ask for agent labels go only to an "
+                                       "agent that has them; the agent is seen now"),
+                query("wait", COUNT, "with nothing to claim, wait up to this many seconds "
+                                     "(at most max_poll_wait) for a build; the answer then "
+                                     "carries X-Vieter-Poll-Wait with the seconds waited "
+                                     "at most")),
+        replies=ok(array(ref("Job"))),
+        errors={400: "a missing or invalid value, or an arch the agent is not registered "
+                     "for", 403: "an arch the token may not use, or another token's agent",
+                404: "no agent of that name is registered"}),
     ("GET", "/api/v1/builds/<build_id>"): Operation(
         "A build with its tasks", replies=ok(ref("Build")),
         errors={**BAD_ID, 404: "no such build"}),

@@ -1,4 +1,4 @@
-"""/api/v2: builds, logs, targets, tokens, repos (../design: api-v2.md)."""
+"""/api/v2: builds, logs, targets, tokens, repos, agents (../design: api-v2.md)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,17 @@ from typing import TYPE_CHECKING
 
 import bottle
 
-from vieter_lite.web.v2 import builds, deliveries, docs, jobs, logs, repos, targets, tokens
+from vieter_lite.web.v2 import (
+    agents,
+    builds,
+    deliveries,
+    docs,
+    jobs,
+    logs,
+    repos,
+    targets,
+    tokens,
+)
 
 if TYPE_CHECKING:
     from vieter_lite.services import Services
@@ -20,4 +30,5 @@ def register(app: bottle.Bottle, services: Services) -> None:
     repos.register(app, services)
     logs.register(app, services)
     deliveries.register(app, services)
+    agents.register(app, services)
     docs.register(app, services)

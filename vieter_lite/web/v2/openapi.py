@@ -31,6 +31,7 @@ from vieter_lite.web.v1.openapi import (
     TEXT_UTF8,
     file_replies,
 )
+from vieter_lite.web.v2.agents import AGENTS
 from vieter_lite.web.v2.repos import PACKAGES, REPOS
 from vieter_lite.web.v2.tokens import TOKENS
 
@@ -70,6 +71,7 @@ SCHEMAS.update({
         "exit_code": nullable(INTEGER),
         "hold": nullable(obj({"reason": STRING, "diff": STRING})),
         "timeout": INTEGER, "review": {"enum": ["never", "changes", "always"]},
+        "agent_labels": LABELS, "agent_id": nullable(ID),
         "source": obj({"kind": {"enum": ["git", "url", "pkgbuild", ""]},
                        "url": nullable(STRING), "branch": nullable(STRING),
                        "path": nullable(STRING)}),
@@ -84,7 +86,7 @@ SCHEMAS.update({
         "id": ID, "kind": {"enum": ["git", "url"]}, "url": STRING, "branch": STRING,
         "path": STRING, "repo": STRING, "schedule": STRING, "arch": array(STRING),
         "metadata": METADATA, "triggers": array(TRIGGER),
-        "review": {"enum": ["never", "changes", "always"]},
+        "review": {"enum": ["never", "changes", "always"]}, "agent_labels": LABELS,
         "next_run_at": {"type": "object", "additionalProperties": nullable(TIME)},
         "schedule_effective": obj({"schedule": STRING, "global": {"type": "boolean"}}),
         "last_build": nullable(obj({"id": ID, "status": STRING})),
@@ -141,9 +143,20 @@ SCHEMAS["PackageDetail"] = {
 TARGET_BODY = {"kind": {"enum": ["git", "url"]}, "url": STRING, "branch": STRING,
                "path": STRING, "repo": REPO, "schedule": STRING, "arch": array(ARCH),
                "metadata": {"type": "object", "properties": {"labels": LABELS}},
-               "triggers": array(TRIGGER), "review": {"enum": ["never", "changes", "always"]}}
+               "triggers": array(TRIGGER), "review": {"enum": ["never", "changes", "always"]},
+               "agent_labels": {**LABELS, "description": "labels an agent must have to "
+                                                         "build it (key: value)"}}
 OFFSET = query("offset", {"type": "integer", "minimum": 0, "maximum": MAX_INT},
                "from this byte of the log")
+SCHEMAS["Agent"] = obj({
+    "id": ID, "name": STRING, "archs": array(STRING), "labels": LABELS, "version": STRING,
+    "slots": INTEGER, "poll_period": INTEGER, "status": {"enum": ["online", "offline"]},
+    "token_id": nullable(ID), "registered_at": TIME, "last_seen_at": TIME,
+    "builds": array(obj({"id": ID, "links": obj({"self": LINK})})),
+    "links": obj({"self": LINK})},
+    description="A registered build agent; offline when it was not seen for 3 poll periods; "
+                "builds: the running builds it holds.")
+AGENT_NAME: Schema = {"type": "string", "pattern": r"^[A-Za-z0-9._-]{1,64}$"}
 SCHEMAS["NewToken"] = {**SCHEMAS["Token"],
                        "properties": {**SCHEMAS["Token"]["properties"], "secret": STRING},
                        "required": [*SCHEMAS["Token"]["required"], "secret"],
@@ -212,6 +225,34 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "Revoke a token", "The next request with its secret is refused.",
         replies={204: Reply("revoked", media_type=None)},
         errors={400: "an id that is not a number", 404: "no such token"}),
+    # -- agents (web/v2/agents.py) --------------------------------------------------------
+    ("POST", "/api/v2/agents"): Operation(
+        "Register a build agent",
+        "With the agent's own token (scope agent): its name, archs, labels (key: value; "
+        "emulated: 'true' under qemu-user emulation), version, slots and poll period in "
+        "seconds. Registering a name again updates it.",
+        body=Body(JSON, obj({"name": AGENT_NAME,
+                             "archs": {**array(ARCH), "minItems": 1, "maxItems": 100},
+                             "labels": LABELS,
+                             "version": {"type": "string", "pattern": "^[\\x21-\\x7e]{0,64}$"},
+                             "slots": {"type": "integer", "minimum": 1, "maximum": 1000},
+                             "poll_period": {"type": "integer", "minimum": 1,
+                                             "maximum": 86400}},
+                            required=("name", "archs"))),
+        replies={201: Reply("registered", ref("Agent"), headers=("Location",)),
+                 200: Reply("registered again: updated", ref("Agent"))},
+        errors={**BODY_ERRORS, 403: "an arch the token may not use",
+                409: "another token registered the name"}),
+    ("GET", "/api/v2/agents"): Operation(
+        "List build agents", params=list_params(AGENTS),
+        replies={200: Reply("a page of agents", cf_list(ref("Agent")))}, errors=LIST_ERRORS),
+    ("GET", "/api/v2/agents/<agent_id>"): Operation(
+        "A build agent", replies={200: Reply("the agent", ref("Agent"))},
+        errors={400: "an id that is not a number", 404: "no such agent"}),
+    ("DELETE", "/api/v2/agents/<agent_id>"): Operation(
+        "Forget a build agent", "It registers again on its next poll; its builds go on.",
+        replies={204: Reply("forgotten", media_type=None)},
+        errors={400: "an id that is not a number", 404: "no such agent"}),
     # -- builds (web/v2/builds.py) --------------------------------------------------------
     ("GET", "/api/v2/builds"): Operation(
         "List builds", params=list_params(lists.BUILDS),
@@ -382,6 +423,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
 
 PATH_PARAMS: dict[str, tuple[Schema, str]] = {
     "token_id": (ID, "a token's id"),
+    "agent_id": (ID, "an agent's id"),
     "build_id": (ID, "a build's id"),
     "target_id": (ID, "a target's id"),
     "repo": (REPO, "a repository"),

@@ -9,7 +9,15 @@ import time
 from typing import Any
 
 from vieter_lite.buildlogs import LogView
-from vieter_lite.models import Build, DeliveryAttempt, PackageHold, PackageOwner, Target, Token
+from vieter_lite.models import (
+    Agent,
+    Build,
+    DeliveryAttempt,
+    PackageHold,
+    PackageOwner,
+    Target,
+    Token,
+)
 from vieter_lite.repo.desc import parse_desc
 from vieter_lite.repo.store import ListedPackage
 from vieter_lite.rollback import PackageVersion
@@ -60,7 +68,8 @@ def build_json(build: Build, base: str, tags: tuple[str, ...] = (),
         "exit_code": build.exit_code, "hold": hold, "timeout": build.timeout,
         "source": {"kind": build.kind, "url": build.url or None,
                    "branch": build.branch or None, "path": build.path or None},
-        "review": build.review,
+        "review": build.review, "agent_labels": json.loads(build.agent_labels),
+        "agent_id": build.agent_id,
         "created_at": rfc3339(build.created_at), "updated_at": rfc3339(updated),
         "started_at": rfc3339(build.started_at), "ended_at": rfc3339(build.ended_at),
         "setup_log": f"{base}{here}/log/content",
@@ -96,6 +105,7 @@ def target_json(target: Target, base: str, labels: dict[str, str], schedule: str
         "arch": [a.value for a in target.arch],
         "metadata": {"labels": labels, "annotations": {}},
         "triggers": public_triggers(target.triggers), "review": target.review,
+        "agent_labels": json.loads(target.agent_labels),
         "next_run_at": {a.value: rfc3339(a.next_run) for a in target.arch},
         "schedule_effective": {"schedule": schedule, "global": is_global},
         "last_build": None if last is None else {"id": last.id, "status": last.state},
@@ -189,3 +199,17 @@ def log_json(view: LogView) -> dict[str, Any]:
             "status": view.status, "created_at": rfc3339(view.created_at),
             "updated_at": rfc3339(view.updated_at),
             "offset": view.offset, "next_offset": view.offset + len(view.text)}
+
+
+def agent_json(agent: Agent, base: str, status: str) -> dict[str, Any]:
+    """A registered agent: what it said of itself, when it was last seen, whether it is
+    online, and the running builds it holds."""
+    here = f"/api/v2/agents/{agent.id}"
+    return {"id": agent.id, "name": agent.name, "archs": list(agent.archs),
+            "labels": dict(agent.labels), "version": agent.version, "slots": agent.slots,
+            "poll_period": agent.poll_period, "status": status, "token_id": agent.token_id,
+            "registered_at": rfc3339(agent.registered_at),
+            "last_seen_at": rfc3339(agent.last_seen_at),
+            "builds": [{"id": build_id, "links": {"self": link(base, f"/api/v2/builds/{build_id}")}}
+                       for build_id in agent.builds],
+            "links": {"self": link(base, here)}}

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from vieter_lite.services import Services
 
 TEXT = ("kind", "url", "branch", "path", "repo", "schedule", "review")
-FIELDS = (*TEXT, "arch", "metadata", "triggers")
+FIELDS = (*TEXT, "arch", "metadata", "triggers", "agent_labels")
 # targets made through /api/v2 hold changed PKGBUILDs for review unless they say otherwise
 DEFAULT_REVIEW = "changes"
 
@@ -63,7 +63,7 @@ def spec_of(body: dict[str, Any], creating: bool) -> TargetSpec:
                       branch=_text(body, "branch"), path=_text(body, "path"),
                       repo=_text(body, "repo"), schedule=_text(body, "schedule"),
                       archs=None if archs is None else tuple(archs), review=review,
-                      labels=labels, triggers=triggers)
+                      labels=labels, triggers=triggers, agent_labels=body.get("agent_labels"))
 
 
 def register(app: bottle.Bottle, services: Services) -> None:
