@@ -27,6 +27,7 @@ FOLLOW_RETRY = 3.0
 MAX_FOLLOW_RETRY = 30.0
 FOLLOW_ATTEMPTS = 20
 MAX_EVENT_LINE = 1 << 20  # bytes of one line of an event stream (the server sends <= 64 KiB)
+POLL_WAIT_HEADER = "X-Vieter-Poll-Wait"  # a poll's answer: the server waited for a build
 Params = Mapping[str, Any]
 
 
@@ -290,6 +291,37 @@ class Client:
         return self.call("GET", "/api/v1/jobs/poll", {"arch": arch, "max": max_jobs,
                                                        "runner": runner, "build": build,
                                                        "jobs": "v2"})
+
+    def poll_waiting(self, arch: str, max_jobs: int, agent: str | None = None,
+                     wait: int = 0) -> tuple[list[dict[str, Any]], bool]:
+        """Claim queued builds as a registered agent (`agent`: its name) and, with `wait`,
+        let the server wait up to that many seconds for one; (the jobs, whether the server
+        waited: False for a server that does not wait, so the agent sleeps between polls)."""
+        params = {"arch": arch, "max": max_jobs, "agent": agent, "jobs": "v2",
+                  "wait": wait or None}
+        resp = self.open("GET", "/api/v1/jobs/poll", params, timeout=self.timeout + wait)
+        try:
+            with resp:
+                waited = bool(resp.headers.get(POLL_WAIT_HEADER)) if wait else False
+                raw = resp.read()
+        except (OSError, http.client.HTTPException) as exc:
+            raise ClientError(f"cannot reach {self.address}: {_reason(exc)}") from None
+        try:
+            jobs = json.loads(raw)["data"]
+        except (ValueError, TypeError, KeyError):
+            raise ClientError(f"{self.address} answered a poll without a JSON 'data' "
+                              "field") from None
+        if not isinstance(jobs, list):
+            raise ClientError(f"{self.address} answered a poll without a list of jobs")
+        return jobs, waited
+
+    def register_agent(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """POST /api/v2/agents ({name, archs, labels, version, slots, poll_period}): the
+        agent as registered."""
+        return self.call_v2("POST", "/api/v2/agents", body=dict(body))
+
+    def list_agents(self) -> list[dict[str, Any]]:
+        return self.list_v2("/api/v2/agents")
 
     def list_builds(self, states: str | Iterable[str] | None = None,
                     target_ids: int | str | Iterable[int] | None = None, limit: int = 0,

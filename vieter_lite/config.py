@@ -46,6 +46,24 @@ def _check_arch(value: str) -> None:
         raise ValueError("'any' cannot be the default architecture")
 
 
+def _check_build_arch(value: str) -> None:
+    from vieter_lite.names import check_arch
+    check_arch(value)
+    if value == "any":
+        raise ValueError("'any' is not an architecture to build on")
+
+
+def _check_agent_name(value: str) -> None:
+    import re
+    if value and not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", value, re.ASCII):
+        raise ValueError("1 to 64 letters, digits, '.', '_' and '-'")
+
+
+def _check_agent_labels(value: str) -> None:
+    from vieter_lite.agents import parse_labels
+    parse_labels(value)
+
+
 def _check_log_level(value: str) -> None:
     if value.upper() not in LOG_LEVELS:
         raise ValueError("must be one of " + ", ".join(LOG_LEVELS))
@@ -228,7 +246,14 @@ AGENT_KEYS: tuple[Key, ...] = (
     Key("address", str, None, check_not_empty,
         "the server's URL, for the agent and as build containers reach it (see build_network)"),
     Key("api_key", str, None, check_not_empty, "the server's api_key"),
-    Key("arch", str, machine_arch(), check_not_empty, "the arch this agent builds for"),
+    Key("arch", str, machine_arch(), _check_build_arch,
+        "the arch this agent builds for; another than this machine's builds under qemu-user "
+        "emulation (binfmt_misc, checked at start) and labels the agent emulated=true"),
+    Key("agent_name", str, "", _check_agent_name,
+        "the name the agent registers with (empty: <this machine's name>-<arch>)"),
+    Key("agent_labels", str, "", _check_agent_labels,
+        "the agent's labels, key=value,...: builds that ask for labels (a target's or "
+        "manifest's agent_labels) go only to agents that have them"),
     Key("data_dir", str, "agent-data", check_not_empty, "the agent's own files"),
     Key("log_level", str, "INFO", _check_log_level, "FATAL, ERROR, WARN, INFO or DEBUG"),
     Key("max_concurrent_builds", int, 1, check_positive, "builds run at once"),

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from vieter_lite.config import AGENT_KEYS, load_values
+from vieter_lite.agent import emulation
+from vieter_lite.config import AGENT_KEYS, load_values, machine_arch
 from vieter_lite.errors import ConfigError
 
 SUBID_COUNT = 65536  # an image's users reach uid 65534 (nobody): the range must cover it
@@ -178,6 +179,8 @@ def check(config_file: str | None, environ: Mapping[str, str],
         values = {k.name: k.default for k in AGENT_KEYS}
         problems = [f"config: {exc}"]
     problems += subid_problems(me.pw_name, me.pw_uid)
+    emulated = emulation.binfmt_problem(str(values["arch"]), machine_arch())
+    problems += [emulated] if emulated else []
     storage = storage_problems(storage_conf(environ, home), me.pw_uid, home)
     problems += storage + network_problems(values)
     problems += podman_problems(values, image, bool(storage))

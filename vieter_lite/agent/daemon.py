@@ -9,7 +9,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ from vieter_lite.agent.bundle import BundleError, SourceFile
 from vieter_lite.agent.control import BuildControl, Stopped, gone
 from vieter_lite.agent.output import OutputError, extract_packages
 from vieter_lite.agent.podman import BuildTimeout, Podman, PodmanError
+from vieter_lite.agent.poller import Identity, Poller
 from vieter_lite.client import Client, ClientError
 
 log = logging.getLogger(__name__)
@@ -48,9 +49,12 @@ class AgentSettings:
     prepare_script: str = script.ARCH_PREPARE
     build_user: str = "build"
     makepkg_args: str = "--syncdeps --needed"
-    runner: str = ""
+    runner: str = ""    # the name it registers and polls as (empty: it does not register)
     build_network: str = "private"
     work_dir: str = ""  # where produced packages wait for their upload (empty: the temp dir)
+    labels: dict[str, str] = field(default_factory=dict)
+    version: str = ""
+    platform: str = ""  # os/arch of its containers when it builds under emulation
 
 
 class Images:
@@ -59,8 +63,12 @@ class Images:
     PREFIX = "localhost/vieter-lite-builder"
 
     def __init__(self, podman: Podman, prepare_script: str, rebuild_minutes: int,
-                 clock: Callable[[], float] = time.time, network: str | None = None):
+                 clock: Callable[[], float] = time.time, network: str | None = None,
+                 platform: str = ""):
         self.podman = podman
+        # builder images of another platform (an emulated arch) get names of their own: an
+        # agent of each arch may share one store
+        self.platform = platform
         self.prepare_script = prepare_script
         self.network = network
         self.max_age = rebuild_minutes * 60
@@ -71,7 +79,8 @@ class Images:
     def _stem(self, base: str) -> str:
         """Every builder image of `base` is tagged '<stem><time it was made>'."""
         slug = re.sub(r"[^a-z0-9]+", "-", base.lower()).strip("-")[:60] or "base"
-        return f"{self.PREFIX}:{slug}-"
+        arch = re.sub(r"[^a-z0-9]+", "-", self.platform.lower().removeprefix("linux/"))
+        return f"{self.PREFIX}:{slug}-{arch}-" if arch else f"{self.PREFIX}:{slug}-"
 
     def tag_for(self, base: str, when: float) -> str:
         return f"{self._stem(base)}{int(when)}"
@@ -225,6 +234,12 @@ class Agent:
         self._lock = threading.Lock()
         self._freed = threading.Event()
         self.hard_stop = threading.Event()
+        self.poller = Poller(self.api, Identity(
+            name=settings.runner, arch=settings.arch, labels=dict(settings.labels),
+            version=settings.version, slots=settings.max_concurrent_builds,
+            poll_period=settings.polling_frequency))
+        if not settings.runner:
+            self.poller.anonymous = True
 
     def free_slots(self) -> int:
         with self._lock:
@@ -240,16 +255,16 @@ class Agent:
         while not stop.is_set():
             free = self.free_slots()
             due = self.clock() - last_poll >= self.settings.polling_frequency
-            if free > 0 and (due or self._freed.is_set()):
+            # a free slot polls when due, when a build ended, or at once again while the
+            # server waits for builds; with every slot busy it polls (for none) when due,
+            # so that the server sees it
+            if due or (free > 0 and (self._freed.is_set() or self.poller.waits)):
                 self._freed.clear()
                 last_poll = self.clock()
-                try:
-                    jobs = self.api.poll_jobs(self.settings.arch, free, self.settings.runner)
-                except ClientError as exc:
-                    log.warning("poll failed: %s", exc)
-                    jobs = []
-                for job in jobs:
+                for job in self.poller.poll(free, stop):
                     self.start(job)
+                if self.poller.waits and self.free_slots() > 0:
+                    continue
             stop.wait(1.0)
         log.warning("stopping: waiting for %d running build(s) (signal again to hand them "
                     "back)", len(self._workers))

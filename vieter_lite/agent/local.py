@@ -33,10 +33,11 @@ def build(client: Client, target_id: int, arch: str, force: bool, timeout: int |
                           f"(is a build of target {target_id} for {arch} running?)")
     try:
         with PodmanService(values["podman_url"] or None) as service:
-            podman = Podman(service.url)
+            podman = Podman(service.url, platform=settings.platform)
             agent = Agent(settings, podman, Images(podman, settings.prepare_script,
                                                    settings.image_rebuild_frequency,
-                                                   network=settings.build_network))
+                                                   network=settings.build_network,
+                                                   platform=settings.platform))
             agent.build(jobs[0], echo=_echo)
     except PodmanError as exc:  # no Podman at all: the build is reported failed by the server
         client.release_build(build_id)

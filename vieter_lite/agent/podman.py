@@ -52,6 +52,23 @@ class ImageRef(NamedTuple):
     created: datetime  # UTC
 
 
+def platform_fields(platform: str) -> dict[str, str]:
+    """`linux/arm64[/v8]` as libpod's container spec names it (nothing for '')."""
+    if not platform:
+        return {}
+    parts = platform.split("/")
+    fields = {"image_os": parts[0], "image_arch": parts[1] if len(parts) > 1 else ""}
+    if len(parts) > 2 and parts[2]:
+        fields["image_variant"] = parts[2]
+    return {k: v for k, v in fields.items() if v}
+
+
+def prepare_body(body: dict[str, Any]) -> str:
+    from podman.api import prepare_body as podman_body
+
+    return str(podman_body(body))
+
+
 def split_ref(ref: str) -> tuple[str, str]:
     """`registry:5000/name:tag` -> (`registry:5000/name`, `tag`); the tag defaults to `latest`."""
     slash = ref.rfind("/")
@@ -246,10 +263,13 @@ def _reason(exc: BaseException) -> str:
 class Podman:
     """Images and build containers through a Podman API socket (`unix:///.../podman.sock`)."""
 
-    def __init__(self, url: str, timeout: float = 600.0) -> None:
+    def __init__(self, url: str, timeout: float = 600.0, platform: str = "") -> None:
         from podman import PodmanClient
 
         self.url = url
+        # os/arch[/variant] of every container and image made here (an arch built under
+        # qemu-user emulation, e.g. linux/arm64 on x86_64); empty: the machine's own
+        self.platform = platform
         self.owner = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
         self._client = PodmanClient(base_url=url, timeout=timeout)
         # Log streams can stay silent for long (a quiet compile): no read timeout there.
@@ -407,7 +427,8 @@ class Podman:
     def _create(self, image: str, command: list[str], env: dict[str, str] | None,
                 user: str | None, workdir: str | None, role: str,
                 network: str | None = None, labels: dict[str, str] | None = None) -> Any:
-        kwargs: dict[str, Any] = {"environment": dict(env or {}),
+        kwargs: dict[str, Any] = {"image": image, "command": command,
+                                  "environment": dict(env or {}),
                                   "labels": {**(labels or {}), LABEL: role,
                                              OWNER_LABEL: self.owner},
                                   "log_config": {"Type": "json-file"}}
@@ -418,7 +439,14 @@ class Podman:
         if workdir:
             kwargs["working_dir"] = workdir
         with self._call(f"create a container from {image}"):
-            return self._client.containers.create(image, command=command, **kwargs)
+            # podman-py drops `platform`: the body is podman-py's own, with libpod's
+            # image_os/image_arch/image_variant added (the image is looked up for them)
+            body = self._client.containers._render_payload(kwargs)
+            body.update(platform_fields(self.platform))
+            response = self._client.api.post("/containers/create", data=prepare_body(body),
+                                             headers={"content-type": "application/json"})
+            response.raise_for_status()
+            return self._client.containers.get(response.json()["Id"])
 
     def _supervise(self, container: Any, timeout: float | None, on_output: OutputFn | None) -> int:
         with self._call(f"start container {container.id[:12]}"):
