@@ -19,12 +19,21 @@ from pathlib import Path
 
 import pytest
 
-from vieter_lite.agent.podman import BuildTimeout, Podman, PodmanError, PodmanService, split_ref
+from vieter_lite.agent.podman import (
+    BuildTimeout,
+    Podman,
+    PodmanError,
+    PodmanService,
+    platform_fields,
+    split_ref,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 AGENT_USER = os.environ.get("VIETER_AGENT_USER", "vieter-agent")
 AGENT_PYTHON = os.environ.get("VIETER_AGENT_PYTHON", "/opt/vieter-lite-agent/bin/python")
 BASE = os.environ.get("VIETER_TEST_BASE_IMAGE", "localhost/vieter-lite-test-base:latest")
+# the same Debian for aarch64 (.ci/podman-setup builds it where qemu-user emulation works)
+ARM64 = os.environ.get("VIETER_TEST_ARM64_IMAGE", "localhost/vieter-lite-test-base-arm64:latest")
 BUILDER = f"localhost/vieter-lite-test-builder:{os.getpid()}"
 MISSING = "localhost/vieter-lite-test-missing:0"
 
@@ -536,3 +545,56 @@ def test_kill_of_a_created_container_removes_it_and_its_run_fails(pm):
         pm.run(BASE, ["sh", "-c", "echo ran"], on_create=kill_it)
     assert pm.containers() == []
     assert pm.kill("vieter-lite-no-such-container") is False
+
+
+# -- platforms (an arch built under qemu-user emulation) -----------------------------------
+
+@pytest.mark.parametrize("platform, fields", [
+    ("", {}),
+    ("linux/arm64", {"image_os": "linux", "image_arch": "arm64"}),
+    ("linux/arm/v7", {"image_os": "linux", "image_arch": "arm", "image_variant": "v7"}),
+])
+def test_platform_fields(platform, fields):
+    assert platform_fields(platform) == fields
+
+
+def test_the_platform_goes_into_each_containers_spec(service):
+    sent: list[dict] = []
+    with Podman(service.url, platform="linux/amd64") as pm:
+        post = pm._client.api.post
+
+        def spy(path, *args, **kwargs):
+            if path == "/containers/create":
+                sent.append(json.loads(kwargs["data"]))
+            return post(path, *args, **kwargs)
+
+        pm._client.api.post = spy
+        assert run_collect(pm, BASE, ["uname", "-m"], network="host") == (0, "x86_64\n")
+    assert [(s["image_os"], s["image_arch"], s["image"]) for s in sent] == \
+        [("linux", "amd64", BASE)]
+
+
+def test_the_platform_picks_its_arch_from_a_manifest_list(service, pm):
+    """One image name for every arch (as a registry's multi-arch image): each agent's
+    platform picks its own; builder images made from it keep that arch."""
+    probe = subprocess.run(_as_agent("podman", "image", "exists", ARM64), cwd="/",
+                           capture_output=True, timeout=60)
+    if probe.returncode != 0:
+        pytest.skip(f"no {ARM64} (.ci/podman-setup builds it where qemu-user emulation works)")
+    multi = f"localhost/vieter-lite-test-multi:{os.getpid()}"
+    for argv in (["manifest", "create", multi],
+                 ["manifest", "add", multi, f"containers-storage:{BASE}"],
+                 ["manifest", "add", multi, f"containers-storage:{ARM64}"]):
+        subprocess.run(_as_agent("podman", *argv), cwd="/", check=True, capture_output=True,
+                       timeout=60)
+    built = f"localhost/vieter-lite-test-built-arm64:{os.getpid()}"
+    try:
+        with Podman(service.url, platform="linux/arm64") as arm:
+            assert run_collect(arm, multi, ["uname", "-m"], network="host") == (0, "aarch64\n")
+            arm.build_image(multi, built, "uname -m > /built-on", timeout=300)
+            assert run_collect(arm, built, ["cat", "/built-on"]) == (0, "aarch64\n")
+        assert run_collect(pm, multi, ["uname", "-m"], network="host") == (0, "x86_64\n")
+    finally:
+        pm.remove_image(built)
+        subprocess.run(_as_agent("podman", "manifest", "rm", multi), cwd="/",
+                       capture_output=True, timeout=60)
