@@ -188,9 +188,11 @@ def world(tmp_path_factory):
 
 
 def start_agent(base: Path, server: ServerProcess, arch: str, network: str = "host",
-                address: str | None = None) -> subprocess.Popen:
-    """`vieter-lite agent` as the agent user, polling every second for `arch`. The sources
-    of these tests are served on 127.0.0.1, so builds share the host's network by default."""
+                address: str | None = None, key: str = API_KEY,
+                name: str | None = None) -> subprocess.Popen:
+    """`vieter-lite agent` as the agent user, polling every second for `arch` (with `key`,
+    registered as `name`: by default <host>-<arch>). The sources of these tests are served
+    on 127.0.0.1, so builds share the host's network by default."""
     agent_dir = base / f"agent-{arch}"
     agent_dir.mkdir()
     (agent_dir / "prepare.sh").write_text(PREPARE)
@@ -202,7 +204,8 @@ def start_agent(base: Path, server: ServerProcess, arch: str, network: str = "ho
             ["setpriv", f"--reuid={AGENT_USER}", f"--regid={AGENT_USER}", "--init-groups",
              "env", "-i", f"HOME={home}", "PATH=/usr/local/bin:/usr/bin:/bin",
              f"PYTHONPATH={base / 'code'}", f"VIETER_ADDRESS={address or server.url}",
-             f"VIETER_API_KEY={API_KEY}", f"VIETER_ARCH={arch}", f"VIETER_DATA_DIR={agent_dir}",
+             f"VIETER_API_KEY={key}", f"VIETER_ARCH={arch}", f"VIETER_DATA_DIR={agent_dir}",
+             *([f"VIETER_AGENT_NAME={name}"] if name else []),
              f"VIETER_BUILD_NETWORK={network}",
              "VIETER_POLLING_FREQUENCY=1", "VIETER_MAX_CONCURRENT_BUILDS=2",
              f"VIETER_PREPARE_SCRIPT={agent_dir}/prepare.sh", "VIETER_MAKEPKG_ARGS=--nodeps",
