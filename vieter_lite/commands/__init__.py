@@ -1,11 +1,11 @@
-"""The client commands (targets, builds, logs, repos, aur, tokens, client setup): HTTP to
-a server (and, for client setup, this machine's pacman)."""
+"""The client commands (targets, builds, logs, repos, aur, tokens, agents, client setup):
+HTTP to a server (and, for client setup, this machine's pacman)."""
 
 from __future__ import annotations
 
 import argparse
 
-from vieter_lite.commands import builds, logs, repos, setup, targets, tokens
+from vieter_lite.commands import agents, builds, logs, repos, setup, targets, tokens
 from vieter_lite.commands.common import add_client_flags, client_flags
 
 
@@ -22,3 +22,4 @@ def register(commands: argparse._SubParsersAction,
     repos.register(commands, flags)
     tokens.register(commands, flags)
     setup.register(commands)
+    agents.register(commands, flags)
