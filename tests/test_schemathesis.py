@@ -42,7 +42,7 @@ SEEDED = {"repo": ["bur"], "arch": ["x86_64"], "target_id": [1], "build_id": [1,
           "token_id": [1], "name": ["build"], "pkg": ["foo"],
           "filename": ["bur.db", "bur.files", "foo-1.0-1", "foo-1.0-1-x86_64.pkg.tar.zst"]}
 SEEDED_FOR_DELETE = {**SEEDED, "repo": ["victim"], "target_id": [2], "build_id": [2],
-                     "token_id": [2]}
+                     "token_id": [2], "agent_id": [2]}
 # query parameters, too, where a route has them
 SEEDED_QUERY = {"target": 1, "arch": "x86_64"}
 
@@ -82,7 +82,8 @@ def package(tmp: Path) -> bytes:
 def seed(url: str, tmp: Path) -> None:
     """Data for the aimed requests: target 1 with build 1 running (claimed) and build 2
     finished, build 3 of target 2 queued (for a poll to claim), package foo in bur/x86_64,
-    token 1; and for the DELETEs target 2, token 2 and package foo in victim/x86_64."""
+    token 1, agent 1; and for the DELETEs target 2, token 2, agent 2 and package foo in
+    victim/x86_64."""
     for _ in range(2):
         _call(f"{url}/api/v1/targets?kind=git&url=https://example.invalid/foo.git&repo=bur",
               "POST")
@@ -97,13 +98,19 @@ def seed(url: str, tmp: Path) -> None:
         _call(f"{url}/api/v2/tokens", "POST", json.dumps(
             {"name": name, "scopes": ["builds:read"]}).encode(),
             {"Content-Type": "application/json"})
+        _call(f"{url}/api/v2/agents", "POST", json.dumps(
+            {"name": name, "archs": ["x86_64"], "labels": {"seeded": "true"}}).encode(),
+            {"Content-Type": "application/json"})
 
 
 @pytest.fixture(scope="module")
 def api(tmp_path_factory) -> Iterator[tuple[ServerProcess, object, bytes]]:
     tmp = tmp_path_factory.mktemp("schemathesis")
+    # polls answer at once (a generated wait=N would hold each request up to max_poll_wait;
+    # the waiting poll is tests/test_agents.py's)
     server = ServerProcess(tmp / "data", env_extra={"VIETER_COLLECT_METRICS": "true",
-                                                    "VIETER_LOG_LEVEL": "WARN"}).start()
+                                                    "VIETER_LOG_LEVEL": "WARN",
+                                                    "VIETER_MAX_POLL_WAIT": "0"}).start()
     try:
         seed(server.url, tmp)
         yield (server, schemathesis.openapi.from_url(server.url + "/api/v2/openapi.json"),
