@@ -224,6 +224,19 @@ def test_an_agent_lists_the_builds_it_holds(client, u):
     assert ok(send(client, "GET", f"/api/v2/agents/{agent['id']}"))["builds"] == []
 
 
+def test_a_build_handed_back_names_no_agent_until_the_next_claims_it(client, u):
+    register(client, API_KEY, f"b{u}", [f"b{u}"])
+    register(client, API_KEY, f"c{u}", [f"b{u}"])
+    build = queue(client, add_target(client, f"b{u}", f"b{u}"), f"b{u}")
+    assert claimed(poll(client, f"b{u}", agent=f"b{u}")) == [build]
+    ok(client.request("POST", f"/api/v1/builds/{build}/release"))
+    shown = ok(send(client, "GET", f"/api/v2/builds/{build}"))
+    assert (shown["status"], shown["agent_id"], shown["runner"]) == ("queued", None, None)
+    assert claimed(poll(client, f"b{u}", agent=f"c{u}")) == [build]
+    other = ok(send(client, "GET", f"/api/v2/agents?names=c{u}"))["resources"][0]
+    assert ok(send(client, "GET", f"/api/v2/builds/{build}"))["agent_id"] == other["id"]
+
+
 def test_polling_as_an_agent_that_is_not_registered_or_not_for_that_arch(client, u):
     register(client, API_KEY, f"p{u}", ["x86_64"])
     missing = poll(client, "x86_64", agent=f"nobody{u}")

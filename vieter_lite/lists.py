@@ -383,6 +383,11 @@ BUILDS = ListSpec(
 TARGETS = ListSpec(order_fields=("id",), filters=(Filter("repos"), Filter("archs")),
                    labels=True)
 
+# registered build agents (db/agents.py AGENTS_TABLE), their labels selectable
+AGENTS = ListSpec(order_fields=("id", "name", "last_seen_at", "registered_at"),
+                  timestamp_fields=("last_seen_at", "registered_at"),
+                  filters=(Filter("names"), Filter("archs")), labels=True)
+
 # the attempts to deliver a build's notifications (created_at: when the attempt was made)
 DELIVERIES = ListSpec(order_fields=("id", "created_at"), timestamp_fields=("created_at",),
                       filters=(Filter("actions", choices=("webhook", "email")),))

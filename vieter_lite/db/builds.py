@@ -256,6 +256,7 @@ class BuildQueries(Base):
                 return "cancelled"
             # queued again, its log is open (NEW) again; the tasks start over
             self._run("UPDATE builds SET status = 'queued', runner = '', started_at = NULL, "
+                      "agent_id = NULL, "
                       "lease_expires = NULL, token_hash = NULL, expiries = expiries + ?, "
                       "releases = releases + ?, log_done = 0 WHERE id = ? AND status = 'running'",
                       int(counted), int(not counted), build_id)

@@ -17,9 +17,6 @@ from vieter_lite.web.v2.shapes import agent_json
 if TYPE_CHECKING:
     from vieter_lite.services import Services
 
-AGENTS = lists.ListSpec(order_fields=("id", "name", "last_seen_at", "registered_at"),
-                        timestamp_fields=("last_seen_at", "registered_at"),
-                        filters=(lists.Filter("names"), lists.Filter("archs")), labels=True)
 FIELDS = ("name", "archs", "labels", "version", "slots", "poll_period")
 DEFAULTS: dict[str, Any] = {"labels": {}, "version": "", "slots": 1, "poll_period": 30}
 
@@ -51,7 +48,7 @@ def register(app: bottle.Bottle, services: Services) -> None:
 
     @app.get("/api/v2/agents", scope="builds:read", **V2)
     def list_agents() -> Any:
-        query = parse_list(AGENTS)
+        query = parse_list(lists.AGENTS)
         found, total = agents.page(query)
         return list_response(query, found, total, shape)
 

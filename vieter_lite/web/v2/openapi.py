@@ -31,7 +31,6 @@ from vieter_lite.web.v1.openapi import (
     TEXT_UTF8,
     file_replies,
 )
-from vieter_lite.web.v2.agents import AGENTS
 from vieter_lite.web.v2.repos import PACKAGES, REPOS
 from vieter_lite.web.v2.tokens import TOKENS
 
@@ -244,7 +243,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         errors={**BODY_ERRORS, 403: "an arch the token may not use",
                 409: "another token registered the name"}),
     ("GET", "/api/v2/agents"): Operation(
-        "List build agents", params=list_params(AGENTS),
+        "List build agents", params=list_params(lists.AGENTS),
         replies={200: Reply("a page of agents", cf_list(ref("Agent")))}, errors=LIST_ERRORS),
     ("GET", "/api/v2/agents/<agent_id>"): Operation(
         "A build agent", replies={200: Reply("the agent", ref("Agent"))},
