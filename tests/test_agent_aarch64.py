@@ -34,6 +34,7 @@ from vieter_lite.agent import emulation
 ARM64_IMAGE = os.environ.get("VIETER_TEST_ARM64_IMAGE",
                              "localhost/vieter-lite-test-base-arm64:latest")
 MULTI_IMAGE = "localhost/vieter-lite-test-base-multi:e2e"
+BUILDER_PREFIX = "localhost/vieter-lite-builder:localhost-vieter-lite-test-base-multi-e2e-"
 
 PKGBUILD = """pkgbase=e2e-multi
 pkgname=(e2e-multi-bin e2e-multi-data)
@@ -139,6 +140,11 @@ def world():
                 proc.kill()
                 proc.wait()
         as_agent("podman", "manifest", "rm", MULTI_IMAGE)
+        # the builder images the agents made of it (about 300 MB each)
+        listed = as_agent("podman", "images", "--format", "{{.Repository}}:{{.Tag}}").stdout
+        builders = [ref for ref in listed.split() if ref.startswith(BUILDER_PREFIX)]
+        if builders:
+            as_agent("podman", "rmi", "-f", *builders)
         shutil.rmtree(base, ignore_errors=True)
 
 
