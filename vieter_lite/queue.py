@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import builtins
+import dataclasses
 import hashlib
 import logging
 import secrets
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 from vieter_lite import names
 from vieter_lite.db import Database
@@ -49,6 +51,30 @@ class BuildQueue:
         self.base_image = base_image
         self.default_timeout = default_timeout
         self.clock = clock
+        self._on_end: builtins.list[Callable[[Build], None]] = []
+        self._on_claim: builtins.list[Callable[[builtins.list[Build]], None]] = []
+
+    def listen(self, on_end: Callable[[Build], None] | None = None,
+               on_claim: Callable[[builtins.list[Build]], None] | None = None) -> None:
+        """Call on_end(build) after a build ended (any way: finished, failed, cancelled,
+        timed out, lost); on_claim(builds) after a poll handed builds out."""
+        if on_end is not None:
+            self._on_end.append(on_end)
+        if on_claim is not None:
+            self._on_claim.append(on_claim)
+
+    def _tell(self, listeners: builtins.list[Callable[[Any], None]], what: Any) -> None:
+        """A listener that fails is logged: the build's own change stands."""
+        for listener in listeners:
+            try:
+                listener(what)
+            except Exception:
+                log.exception("a build listener failed")
+
+    def _ended(self, build_id: int) -> None:
+        build = self.db.build(build_id)
+        if build is not None and build.ended_at is not None:
+            self._tell(self._on_end, build)
 
     def now(self) -> int:
         return int(self.clock())
@@ -89,6 +115,7 @@ class BuildQueue:
             raise Conflict(f"build {build_id} is {build.state}: it cannot be cancelled")
         self.logs.note(build_id, f"vieter-lite: build cancelled by {who}")
         self.log_changed(build_id)
+        self._ended(build_id)
         return self.get(build_id)
 
     def hold(self, build_id: int, reason: str, diff: str) -> Build:
@@ -113,7 +140,34 @@ class BuildQueue:
         claimed = self.db.claim_builds(arch, limit, runner, self.now(), LEASE_SECONDS,
                                        (hash_token(t) for t in tokens), only,
                                        plain_only)
+        if claimed:
+            self._tell(self._on_claim, claimed)
         return [Claim(build, token) for build, token in zip(claimed, tokens, strict=False)]
+
+    def send_back(self, build_id: int, line: str) -> str:
+        """A running build goes back to the queue to wait (for a dependency's build): not
+        counted as a lost lease or a hand-back. Returns its new status (cancelled when a
+        newer build of its target is queued)."""
+        self.running(build_id)
+        self.logs.note(build_id, line)
+        status = self.db.requeue(build_id, self.now(), counted=False, released=False)
+        self.log_changed(build_id)
+        if status != "queued":
+            self._ended(build_id)
+        return status
+
+    def fail_waiting(self, build_id: int, line: str) -> bool:
+        """A queued build fails without running (its dependency failed), with `line` in its
+        log; False when it was no longer queued."""
+        build = self.db.build(build_id)
+        if build is None or build.status != "queued":
+            return False
+        self.logs.note(build_id, line)
+        if not self.db.finish_build(build_id, "failed", -1, self.now()):
+            return False
+        self.log_changed(build_id)
+        self._ended(build_id)
+        return True
 
     def list(self, statuses: list[str] | None = None, target: int | None = None,
              limit: int = 0, offset: int = 0) -> list[Build]:
@@ -171,7 +225,13 @@ class BuildQueue:
 
     def details_of(self, builds: Iterable[Build]) -> dict[int, BuildDetails]:
         """The details of a page of builds by id, read together."""
-        return self.db.build_details(b.id for b in builds)
+        builds = builtins.list(builds)
+        details = self.db.build_details(b.id for b in builds)
+        waiting = self.db.blockers(b.id for b in builds if b.status == "queued")
+        for build_id, blockers in waiting.items():
+            details[build_id] = dataclasses.replace(
+                details[build_id], blocked_by=tuple(dict.fromkeys(x for x, _ in blockers)))
+        return details
 
     def get(self, build_id: int) -> Build:
         build = self.db.build(build_id)
@@ -228,6 +288,7 @@ class BuildQueue:
         final = status or ("success" if exit_code == 0 else "failed")
         self.db.finish_build(build.id, final, exit_code, end, start)
         self.log_changed(build.id)
+        self._ended(build.id)
         return self.get(build_id)
 
     def release(self, build_id: int) -> Build:
@@ -241,6 +302,7 @@ class BuildQueue:
                         build_id, MAX_RELEASES, build.runner)
             self.db.finish_build(build_id, "failed", -1, self.now())
             self.log_changed(build_id)
+            self._ended(build_id)
             return self.get(build_id)
         self.logs.note(build_id, "vieter-lite: the agent stopped and handed the build back")
         self.db.requeue(build_id, self.now(), counted=False)
@@ -279,6 +341,7 @@ class BuildQueue:
             self.db.finish_build(build.id, "timeout", -1, now)
         for build_id in touched:
             self.log_changed(build_id)
+            self._ended(build_id)
         return touched
 
     def _timed_out(self, now: int) -> builtins.list[Build]:

@@ -11,6 +11,7 @@ from vieter_lite.buildlogs import BuildLogService
 from vieter_lite.config import ServerConfig
 from vieter_lite.db import Database
 from vieter_lite.deliveries import Deliveries
+from vieter_lite.dependencies import Dependencies
 from vieter_lite.errors import StartupError
 from vieter_lite.gpg import GpgError
 from vieter_lite.jobs import Jobs
@@ -41,6 +42,7 @@ class Services:
     jobs: Jobs
     deliveries: Deliveries
     rollbacks: Rollbacks
+    dependencies: Dependencies
     signer: signing.Signer | None = None
 
 
@@ -63,6 +65,8 @@ def build_services(config: ServerConfig) -> Services:
     scheduler = Scheduler(db, queue, logs, config.global_schedule, config.max_log_age,
                           config.log_removal_schedule)
     targets = Targets(db, scheduler, config.default_arch)
+    dependencies = Dependencies(db, queue).attach()
+    targets.listen(dependencies.refresh)
     deliveries = make_deliveries(db, config)
     # every end of a build passes through a change of its log's state: look at once
     logs.listen(deliveries.wake)
@@ -71,7 +75,7 @@ def build_services(config: ServerConfig) -> Services:
                     build_logs=BuildLogService(db, logs, config.max_log_followers),
                     jobs=Jobs(db, queue, targets, config.default_arch),
                     deliveries=deliveries, rollbacks=Rollbacks(db, store),
-                    signer=store.signer)
+                    signer=store.signer, dependencies=dependencies)
 
 
 def start_signer(config: ServerConfig) -> signing.Signer | None:
