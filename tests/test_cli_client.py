@@ -535,12 +535,12 @@ def test_builds_list_shows_what_is_waiting(cli, admin, srv, u):
 
     table = rows(cli.ok("builds", "list", "--target", str(target_id)))
     assert table == [
-        ["ID", "TARGET", "REPO/ARCH", "STATUS", "QUEUED", "STARTED"],
+        ["ID", "TARGET", "REPO/ARCH", "STATUS", "QUEUED", "STARTED", "BLOCKED BY"],
         [str(queued), str(target_id), f"r{u}/{other}", "queued",
-         local_text(queued_at[queued]["created_at"]), "-"],
+         local_text(queued_at[queued]["created_at"]), "-", "-"],
         [str(running), str(target_id), f"r{u}/{arch}", "running",
          local_text(queued_at[running]["created_at"]),
-         local_text(queued_at[running]["started_at"])]]
+         local_text(queued_at[running]["started_at"]), "-"]]
     # --json prints /api/v2/builds' resources: RFC 3339 times, links
     [one] = cli.json("builds", "list", "--target", str(target_id), "--status", "queued")
     assert (one["id"], one["status"], one["created_at"], one["started_at"]) == \
