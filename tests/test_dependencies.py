@@ -6,6 +6,7 @@ version of a dependency rebuilds the targets that ask for it."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
@@ -276,3 +277,65 @@ def test_what_is_not_a_srcinfo_is_refused_and_changes_nothing(w, text):
         w.read(build_id, text)
     assert exc.value.field == "srcinfo"
     assert w.s.dependencies.of_target(a).read == {} and w.status(build_id) == "running"
+
+
+def test_reads_at_the_same_time_leave_the_graph_of_all_of_them(w, services):
+    """Agents report .SRCINFOs at once (one server thread each): every build that depends on
+    another's running build waits, and the graph kept is the one of every PKGBUILD read."""
+
+    n = 8
+    chain = [w.target(srcinfo(f"p{i}", depends=[f"p{i - 1}"] if i else [])) for i in range(n)]
+    for attempt in range(60):
+        builds = [w.queue(t) for t in chain]
+        assert sorted(w.claim(n)) == sorted(builds)
+        start = threading.Barrier(n)
+        answers: dict[int, dict] = {}
+
+        def read(build_id: int, start: threading.Barrier, answers: dict[int, dict]) -> None:
+            start.wait()
+            answers[build_id] = w.read(build_id)
+
+        threads = [threading.Thread(target=read, args=(b, start, answers)) for b in builds]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        built = [b for b in builds if answers[b]["action"] == "build"]
+        assert built == [builds[0]], (attempt, answers)
+        kept = services.db.target_edges(chain[1])
+        services.dependencies.refresh("bur")
+        assert services.db.target_edges(chain[1]) == kept
+        for b in builds:
+            if w.status(b) == "running":
+                w.finish(b)
+            elif w.status(b) == "queued":  # the rest fail with it (a cancelled dependency)
+                services.queue.cancel(b, "test")
+        for t in chain:  # the next attempt starts with nothing read
+            services.db._run("DELETE FROM target_srcinfo WHERE target_id = ?", t)
+        services.dependencies.refresh("bur")
+
+
+def test_no_claim_comes_between_a_failure_and_what_it_fails(w, services):
+    """The end of a build and the failure of what waited for it are one change: an agent
+    polling at that moment never gets the waiting build."""
+
+    a = w.target(srcinfo("a"))
+    b = w.target(srcinfo("b", depends=["a"]))
+    w.built(a), w.built(b)
+    for attempt in range(100):
+        build_a, build_b = w.queue(a), w.queue(b)
+        assert w.claim(1) == [build_a]
+        start = threading.Barrier(2)
+        claimed: list[int] = []
+
+        def poll(start: threading.Barrier, claimed: list[int]) -> None:
+            start.wait()
+            for _ in range(20):
+                claimed.extend(w.claim(1))
+
+        poller = threading.Thread(target=poll, args=(start, claimed))
+        poller.start()
+        start.wait()
+        w.finish(build_a, 1)
+        poller.join()
+        assert claimed == [] and w.status(build_b) == "failed", attempt

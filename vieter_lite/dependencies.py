@@ -47,7 +47,12 @@ class Dependencies:
     # -- the graph -----------------------------------------------------------------------
 
     def refresh(self, repo: str) -> None:
-        """Work out the repo's graph again, for every arch of its targets."""
+        """Work out the repo's graph again, for every arch of its targets (in one
+        transaction: two refreshes at once must not leave the older one's graph)."""
+        with self.db.transaction():
+            self._refresh(repo)
+
+    def _refresh(self, repo: str) -> None:
         targets = self.db.targets(repo=repo)
         texts = self.db.repo_srcinfos(repo)
         owned = self.db.owned_names(repo)
@@ -93,10 +98,11 @@ class Dependencies:
         target = self.db.target(build.target_id) if build.has_target else None
         if target is None:  # a manifest's build, or its target is gone: no graph
             return {"action": "build"}
-        self.db.put_srcinfo(target.id, build.arch, build.id, info.pkgbase, text,
-                            int(self.clock()))
-        self.refresh(target.repo)
-        blockers = self.db.blockers([build.id]).get(build.id, [])
+        with self.db.transaction():  # what it waits for, as the graph is with it
+            self.db.put_srcinfo(target.id, build.arch, build.id, info.pkgbase, text,
+                                int(self.clock()))
+            self.refresh(target.repo)
+            blockers = self.db.blockers([build.id]).get(build.id, [])
         if blockers:
             waits = "; ".join(f"build {x} of target {e.dep} ({e.via})" for x, e in blockers)
             self.queue.send_back(build.id, f"vieter-lite: build {build.id} waits for {waits}: "

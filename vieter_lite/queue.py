@@ -72,6 +72,9 @@ class BuildQueue:
                 log.exception("a build listener failed")
 
     def _ended(self, build_id: int) -> None:
+        """Tell the listeners of a build's end. Called in the transaction that ended it, so
+        what they change (builds that waited for it) changes with it: no claim comes in
+        between."""
         build = self.db.build(build_id)
         if build is not None and build.ended_at is not None:
             self._tell(self._on_end, build)
@@ -110,12 +113,13 @@ class BuildQueue:
         """End a pending, queued or running build as cancelled: a running build's token
         stops working at once, so its agent kills the container and publishes nothing."""
         build = self.get(build_id)
-        if build.status not in OPEN_STATES or \
-                not self.db.finish_build(build_id, "cancelled", None, self.now()):
-            raise Conflict(f"build {build_id} is {build.state}: it cannot be cancelled")
-        self.logs.note(build_id, f"vieter-lite: build cancelled by {who}")
+        with self.db.transaction():
+            if build.status not in OPEN_STATES or \
+                    not self.db.finish_build(build_id, "cancelled", None, self.now()):
+                raise Conflict(f"build {build_id} is {build.state}: it cannot be cancelled")
+            self.logs.note(build_id, f"vieter-lite: build cancelled by {who}")
+            self._ended(build_id)
         self.log_changed(build_id)
-        self._ended(build_id)
         return self.get(build_id)
 
     def hold(self, build_id: int, reason: str, diff: str) -> Build:
@@ -150,10 +154,11 @@ class BuildQueue:
         newer build of its target is queued)."""
         self.running(build_id)
         self.logs.note(build_id, line)
-        status = self.db.requeue(build_id, self.now(), counted=False, released=False)
+        with self.db.transaction():
+            status = self.db.requeue(build_id, self.now(), counted=False, released=False)
+            if status != "queued":
+                self._ended(build_id)
         self.log_changed(build_id)
-        if status != "queued":
-            self._ended(build_id)
         return status
 
     def fail_waiting(self, build_id: int, line: str) -> bool:
@@ -163,10 +168,11 @@ class BuildQueue:
         if build is None or build.status != "queued":
             return False
         self.logs.note(build_id, line)
-        if not self.db.finish_build(build_id, "failed", -1, self.now()):
-            return False
+        with self.db.transaction():
+            if not self.db.finish_build(build_id, "failed", -1, self.now()):
+                return False
+            self._ended(build_id)
         self.log_changed(build_id)
-        self._ended(build_id)
         return True
 
     def list(self, statuses: list[str] | None = None, target: int | None = None,
@@ -286,9 +292,10 @@ class BuildQueue:
             else claimed
         end = ended_at if ended_at is not None and start <= ended_at <= now else now
         final = status or ("success" if exit_code == 0 else "failed")
-        self.db.finish_build(build.id, final, exit_code, end, start)
+        with self.db.transaction():
+            self.db.finish_build(build.id, final, exit_code, end, start)
+            self._ended(build.id)
         self.log_changed(build.id)
-        self._ended(build.id)
         return self.get(build_id)
 
     def release(self, build_id: int) -> Build:
@@ -300,9 +307,10 @@ class BuildQueue:
                                      "times already; build failed")
             log.warning("build %d handed back more than %d times (runner %s); failed",
                         build_id, MAX_RELEASES, build.runner)
-            self.db.finish_build(build_id, "failed", -1, self.now())
+            with self.db.transaction():
+                self.db.finish_build(build_id, "failed", -1, self.now())
+                self._ended(build_id)
             self.log_changed(build_id)
-            self._ended(build_id)
             return self.get(build_id)
         self.logs.note(build_id, "vieter-lite: the agent stopped and handed the build back")
         self.db.requeue(build_id, self.now(), counted=False)
@@ -326,22 +334,25 @@ class BuildQueue:
         touched: builtins.list[int] = []
         for build in self.db.expired_leases(now):
             touched.append(build.id)
-            if build.expiries + 1 >= MAX_EXPIRIES:
-                self.logs.note(build.id, f"vieter-lite: the agent stopped reporting "
-                                         f"({MAX_EXPIRIES} leases lost); build failed")
-                self.db.lose_lease_for_good(build.id, now)
-            else:
-                status = self.db.requeue(build.id, now)
-                log.warning("build %d lost its lease (runner %s); %s", build.id,
-                            build.runner, "queued again" if status == "queued"
-                            else "cancelled, a newer build is queued")
+            with self.db.transaction():
+                if build.expiries + 1 >= MAX_EXPIRIES:
+                    self.logs.note(build.id, f"vieter-lite: the agent stopped reporting "
+                                             f"({MAX_EXPIRIES} leases lost); build failed")
+                    self.db.lose_lease_for_good(build.id, now)
+                else:
+                    status = self.db.requeue(build.id, now)
+                    log.warning("build %d lost its lease (runner %s); %s", build.id,
+                                build.runner, "queued again" if status == "queued"
+                                else "cancelled, a newer build is queued")
+                self._ended(build.id)
         for build in self._timed_out(now):
             touched.append(build.id)
             self.logs.note(build.id, f"vieter-lite: build timed out after {build.timeout} s")
-            self.db.finish_build(build.id, "timeout", -1, now)
+            with self.db.transaction():
+                self.db.finish_build(build.id, "timeout", -1, now)
+                self._ended(build.id)
         for build_id in touched:
             self.log_changed(build_id)
-            self._ended(build_id)
         return touched
 
     def _timed_out(self, now: int) -> builtins.list[Build]:
