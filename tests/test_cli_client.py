@@ -247,12 +247,13 @@ def test_targets_add_list_info(cli, admin, u):
     assert cli.ok("targets", "info", str(first)) == (
         f"id: {first}\nkind: git\nurl: https://example.org/a{u}.git\nbranch: main\n"
         f"path: pkg\nrepo: {repo}\nschedule: */30 4\narch: x86_64, aarch64\n"
-        "review: never\nlabels:\nlast build:\n"
+        "review: never\nlabels:\nlast build:\nrebuild on dependency: no\n"
         f"next run (x86_64): {local_text(runs['x86_64'])}\n"
         f"next run (aarch64): {local_text(runs['aarch64'])}\n")
     assert cli.json("targets", "info", str(first)) == {
         **target, "schedule_effective": "*/30 4", "schedule_global": False,
-        "next_runs": plan["archs"], "review": "never", "labels": {}, "last_build": None}
+        "next_runs": plan["archs"], "review": "never", "labels": {}, "last_build": None,
+        "rebuild_on_dependency": False, "dependencies": []}
 
 
 def test_targets_info_shows_review_labels_and_the_last_build(cli, admin, u):
