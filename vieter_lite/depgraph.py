@@ -51,6 +51,12 @@ class Node:
 def edges(nodes: Iterable[Node]) -> list[Edge]:
     """Every edge among the targets, sorted."""
     nodes = sorted(nodes, key=lambda n: n.id)
+    offers: dict[str, dict[int, Node]] = {}  # name -> the targets with a package of it
+    for node in nodes:
+        names = node.owned if node.read is None else \
+            [n for p in node.read.packages for n in (p.name, *(d.name for d in p.provides))]
+        for name in names:
+            offers.setdefault(name, {})[node.id] = node
     found: dict[tuple[int, int], str] = {}
     unmet: set[int] = set()
     for node in nodes:
@@ -59,7 +65,8 @@ def edges(nodes: Iterable[Node]) -> list[Edge]:
         for dep in node.read.needs:
             if node.read.meets(dep):
                 continue  # one of its own packages (a split package's parts)
-            providers = [other.id for other in nodes if other.id != node.id and other.meets(dep)]
+            providers = [other.id for other in offers.get(dep.name, {}).values()
+                         if other.id != node.id and other.meets(dep)]
             if not providers:
                 unmet.add(node.id)
             for other in providers:
