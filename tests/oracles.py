@@ -45,3 +45,27 @@ def bsdtar_list(pkg_path: Path) -> list[str]:
     out = subprocess.run(["bsdtar", "-tf", str(pkg_path)], capture_output=True, text=True,
                          check=True, env=_ENV).stdout
     return out.splitlines()
+
+
+def printsrcinfo(pkgbuild: str) -> str:
+    """What Debian's `makepkg --printsrcinfo` prints for a PKGBUILD text (as the build user
+    VIETER_TEST_USER when run as root; makepkg refuses root)."""
+    import pwd
+    import tempfile
+
+    work = Path(tempfile.mkdtemp(prefix="vieter-srcinfo-"))
+    try:
+        (work / "PKGBUILD").write_text(pkgbuild)
+        prefix: list[str] = []
+        if os.geteuid() == 0:
+            user = pwd.getpwnam(os.environ.get("VIETER_TEST_USER", "vieter-test"))
+            os.chown(work, user.pw_uid, user.pw_gid)
+            prefix = ["runuser", "-u", user.pw_name, "--"]
+        proc = subprocess.run([*prefix, "env", "-i", "HOME=/tmp", "PATH=/usr/bin:/bin",
+                               "LANG=C.UTF-8", "makepkg", "--printsrcinfo"], cwd=work,
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"makepkg --printsrcinfo failed: {proc.stderr}\n{pkgbuild}")
+        return proc.stdout
+    finally:
+        shutil.rmtree(work)

@@ -189,13 +189,15 @@ def world(tmp_path_factory):
 
 def start_agent(base: Path, server: ServerProcess, arch: str, network: str = "host",
                 address: str | None = None, key: str = API_KEY,
-                name: str | None = None) -> subprocess.Popen:
+                name: str | None = None, makepkg_args: str = "--nodeps",
+                prepare: str = PREPARE) -> subprocess.Popen:
     """`vieter-lite agent` as the agent user, polling every second for `arch` (with `key`,
-    registered as `name`: by default <host>-<arch>). The sources of these tests are served
-    on 127.0.0.1, so builds share the host's network by default."""
+    registered as `name`: by default <host>-<arch>; makepkg given `makepkg_args`, the builder
+    image prepared by `prepare`). The sources of these tests are served on 127.0.0.1, so
+    builds share the host's network by default."""
     agent_dir = base / f"agent-{arch}"
     agent_dir.mkdir()
-    (agent_dir / "prepare.sh").write_text(PREPARE)
+    (agent_dir / "prepare.sh").write_text(prepare)
     shutil.chown(agent_dir, AGENT_USER, AGENT_USER)
     home = pwd.getpwnam(AGENT_USER).pw_dir
     with open(base / f"agent-{arch}.log", "wb") as agent_log:
@@ -208,7 +210,8 @@ def start_agent(base: Path, server: ServerProcess, arch: str, network: str = "ho
              *([f"VIETER_AGENT_NAME={name}"] if name else []),
              f"VIETER_BUILD_NETWORK={network}",
              "VIETER_POLLING_FREQUENCY=1", "VIETER_MAX_CONCURRENT_BUILDS=2",
-             f"VIETER_PREPARE_SCRIPT={agent_dir}/prepare.sh", "VIETER_MAKEPKG_ARGS=--nodeps",
+             f"VIETER_PREPARE_SCRIPT={agent_dir}/prepare.sh",
+             f"VIETER_MAKEPKG_ARGS={makepkg_args}",
              "VIETER_LOG_LEVEL=INFO", AGENT_PYTHON, "-m", "vieter_lite", "agent"],
             cwd=agent_dir, stdout=agent_log, stderr=subprocess.STDOUT)
 
@@ -353,3 +356,60 @@ def test_targets_build_runs_one_build_here_and_prints_its_log(world):
     assert (build["status"], build["arch"], build["runner"].startswith("local:")) == \
         ("success", "e2elocal", True)
     assert "==> Finished making" in api.log(build_id)
+
+
+# makepkg --syncdeps installs what a PKGBUILD needs with pacman as root: through the setuid
+# bash, made root in full (pacman looks at the real uid)
+SYNCDEPS_PREPARE = PREPARE + """echo "PACMAN_AUTH=(/usr/local/bin/rootbash -p -c 'exec setpriv --reuid=0 --regid=0 --clear-groups -- \\"\\$@\\"' as-root)" >> /etc/makepkg.conf
+"""  # noqa: E501
+
+DEP_A = """pkgname=e2e-dep-a
+pkgver=1.0
+pkgrel=1
+arch=(any)
+package() {
+    install -Dm644 /dev/stdin "$pkgdir/usr/share/e2e-dep-a/data" <<< 'made by a'
+}
+"""
+DEP_B = """pkgname=e2e-dep-b
+pkgver=1.0
+pkgrel=1
+arch=(any)
+makedepends=('e2e-dep-a>=1.0')
+build() {
+    echo "b finds: $(cat /usr/share/e2e-dep-a/data)"
+}
+package() {
+    install -Dm644 /dev/stdin "$pkgdir/usr/share/e2e-dep-b/data" <<< 'made by b'
+}
+"""
+
+
+def test_a_target_that_makedepends_on_another_builds_after_it_with_its_package(world):
+    """Neither PKGBUILD was read before. b's build is queued (and claimed) first; it learns
+    from its .SRCINFO that it needs what a, not read yet, may offer, and goes back to the
+    queue; a builds and publishes; b builds after, and makepkg --syncdeps installs a's
+    package from the server's repo inside b's build container."""
+    api, arch = world["api"], "e2edeps"
+    web = world["base"] / "web"
+    (web / "dep-a.PKGBUILD").write_text(DEP_A)
+    (web / "dep-b.PKGBUILD").write_text(DEP_B)
+    agent = start_agent(world["base"], world["server"], arch, makepkg_args="--syncdeps",
+                        prepare=SYNCDEPS_PREPARE)
+    try:
+        a, b = (add_target(api, "url", f"{world['web_url']}/dep-{x}.PKGBUILD", arch=arch,
+                           repo="e2edeps") for x in ("a", "b"))
+        build_b = api.ok("POST", f"/api/v1/jobs/queue?target={b}&arch={arch}")
+        build_a = api.ok("POST", f"/api/v1/jobs/queue?target={a}&arch={arch}")
+        builds, _ = wait_for(api, [build_b, build_a])  # type: ignore[list-item]
+    finally:
+        agent.send_signal(signal.SIGTERM)
+        agent.wait(timeout=60)
+    log_a, log_b = api.log(build_a), api.log(build_b)  # type: ignore[arg-type]
+    agent_log = (world["base"] / f"agent-{arch}.log").read_text()
+    assert builds[build_a]["status"] == "success", (log_a, agent_log)
+    assert builds[build_b]["status"] == "success", (log_b, agent_log)
+    assert f"waits for build {build_a} of target {a}" in log_b
+    assert builds[build_b]["started_at"] >= builds[build_a]["ended_at"]
+    assert "Installing missing dependencies" in log_b and "e2e-dep-a" in log_b
+    assert "b finds: made by a" in log_b

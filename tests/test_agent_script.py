@@ -99,6 +99,8 @@ def test_the_environment_is_exported_as_given_and_never_evaluated(tmp_path):
     ("::vieter-task::build", ("task", "build")),
     ("::vieter-skip:: every package is already published at 1:2-1",
      ("skip", "every package is already published at 1:2-1")),
+    ("::vieter-srcinfo:: begin", ("srcinfo", "begin")),
+    ("::vieter-srcinfo:: end", ("srcinfo", "end")),
     ("+ makepkg", None),
     ("echo ::vieter-task:: build", None),
 ])
@@ -116,6 +118,17 @@ def test_the_containers_mark_source_then_build():
     assert marks == ["source", "build"]
     assert script.USER_SCRIPT.index(script.SKIP_MARKER) < \
         script.USER_SCRIPT.index(f'{script.TASK_MARKER} build')
+
+
+def test_the_build_container_prints_the_srcinfo_before_it_updates_the_system():
+    """What makepkg reads of the PKGBUILD goes to the server before the slow steps, so a
+    build sent back to wait for a dependency has spent little; it is read as the build user,
+    from the source's files."""
+    text = script.ROOT_SCRIPT
+    begin = text.index(f"{script.SRCINFO_MARKER} begin")
+    end = text.index(f"{script.SRCINFO_MARKER} end")
+    assert text.index("cp -r") < begin < text.index('-- makepkg --printsrcinfo') < end \
+        < text.index("pacman -Syu")
 
 
 def test_no_secret_and_no_publishing_in_the_container():

@@ -247,12 +247,13 @@ def test_targets_add_list_info(cli, admin, u):
     assert cli.ok("targets", "info", str(first)) == (
         f"id: {first}\nkind: git\nurl: https://example.org/a{u}.git\nbranch: main\n"
         f"path: pkg\nrepo: {repo}\nschedule: */30 4\narch: x86_64, aarch64\n"
-        "review: never\nlabels:\nlast build:\n"
+        "review: never\nlabels:\nlast build:\nrebuild on dependency: no\n"
         f"next run (x86_64): {local_text(runs['x86_64'])}\n"
         f"next run (aarch64): {local_text(runs['aarch64'])}\n")
     assert cli.json("targets", "info", str(first)) == {
         **target, "schedule_effective": "*/30 4", "schedule_global": False,
-        "next_runs": plan["archs"], "review": "never", "labels": {}, "last_build": None}
+        "next_runs": plan["archs"], "review": "never", "labels": {}, "last_build": None,
+        "rebuild_on_dependency": False, "dependencies": []}
 
 
 def test_targets_info_shows_review_labels_and_the_last_build(cli, admin, u):
@@ -535,12 +536,12 @@ def test_builds_list_shows_what_is_waiting(cli, admin, srv, u):
 
     table = rows(cli.ok("builds", "list", "--target", str(target_id)))
     assert table == [
-        ["ID", "TARGET", "REPO/ARCH", "STATUS", "QUEUED", "STARTED"],
+        ["ID", "TARGET", "REPO/ARCH", "STATUS", "QUEUED", "STARTED", "BLOCKED BY"],
         [str(queued), str(target_id), f"r{u}/{other}", "queued",
-         local_text(queued_at[queued]["created_at"]), "-"],
+         local_text(queued_at[queued]["created_at"]), "-", "-"],
         [str(running), str(target_id), f"r{u}/{arch}", "running",
          local_text(queued_at[running]["created_at"]),
-         local_text(queued_at[running]["started_at"])]]
+         local_text(queued_at[running]["started_at"]), "-"]]
     # --json prints /api/v2/builds' resources: RFC 3339 times, links
     [one] = cli.json("builds", "list", "--target", str(target_id), "--status", "queued")
     assert (one["id"], one["status"], one["created_at"], one["started_at"]) == \
@@ -795,11 +796,15 @@ def test_client_methods_raise_client_errors_with_status(srv, admin, u):
 
 
 def test_the_client_side_never_imports_the_server():
+    """Of vieter_lite.repo, only the pure pacman formats `aur add` reads (dependencies,
+    versions, sync dbs' desc entries) are imported."""
     code = ("import sys, vieter_lite.cli, vieter_lite.client, vieter_lite.aur, "
             "vieter_lite.commands; "
+            "formats = ('vieter_lite.repo', 'vieter_lite.repo.desc', 'vieter_lite.repo.srcinfo', "
+            "'vieter_lite.repo.vercmp'); "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('bottle', 'waitress') "
             "or m.startswith(('vieter_lite.db', 'vieter_lite.web', 'vieter_lite.repo', "
-            "'vieter_lite.queue', 'vieter_lite.supervisor'))))")
+            "'vieter_lite.queue', 'vieter_lite.supervisor')) and m not in formats))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             env={**os.environ, "PYTHONPATH": str(ROOT)}, check=True)
     assert result.stdout == "[]\n"

@@ -565,3 +565,19 @@ class Client:
             raise ClientError(f"{self.address} answered the source of build {build_id} "
                               "without a JSON object")
         return answer
+
+    def put_srcinfo(self, build_id: int, text: str) -> dict[str, Any]:
+        """Tell the server what `makepkg --printsrcinfo` said in a running build:
+        {"action": "build"} (go on) or {"action": "wait", "blocked_by": [ids]} (the build is
+        back in the queue, waiting for builds of its dependencies; its token is dead)."""
+        _, _, raw = self.request("PUT", f"/api/v2/builds/{_segment(build_id)}/srcinfo",
+                                 body=text.encode(),
+                                 headers={"Content-Type": "text/plain; charset=utf-8"})
+        try:
+            answer = json.loads(raw) if raw else None
+        except ValueError:
+            answer = None
+        if not isinstance(answer, dict):
+            raise ClientError(f"{self.address} answered the .SRCINFO of build {build_id} "
+                              "without a JSON object")
+        return answer

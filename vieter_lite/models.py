@@ -132,6 +132,32 @@ class Target:
     review: str = "never"     # hold builds for review: never, changes, always
     triggers: str = "[]"      # what to notify when its builds end (a JSON list)
     agent_labels: str = "{}"  # labels an agent must have to build it (a JSON object)
+    rebuild_on_dependency: bool = False  # built again when a dependency publishes
+
+
+# the kinds of edges of a repo's dependency graph (depgraph.py says what each means)
+DEP_NEEDS, DEP_CYCLE, DEP_UNREAD = "needs", "cycle", "unread"
+
+
+@dataclass(frozen=True, order=True)
+class DepEdge:
+    """Target `target` depends on target `dep` (kind: needs, cycle, unread); `via` is the
+    first dependency that made the edge ('foo>=1.2')."""
+
+    target: int
+    dep: int
+    kind: str
+    via: str
+
+
+@dataclass(frozen=True)
+class TargetDependencies:
+    """What agents read of a target's PKGBUILD, per arch (the build that read it, its
+    pkgbase, when), and the targets it depends on: (arch, target id, kind, the dependency
+    that made the edge); kinds as depgraph.py names them (needs, cycle, unread)."""
+
+    read: dict[str, tuple[int, str, int]] = field(default_factory=dict)
+    edges: tuple[tuple[str, int, str, str], ...] = ()
 
 
 TASK_NAMES = ("setup", "source", "build", "publish")
@@ -242,11 +268,13 @@ class BuildSpec:
 @dataclass(frozen=True)
 class BuildDetails:
     """What a build carries besides its record: tags, labels, the packages it published
-    ((name, version, arch, filename))."""
+    ((name, version, arch, filename)), and (a queued build) the builds of its dependencies
+    it waits for."""
 
     tags: tuple[str, ...] = ()
     labels: dict[str, str] = field(default_factory=dict)
     packages: list[tuple[str, str, str, str]] = field(default_factory=list)
+    blocked_by: tuple[int, ...] = ()   # builds of its dependencies it waits for (queued)
 
 
 @dataclass(frozen=True)

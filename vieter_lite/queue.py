@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import builtins
+import dataclasses
 import hashlib
 import logging
 import secrets
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 from vieter_lite import names
 from vieter_lite.db import Database
@@ -59,6 +61,33 @@ class BuildQueue:
         self.wakeup = Wakeup()
         self.waiting = Seats(MAX_WAITING)
         self.max_wait = max_wait  # seconds a poll may wait (max_poll_wait; 0: it never waits)
+        self._on_end: builtins.list[Callable[[Build], None]] = []
+        self._on_claim: builtins.list[Callable[[builtins.list[Build]], None]] = []
+
+    def listen(self, on_end: Callable[[Build], None] | None = None,
+               on_claim: Callable[[builtins.list[Build]], None] | None = None) -> None:
+        """Call on_end(build) after a build ended (any way: finished, failed, cancelled,
+        timed out, lost); on_claim(builds) after a poll handed builds out."""
+        if on_end is not None:
+            self._on_end.append(on_end)
+        if on_claim is not None:
+            self._on_claim.append(on_claim)
+
+    def _tell(self, listeners: builtins.list[Callable[[Any], None]], what: Any) -> None:
+        """A listener that fails is logged: the build's own change stands."""
+        for listener in listeners:
+            try:
+                listener(what)
+            except Exception:
+                log.exception("a build listener failed")
+
+    def _ended(self, build_id: int) -> None:
+        """Tell the listeners of a build's end. Called in the transaction that ended it, so
+        what they change (builds that waited for it) changes with it: no claim comes in
+        between."""
+        build = self.db.build(build_id)
+        if build is not None and build.ended_at is not None:
+            self._tell(self._on_end, build)
 
     def now(self) -> int:
         return int(self.clock())
@@ -98,10 +127,12 @@ class BuildQueue:
         """End a pending, queued or running build as cancelled: a running build's token
         stops working at once, so its agent kills the container and publishes nothing."""
         build = self.get(build_id)
-        if build.status not in OPEN_STATES or \
-                not self.db.finish_build(build_id, "cancelled", None, self.now()):
-            raise Conflict(f"build {build_id} is {build.state}: it cannot be cancelled")
-        self.logs.note(build_id, f"vieter-lite: build cancelled by {who}")
+        with self.db.transaction():
+            if build.status not in OPEN_STATES or \
+                    not self.db.finish_build(build_id, "cancelled", None, self.now()):
+                raise Conflict(f"build {build_id} is {build.state}: it cannot be cancelled")
+            self.logs.note(build_id, f"vieter-lite: build cancelled by {who}")
+            self._ended(build_id)
         self.log_changed(build_id)
         self.wakeup.notify()
         return self.get(build_id)
@@ -130,6 +161,8 @@ class BuildQueue:
         claimed = self.db.claim_builds(arch, limit, runner, self.now(), LEASE_SECONDS,
                                        (hash_token(t) for t in tokens), only,
                                        plain_only, agent_id)
+        if claimed:
+            self._tell(self._on_claim, claimed)
         return [Claim(build, token) for build, token in zip(claimed, tokens, strict=False)]
 
     def poll_waiting(self, arch: str, limit: int, wait: float,
@@ -169,6 +202,34 @@ class BuildQueue:
     def stop_waiting(self) -> None:
         """The server stops: waiting polls answer now (with nothing)."""
         self.wakeup.stop()
+
+    def send_back(self, build_id: int, line: str) -> str:
+        """A running build goes back to the queue to wait (for a dependency's build): not
+        counted as a lost lease or a hand-back. Returns its new status (cancelled when a
+        newer build of its target is queued)."""
+        self.running(build_id)
+        self.logs.note(build_id, line)
+        with self.db.transaction():
+            status = self.db.requeue(build_id, self.now(), counted=False, released=False)
+            if status != "queued":
+                self._ended(build_id)
+        self.log_changed(build_id)
+        self.wakeup.notify()
+        return status
+
+    def fail_waiting(self, build_id: int, line: str) -> bool:
+        """A queued build fails without running (its dependency failed), with `line` in its
+        log; False when it was no longer queued."""
+        build = self.db.build(build_id)
+        if build is None or build.status != "queued":
+            return False
+        self.logs.note(build_id, line)
+        with self.db.transaction():
+            if not self.db.finish_build(build_id, "failed", -1, self.now()):
+                return False
+            self._ended(build_id)
+        self.log_changed(build_id)
+        return True
 
     def list(self, statuses: list[str] | None = None, target: int | None = None,
              limit: int = 0, offset: int = 0) -> list[Build]:
@@ -226,7 +287,13 @@ class BuildQueue:
 
     def details_of(self, builds: Iterable[Build]) -> dict[int, BuildDetails]:
         """The details of a page of builds by id, read together."""
-        return self.db.build_details(b.id for b in builds)
+        builds = builtins.list(builds)
+        details = self.db.build_details(b.id for b in builds)
+        waiting = self.db.blockers(b.id for b in builds if b.status == "queued")
+        for build_id, blockers in waiting.items():
+            details[build_id] = dataclasses.replace(
+                details[build_id], blocked_by=tuple(dict.fromkeys(x for x, _ in blockers)))
+        return details
 
     def get(self, build_id: int) -> Build:
         build = self.db.build(build_id)
@@ -281,7 +348,9 @@ class BuildQueue:
             else claimed
         end = ended_at if ended_at is not None and start <= ended_at <= now else now
         final = status or ("success" if exit_code == 0 else "failed")
-        self.db.finish_build(build.id, final, exit_code, end, start)
+        with self.db.transaction():
+            self.db.finish_build(build.id, final, exit_code, end, start)
+            self._ended(build.id)
         self.log_changed(build.id)
         self.wakeup.notify()
         return self.get(build_id)
@@ -295,7 +364,9 @@ class BuildQueue:
                                      "times already; build failed")
             log.warning("build %d handed back more than %d times (runner %s); failed",
                         build_id, MAX_RELEASES, build.runner)
-            self.db.finish_build(build_id, "failed", -1, self.now())
+            with self.db.transaction():
+                self.db.finish_build(build_id, "failed", -1, self.now())
+                self._ended(build_id)
             self.log_changed(build_id)
             self.wakeup.notify()
             return self.get(build_id)
@@ -322,19 +393,23 @@ class BuildQueue:
         touched: builtins.list[int] = []
         for build in self.db.expired_leases(now):
             touched.append(build.id)
-            if build.expiries + 1 >= MAX_EXPIRIES:
-                self.logs.note(build.id, f"vieter-lite: the agent stopped reporting "
-                                         f"({MAX_EXPIRIES} leases lost); build failed")
-                self.db.lose_lease_for_good(build.id, now)
-            else:
-                status = self.db.requeue(build.id, now)
-                log.warning("build %d lost its lease (runner %s); %s", build.id,
-                            build.runner, "queued again" if status == "queued"
-                            else "cancelled, a newer build is queued")
+            with self.db.transaction():
+                if build.expiries + 1 >= MAX_EXPIRIES:
+                    self.logs.note(build.id, f"vieter-lite: the agent stopped reporting "
+                                             f"({MAX_EXPIRIES} leases lost); build failed")
+                    self.db.lose_lease_for_good(build.id, now)
+                else:
+                    status = self.db.requeue(build.id, now)
+                    log.warning("build %d lost its lease (runner %s); %s", build.id,
+                                build.runner, "queued again" if status == "queued"
+                                else "cancelled, a newer build is queued")
+                self._ended(build.id)
         for build in self._timed_out(now):
             touched.append(build.id)
             self.logs.note(build.id, f"vieter-lite: build timed out after {build.timeout} s")
-            self.db.finish_build(build.id, "timeout", -1, now)
+            with self.db.transaction():
+                self.db.finish_build(build.id, "timeout", -1, now)
+                self._ended(build.id)
         for build_id in touched:
             self.log_changed(build_id)
         if touched:

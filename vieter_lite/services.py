@@ -12,6 +12,7 @@ from vieter_lite.buildlogs import BuildLogService
 from vieter_lite.config import ServerConfig
 from vieter_lite.db import Database
 from vieter_lite.deliveries import Deliveries
+from vieter_lite.dependencies import Dependencies
 from vieter_lite.errors import StartupError
 from vieter_lite.gpg import GpgError
 from vieter_lite.jobs import Jobs
@@ -43,6 +44,7 @@ class Services:
     deliveries: Deliveries
     rollbacks: Rollbacks
     agents: Agents
+    dependencies: Dependencies
     signer: signing.Signer | None = None
 
 
@@ -66,6 +68,8 @@ def build_services(config: ServerConfig) -> Services:
     scheduler = Scheduler(db, queue, logs, config.global_schedule, config.max_log_age,
                           config.log_removal_schedule)
     targets = Targets(db, scheduler, config.default_arch)
+    dependencies = Dependencies(db, queue).attach()
+    targets.listen(dependencies.refresh)
     deliveries = make_deliveries(db, config)
     # every end of a build passes through a change of its log's state: look at once
     logs.listen(deliveries.wake)
@@ -74,7 +78,7 @@ def build_services(config: ServerConfig) -> Services:
                     build_logs=BuildLogService(db, logs, config.max_log_followers),
                     jobs=Jobs(db, queue, targets, config.default_arch),
                     deliveries=deliveries, rollbacks=Rollbacks(db, store), agents=Agents(db),
-                    signer=store.signer)
+                    signer=store.signer, dependencies=dependencies)
 
 
 def start_signer(config: ServerConfig) -> signing.Signer | None:

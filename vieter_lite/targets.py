@@ -7,6 +7,7 @@ import builtins
 import dataclasses
 import json
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +48,7 @@ class TargetSpec:
     labels: dict[str, str] | None = None
     triggers: list[dict[str, Any]] | None = None
     agent_labels: dict[str, str] | None = None
+    rebuild_on_dependency: bool | None = None
 
     def fields(self) -> dict[str, str]:
         out = {name: value for name in TEXT_FIELDS
@@ -55,6 +57,8 @@ class TargetSpec:
             out["triggers"] = json.dumps(self.triggers, separators=(",", ":"))
         if self.agent_labels is not None:
             out["agent_labels"] = agent_labels_text(self.agent_labels)
+        if self.rebuild_on_dependency is not None:
+            out["rebuild_on_dependency"] = "1" if self.rebuild_on_dependency else "0"
         return out
 
 
@@ -187,6 +191,9 @@ def check_spec(spec: TargetSpec, creating: bool) -> None:
         check_labels(spec.labels)
     if spec.triggers is not None:
         check_triggers(spec.triggers)
+    if spec.rebuild_on_dependency is not None and not isinstance(spec.rebuild_on_dependency,
+                                                                 bool):
+        raise Invalid("rebuild_on_dependency", "invalid", "true or false")
 
 
 class Targets:
@@ -196,6 +203,17 @@ class Targets:
         self.db = db
         self.scheduler = scheduler
         self.default_arch = default_arch
+        self._listeners: builtins.list[Callable[[str], None]] = []
+
+    def listen(self, listener: Callable[[str], None]) -> None:
+        """Call `listener(repo)` after a target of `repo` was added, changed or removed (a
+        target that moved to another repo: for both)."""
+        self._listeners.append(listener)
+
+    def _changed(self, *repos: str) -> None:
+        for repo in dict.fromkeys(repos):
+            for listener in self._listeners:
+                listener(repo)
 
     def get(self, target_id: int) -> Target:
         target = self.db.target(target_id)
@@ -221,6 +239,7 @@ class Targets:
                 fields.get("schedule", ""), list(archs)))
             if spec.labels:
                 self.db.set_labels(TARGETS_TABLE, target_id, spec.labels)
+        self._changed(fields["repo"])
         return target_id
 
     def edit(self, target_id: int, spec: TargetSpec) -> Target:
@@ -247,11 +266,14 @@ class Targets:
                     self.db.set_next_run(arch.id, due)
             updated = self.get(target_id)
             self.db.refresh_queued(updated)
+        self._changed(current.repo, updated.repo)
         return updated
 
     def remove(self, target_id: int) -> None:
-        if not self.db.remove_target(target_id):
+        current = self.db.target(target_id)
+        if current is None or not self.db.remove_target(target_id):
             raise NotFound("Target not found.")
+        self._changed(current.repo)
 
     def page(self, query: ListQuery) -> tuple[builtins.list[Target], int]:
         """A page of targets (a Cloud Foundry list) and how many match in all."""

@@ -24,6 +24,7 @@ from vieter_lite.client import Client, ClientError
 log = logging.getLogger(__name__)
 
 LOG_FLUSH = 1.0        # seconds between log uploads while a build runs
+MAX_SRCINFO = 64 * 1024  # bytes of .SRCINFO kept for the server (its max_api_body)
 TIMEOUT_EXIT = 124     # exit code recorded for a build killed at its timeout
 ERROR_EXIT = -1        # exit code recorded when the build could not run at all
 BUILD_LABEL = "io.vieter-lite.build"  # the build id on each of its containers
@@ -117,11 +118,16 @@ class LogStream:
     task's part of the log holds its own output."""
 
     def __init__(self, api: Client, build_id: int, echo: Callable[[bytes], None] | None = None,
-                 on_gone: Callable[[ClientError], None] | None = None):
+                 on_gone: Callable[[ClientError], None] | None = None,
+                 on_srcinfo: Callable[[str], None] | None = None):
         self.api = api
         self.build_id = build_id
         self.echo = echo
         self.on_gone = on_gone  # told when an answer says the build is over on the server
+        # told the first .SRCINFO the build container prints between its marker lines
+        self.on_srcinfo = on_srcinfo
+        self._srcinfo: list[str] | None = None  # its lines while they come
+        self._srcinfo_seen = False
         self.task: str | None = None
         self.skipped = False
         self.abandoned = False  # nothing more goes to the server (the build is over there)
@@ -144,12 +150,29 @@ class LogStream:
             lines = (self._partial + data).split(b"\n")
             self._partial = lines.pop()
         for line in lines:
-            found = script.marker(line.decode("utf-8", "replace").strip())
+            text = line.decode("utf-8", "replace")
+            found = script.marker(text.strip())
             if found and found[0] == "task":
                 self._start_at(found[1], at)
+            elif found and found[0] == "srcinfo":
+                self._srcinfo_mark(found[1])
             elif found:
                 self.skipped = True
+            elif self._srcinfo is not None:
+                self._srcinfo.append(text)
+                if sum(len(x) + 1 for x in self._srcinfo) > MAX_SRCINFO:
+                    self._srcinfo_mark("end")
             at += len(line) + 1
+
+    def _srcinfo_mark(self, which: str) -> None:
+        """The first 'begin' starts collecting the .SRCINFO; its 'end' hands it over."""
+        if which == "begin" and not self._srcinfo_seen:
+            self._srcinfo_seen = True
+            self._srcinfo = []
+        elif which == "end" and self._srcinfo is not None:
+            text, self._srcinfo = "\n".join(self._srcinfo) + "\n", None
+            if self.on_srcinfo is not None:
+                self.on_srcinfo(text)
 
     def line(self, text: str) -> None:
         self.feed(("\n" + text + "\n").encode())
@@ -301,7 +324,9 @@ class Agent:
         build_id, token = job["build_id"], job["token"]
         api = Client(self.settings.address, token)
         control = BuildControl(api, build_id, self.podman.kill).start()
-        stream = LogStream(api, build_id, echo, on_gone=control.stop_if_gone)
+        stream = LogStream(api, build_id, echo, on_gone=control.stop_if_gone,
+                           on_srcinfo=lambda text: self._srcinfo(api, build_id, text, stream,
+                                                                 control))
         started = int(self.clock())
         exit_code = ERROR_EXIT
         held = False
@@ -378,6 +403,25 @@ class Agent:
                                  timed_out=exit_code == TIMEOUT_EXIT)
         except ClientError as exc:
             log.error("build %d: could not report the result: %s", build_id, exc)
+
+    @staticmethod
+    def _srcinfo(api: Client, build_id: int, text: str, stream: LogStream,
+                 control: BuildControl) -> None:
+        """Tell the server what makepkg read of the PKGBUILD. When it answers 'wait' it has
+        sent the build back to the queue (to wait for builds of its dependencies): the
+        container is killed, nothing is reported. A refusal leaves the build going on (the
+        watch notices a build that is over)."""
+        stream.flush()  # the log so far (the .SRCINFO too) reaches the server first
+        try:
+            answer = api.put_srcinfo(build_id, text)
+        except ClientError as exc:
+            stream.line(f"vieter-lite agent: the server did not take what makepkg read of the "
+                        f"PKGBUILD: {exc}")
+            return
+        if answer.get("action") == "wait":
+            waits = ", ".join(str(i) for i in answer.get("blocked_by") or []) or "?"
+            control.stop(f"the server sent it back to the queue to wait for build(s) {waits} "
+                         "of its dependencies")
 
     @staticmethod
     def _describe(job: dict[str, Any]) -> str:

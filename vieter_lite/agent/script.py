@@ -21,6 +21,7 @@ from typing import Any
 
 TASK_MARKER = "::vieter-task::"
 SKIP_MARKER = "::vieter-skip::"
+SRCINFO_MARKER = "::vieter-srcinfo::"  # 'begin' and 'end' around makepkg --printsrcinfo
 OUTPUT_DIR = "/build/out"  # makepkg's PKGDEST; the agent takes the packages from here
 SOURCE_OUT = "/build/bundle"  # what the source container leaves for the agent
 SOURCE_IN = "vieter-source"  # the bundle's files in the build container, at /vieter-source
@@ -69,17 +70,24 @@ tar -C "$dir" --exclude=.git -cf - . | tar -C bundle -xf -
 echo "source: $(find bundle -type f | wc -l) file(s) in ${VL_PATH:-the top directory}"
 """
 
-# Build container, as root: the target's own repo joins pacman.conf, the system is updated,
-# the source's files go to the build dir, then the unprivileged user does the rest. (The
-# source task is still running: it ends once makepkg has downloaded the sources.)
+# Build container, as root: the target's own repo joins pacman.conf, the source's files go
+# to the build dir, the unprivileged user prints what makepkg reads of the PKGBUILD
+# (.SRCINFO, between marker lines: the agent sends it to the server, which may send the
+# build back to the queue to wait for a dependency's build), the system is updated, then
+# the unprivileged user does the rest. (The source task is still running: it ends once
+# makepkg has downloaded the sources.)
 ROOT_SCRIPT = r"""set -euo pipefail
 printf '\n[%s]\nServer = %s/$repo/$arch\nSigLevel = Optional TrustAll\n' "$VL_REPO" "$VL_ADDRESS" >> /etc/pacman.conf
-echo "+ pacman -Syu --noconfirm --needed"
-pacman -Syu --noconfirm --needed || echo "warning: pacman -Syu failed; building with the image as it is"
 install -d -o "$VL_USER" -g "$VL_USER" /build /build/src "$PKGDEST"
 cp -r "/$VL_SOURCE_IN/." /build/src/
 chown -R "$VL_USER:$VL_USER" /build/src
 cd /build/src
+echo "+ makepkg --printsrcinfo"
+echo "::vieter-srcinfo:: begin"
+runuser -u "$VL_USER" -- makepkg --printsrcinfo || echo "warning: makepkg --printsrcinfo failed; the server learns nothing of what this PKGBUILD depends on"
+echo "::vieter-srcinfo:: end"
+echo "+ pacman -Syu --noconfirm --needed"
+pacman -Syu --noconfirm --needed || echo "warning: pacman -Syu failed; building with the image as it is"
 exec runuser -u "$VL_USER" -- bash -c "$VL_USER_SCRIPT"
 """  # noqa: E501 (shell lines are kept whole)
 
@@ -188,11 +196,14 @@ def command() -> list[str]:
 
 
 def marker(line: str) -> tuple[str, str] | None:
-    """('task', name) or ('skip', reason) for a marker line of the script, else None."""
+    """('task', name), ('skip', reason) or ('srcinfo', 'begin'/'end') for a marker line of
+    the script, else None."""
     if line.startswith(TASK_MARKER):
         return "task", line[len(TASK_MARKER):].strip()
     if line.startswith(SKIP_MARKER):
         return "skip", line[len(SKIP_MARKER):].strip()
+    if line.startswith(SRCINFO_MARKER):
+        return "srcinfo", line[len(SRCINFO_MARKER):].strip()
     return None
 
 

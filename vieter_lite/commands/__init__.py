@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from vieter_lite.commands import agents, builds, logs, repos, setup, targets, tokens
+from vieter_lite.commands import agents, aur, builds, logs, repos, setup, targets, tokens
 from vieter_lite.commands.common import add_client_flags, client_flags
 
 
@@ -20,6 +20,7 @@ def register(commands: argparse._SubParsersAction,
     builds.register(commands, flags)
     logs.register(commands, flags)
     repos.register(commands, flags)
+    aur.register(commands, flags)
     tokens.register(commands, flags)
     setup.register(commands)
     agents.register(commands, flags)

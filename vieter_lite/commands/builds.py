@@ -36,10 +36,16 @@ def cmd_list(ctx: Context) -> int:
     if ctx.json:
         print_json(found)
         return 0
-    print_table(["id", "target", "repo/arch", "status", "queued", "started"],
+    print_table(["id", "target", "repo/arch", "status", "queued", "started", "blocked by"],
                 [(b["id"], b["target_id"], f"{b['repo']}/{b['arch']}", b["status"],
-                  shown_time(b["created_at"]), shown_time(b["started_at"])) for b in found])
+                  shown_time(b["created_at"]), shown_time(b["started_at"]),
+                  blocked_by(b)) for b in found])
     return 0
+
+
+def blocked_by(build: dict[str, Any]) -> str:
+    """The builds of its dependencies a queued build waits for ('3,5'), '-' for none."""
+    return ",".join(str(i) for i in build.get("blocked_by") or []) or "-"
 
 
 def _owner(build: dict[str, Any]) -> str:
@@ -82,6 +88,7 @@ def build_fields(build: dict[str, Any]) -> list[tuple[str, Any]]:
         ("started", shown_time(build.get("started_at"))),
         ("ended", shown_time(build.get("ended_at"))),
         ("exit code", "-" if build.get("exit_code") is None else build["exit_code"]),
+        ("blocked by", blocked_by(build)),
         ("runner", build.get("runner") or "-")]
     return fields
 

@@ -1,10 +1,9 @@
 """vieter-lite repos list | show (GET /api/v2/repos and its packages lists) | remove |
-rollback | release, and vieter-lite aur search | add (AUR RPC v5)."""
+rollback | release."""
 
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
 from vieter_lite.client import Client, ClientError
@@ -16,7 +15,6 @@ from vieter_lite.commands.common import (
     runs,
     shown_time,
 )
-from vieter_lite.commands.targets import check_schedule
 
 
 def size(n: int) -> str:
@@ -117,59 +115,6 @@ def cmd_repos_remove(ctx: Context) -> int:
     return 0
 
 
-def cmd_aur_search(ctx: Context) -> int:
-    found = ctx.aur().search(ctx.args.term)
-    if ctx.json:
-        print_json(found)
-        return 0
-    print_table(["name", "version", "description"],
-                [(p["Name"], p.get("Version", ""), p.get("Description") or "") for p in found])
-    return 0
-
-
-def cmd_aur_add(ctx: Context) -> int:
-    """Add a git target per AUR package (by its package base); exit 1 if any failed."""
-    a = ctx.args
-    check_schedule(a.schedule)
-    client, aur = ctx.client(), ctx.aur()
-    found = aur.info(a.packages)
-    results: list[dict[str, Any]] = []
-    for name in dict.fromkeys(a.packages):
-        result: dict[str, Any] = {"name": name, "url": None, "target_id": None,
-                                  "existed": False, "error": None}
-        results.append(result)
-        package = found.get(name)
-        if package is None:
-            result["error"] = "not found in the AUR"
-            continue
-        url = aur.git_url(package.get("PackageBase") or name)
-        result["url"] = url
-        existing = [t for t in client.list_targets(limit=0, repo=a.repo, query=url)
-                    if t["url"] == url]
-        if existing:
-            result.update(target_id=existing[0]["id"], existed=True)
-            continue
-        try:
-            result["target_id"] = client.add_target(url, a.repo, kind="git", arch=a.arch,
-                                                    schedule=a.schedule)
-        except ClientError as exc:
-            if exc.status in (0, 401):  # the server, not this package: stop here
-                raise
-            result["error"] = exc.message
-    failed = [r for r in results if r["error"]]
-    if ctx.json:
-        print_json(results)
-        return 1 if failed else 0
-    for r in results:
-        if r["error"]:
-            print(f"Failed to add {r['name']}: {r['error']}", file=sys.stderr)
-        elif r["existed"]:
-            print(f"{r['name']} is already target {r['target_id']} of {a.repo}")
-        else:
-            print(f"Added {r['name']} (target {r['target_id']})")
-    return 1 if failed else 0
-
-
 def register(commands: argparse._SubParsersAction, flags: argparse.ArgumentParser) -> None:
     group = commands.add_parser("repos", parents=[flags], help="manage repositories")
     sub = group.add_subparsers(dest="repos_command", required=True, metavar="COMMAND")
@@ -214,19 +159,3 @@ def register(commands: argparse._SubParsersAction, flags: argparse.ArgumentParse
     p.add_argument("arch", metavar="ARCH")
     p.add_argument("name", metavar="NAME")
     p.set_defaults(func=runs(cmd_repos_release))
-
-    group = commands.add_parser("aur", parents=[flags],
-                                help="find AUR packages, add them as targets")
-    sub = group.add_subparsers(dest="aur_command", required=True, metavar="COMMAND")
-    p = sub.add_parser("search", parents=[flags], help="search the AUR by name and description")
-    p.add_argument("term", metavar="TERM")
-    p.set_defaults(func=runs(cmd_aur_search))
-    p = sub.add_parser("add", parents=[flags], help="add AUR packages as git targets of REPO",
-                       description="Look the packages up in the AUR and add a git target "
-                       "<aur_url>/<package base>.git to REPO for each; exit status 1 if any "
-                       "could not be added.")
-    p.add_argument("packages", metavar="PKG", nargs="+")
-    p.add_argument("repo", metavar="REPO")
-    p.add_argument("--arch", help="comma-separated archs (default: the server's default_arch)")
-    p.add_argument("--schedule", help="cron expression (default: the server's global_schedule)")
-    p.set_defaults(func=runs(cmd_aur_add))

@@ -86,12 +86,24 @@ def v2_target(client: Client, target_id: int) -> dict[str, Any] | None:
 
 
 def v2_fields(target: dict[str, Any]) -> list[tuple[str, Any]]:
-    """review, labels (k=v, by key) and last build (id and status) of a v2 target."""
+    """review, labels (k=v, by key), last build (id and status), rebuild on dependency and
+    what it depends on (per arch: 'target 3 (foo>=1)', a cycle or a target not read yet
+    said so) of a v2 target."""
     labels = (target.get("metadata") or {}).get("labels") or {}
     last = target.get("last_build")
-    return [("review", target.get("review")),
-            ("labels", ", ".join(f"{k}={v}" for k, v in sorted(labels.items()))),
-            ("last build", None if not last else f"{last['id']} ({last['status']})")]
+    fields = [("review", target.get("review")),
+              ("labels", ", ".join(f"{k}={v}" for k, v in sorted(labels.items()))),
+              ("last build", None if not last else f"{last['id']} ({last['status']})"),
+              ("rebuild on dependency", "yes" if target.get("rebuild_on_dependency") else "no")]
+    per_arch: dict[str, list[str]] = {}
+    for dep in target.get("dependencies") or []:
+        kind = dep.get("kind")
+        why = "not read yet" if kind == "unread" else \
+            f"{dep.get('via')}{', a cycle' if kind == 'cycle' else ''}"
+        per_arch.setdefault(str(dep.get("arch")), []).append(
+            f"target {dep.get('target_id')} ({why})")
+    fields += [(f"depends on ({arch})", ", ".join(deps)) for arch, deps in per_arch.items()]
+    return fields
 
 
 def cmd_info(ctx: Context) -> int:
@@ -106,7 +118,9 @@ def cmd_info(ctx: Context) -> int:
         if extra is not None:
             target = {**target, "review": extra.get("review"),
                       "labels": (extra.get("metadata") or {}).get("labels") or {},
-                      "last_build": extra.get("last_build")}
+                      "last_build": extra.get("last_build"),
+                      "rebuild_on_dependency": extra.get("rebuild_on_dependency"),
+                      "dependencies": extra.get("dependencies") or []}
         print_json(target)
         return 0
     fields = target_fields(target) + (v2_fields(extra) if extra is not None else [])

@@ -6,6 +6,7 @@ from vieter_lite.db.agents import AgentQueries
 from vieter_lite.db.buildlogs import BuildLogQueries
 from vieter_lite.db.builds import BuildQueries
 from vieter_lite.db.deliveries import DeliveryQueries
+from vieter_lite.db.deps import DepQueries
 from vieter_lite.db.jobs import JobQueries
 from vieter_lite.db.kept import KeptQueries
 from vieter_lite.db.lists import ListQueries
@@ -14,7 +15,7 @@ from vieter_lite.db.tokens import TokenQueries
 
 
 class Database(RepoQueries, KeptQueries, DeliveryQueries, AgentQueries, ListQueries,
-               BuildQueries, JobQueries, BuildLogQueries, TokenQueries):
+               BuildQueries, JobQueries, BuildLogQueries, TokenQueries, DepQueries):
     """All of vieter_lite's SQL. Methods are atomic; `transaction()` groups several."""
 
 

@@ -7,6 +7,7 @@ import sqlite3
 from collections.abc import Iterable
 
 from vieter_lite.db.base import Base
+from vieter_lite.db.deps import DEPENDENCIES_DONE
 from vieter_lite.models import NO_TARGET, TASK_NAMES, Build, Target, TargetArch
 
 _BUILD_COLUMNS = ("id, target_id, arch, status, force, created_at, repo, kind, url, branch, "
@@ -15,8 +16,9 @@ _BUILD_COLUMNS = ("id, target_id, arch, status, force, created_at, repo, kind, u
                   "access_read, access_write, triggers, environment, review, hold_reason, "
                   "hold_diff, agent_labels, agent_id")
 TARGET_FIELDS = ("kind", "url", "branch", "path", "repo", "schedule", "review", "triggers",
-                 "agent_labels")
-TARGET_DEFAULTS = {"review": "never", "triggers": "[]", "agent_labels": "{}"}
+                 "agent_labels", "rebuild_on_dependency")
+TARGET_DEFAULTS = {"review": "never", "triggers": "[]", "agent_labels": "{}",
+                   "rebuild_on_dependency": "0"}
 # The claim's condition on agent labels: a build that asks for labels (builds.agent_labels,
 # a JSON object) goes only to the registered agent (bound to ?) that has each of them, key
 # and value; a poll without a registered agent (id 0: Vieter's agents) gets only builds
@@ -57,6 +59,7 @@ class BuildQueries(Base):
                       path=row["path"], repo=row["repo"], schedule=row["schedule"],
                       review=row["review"], triggers=row["triggers"],
                       agent_labels=row["agent_labels"],
+                      rebuild_on_dependency=bool(row["rebuild_on_dependency"]),
                       arch=tuple(TargetArch(a["id"], a["target_id"], a["value"], a["next_run"])
                                  for a in archs))
 
@@ -200,9 +203,10 @@ class BuildQueries(Base):
                      token_hashes: Iterable[str], only: int | None = None,
                      plain_only: bool = False, agent_id: int | None = None) -> list[Build]:
         """Hand up to `limit` queued builds of `arch` (or just build `only`) to a runner with
-        a lease, skipping target/archs that already have a running build. `plain_only`: only
-        builds of a git or URL source without review (what Vieter's own agents can run).
-        `agent_id`: the registered agent polling (its labels decide, AGENT_LABELS_MATCH)."""
+        a lease, skipping target/archs that already have a running build and builds that
+        wait for a dependency's build (DEPENDENCIES_DONE). `plain_only`: only builds of a
+        git or URL source without review (what Vieter's own agents can run). `agent_id`: the
+        registered agent polling (its labels decide, AGENT_LABELS_MATCH)."""
         claimed: list[int] = []
         hashes = iter(token_hashes)
         with self.transaction():
@@ -212,7 +216,7 @@ class BuildQueries(Base):
                 "r.status = 'running' AND r.target_id = b.target_id AND r.arch = b.arch)) "
                 "AND (? IS NULL OR id = ?) AND (? = 0 OR (kind IN ('git', 'url') "
                 "AND review = 'never')) "
-                f"AND {AGENT_LABELS_MATCH} "
+                f"AND {AGENT_LABELS_MATCH} AND {DEPENDENCIES_DONE} "
                 "ORDER BY id", arch, NO_TARGET, only, only, int(plain_only), agent_id or 0)
             seen: set[int] = set()
             for row in rows:
@@ -241,17 +245,20 @@ class BuildQueries(Base):
         rows = self._all(f"SELECT {_BUILD_COLUMNS} FROM builds WHERE status = 'running'")
         return [_build(r) for r in rows]
 
-    def requeue(self, build_id: int, now: int, counted: bool = True) -> str:
-        """A lost lease (counted) or a build handed back (not counted): back in the queue;
-        or cancelled when a newer build of the same target/arch is already queued. Returns
-        the new status."""
+    def requeue(self, build_id: int, now: int, counted: bool = True,
+                released: bool | None = None) -> str:
+        """A lost lease (counted) or a build handed back (not counted; `released` False: a
+        build sent back to wait for a dependency, not counted as handed back either): back
+        in the queue; or cancelled when a newer build of the same target/arch is already
+        queued. Returns the new status."""
+        handed_back = int(not counted if released is None else released)
         with self.transaction():
             waiting = self._one("SELECT 1 FROM builds b JOIN builds r ON r.target_id = b.target_id "
                                 "AND r.arch = b.arch AND r.status = 'queued' WHERE b.id = ? "
                                 "AND b.target_id != ?", build_id, NO_TARGET)
             if waiting is not None:
                 self._run("UPDATE builds SET expiries = expiries + ?, releases = releases + ? "
-                          "WHERE id = ?", int(counted), int(not counted), build_id)
+                          "WHERE id = ?", int(counted), handed_back, build_id)
                 self.finish_build(build_id, "cancelled", -1, now)
                 return "cancelled"
             # queued again, its log is open (NEW) again; the tasks start over
@@ -259,7 +266,7 @@ class BuildQueries(Base):
                       "agent_id = NULL, "
                       "lease_expires = NULL, token_hash = NULL, expiries = expiries + ?, "
                       "releases = releases + ?, log_done = 0 WHERE id = ? AND status = 'running'",
-                      int(counted), int(not counted), build_id)
+                      int(counted), handed_back, build_id)
             self._run("UPDATE tasks SET status = 'pending', log_start = NULL WHERE build_id = ?",
                       build_id)
             return "queued"

@@ -60,8 +60,8 @@ class JobQueries(Base):
         done, the later tasks wait."""
         with self.transaction():
             if self._run("UPDATE builds SET status = 'pending', hold_reason = ?, hold_diff = ?, "
-                         "runner = '', agent_id = NULL, lease_expires = NULL, token_hash = NULL WHERE id = ? "
-                         "AND status = 'running'", reason, diff, build_id) != 1:
+                         "runner = '', agent_id = NULL, lease_expires = NULL, token_hash = NULL "
+                         "WHERE id = ? AND status = 'running'", reason, diff, build_id) != 1:
                 return False
             self._run("UPDATE tasks SET status = 'success' WHERE build_id = ? "
                       "AND name IN ('setup', 'source')", build_id)

@@ -316,4 +316,30 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE builds ADD COLUMN agent_id INTEGER;
     CREATE INDEX builds_by_agent ON builds (agent_id) WHERE status = 'running';
     """,
+    # 12: builds in dependency order. What `makepkg --printsrcinfo` said of each target's
+    # PKGBUILD per arch (the latest build that read it), the edges of each repo's
+    # dependency graph (depgraph.py: needs, cycle, unread; `via` the dependency that made
+    # the edge), kept in step with the .SRCINFOs and the targets; and whether a target is
+    # built again when a dependency publishes a new version
+    """
+    CREATE TABLE target_srcinfo (
+        target_id INTEGER NOT NULL REFERENCES targets (id) ON DELETE CASCADE,
+        arch TEXT NOT NULL,
+        build_id INTEGER NOT NULL,
+        pkgbase TEXT NOT NULL,
+        srcinfo TEXT NOT NULL,
+        read_at INTEGER NOT NULL,
+        PRIMARY KEY (target_id, arch)
+    ) WITHOUT ROWID;
+    CREATE TABLE target_deps (
+        target_id INTEGER NOT NULL REFERENCES targets (id) ON DELETE CASCADE,
+        arch TEXT NOT NULL,
+        dep_id INTEGER NOT NULL REFERENCES targets (id) ON DELETE CASCADE,
+        kind TEXT NOT NULL,
+        via TEXT NOT NULL,
+        PRIMARY KEY (target_id, arch, dep_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX target_deps_by_dep ON target_deps (dep_id, arch);
+    ALTER TABLE targets ADD COLUMN rebuild_on_dependency INTEGER NOT NULL DEFAULT 0;
+    """,
 )

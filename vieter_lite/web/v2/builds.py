@@ -31,7 +31,8 @@ def register(app: bottle.Bottle, services: Services) -> None:
     queue, jobs = services.queue, services.jobs
 
     def shape(build: Build, details: BuildDetails) -> dict[str, Any]:
-        return build_json(build, base_url(), details.tags, details.labels, details.packages)
+        return build_json(build, base_url(), details.tags, details.labels, details.packages,
+                          details.blocked_by)
 
     def one(build: Build) -> dict[str, Any]:
         return shape(build, queue.details(build))

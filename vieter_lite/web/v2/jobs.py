@@ -1,5 +1,6 @@
-"""What an agent asks of a claimed build beyond /api/v1's job: its details, and its source
-bundle (fetched by the server's copy, or sent for review). Build token or agent scope."""
+"""What an agent asks of a claimed build beyond /api/v1's job: its details, its source
+bundle (fetched by the server's copy, or sent for review), and what makepkg read of its
+PKGBUILD (.SRCINFO). Build token or agent scope."""
 
 from __future__ import annotations
 
@@ -39,3 +40,9 @@ def register(app: bottle.Bottle, services: Services) -> None:
         if length > MAX_BUNDLE:
             raise PayloadTooLarge(f"a source bundle is at most {MAX_BUNDLE} bytes")
         return jobs.put_source(number, read(length))
+
+    @app.put("/api/v2/builds/<build_id>/srcinfo", scope="build", **V2)
+    def put_srcinfo(build_id: str) -> Any:
+        number = own_build(queue, build_id)
+        read, length = request_body()
+        return services.dependencies.read(number, read(length).decode("utf-8", "replace"))

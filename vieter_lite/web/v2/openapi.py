@@ -10,6 +10,7 @@ from vieter_lite.tokens import SCOPES
 from vieter_lite.web.openapi import (
     BINARY,
     JSON,
+    TEXT,
     ApiDoc,
     Body,
     Operation,
@@ -69,6 +70,8 @@ SCHEMAS.update({
         "owner": obj({"name": nullable(STRING)}), "runner": nullable(STRING),
         "exit_code": nullable(INTEGER),
         "hold": nullable(obj({"reason": STRING, "diff": STRING})),
+        "blocked_by": {**array(ID), "description": "the builds of its dependencies a queued "
+                                                    "build waits for"},
         "timeout": INTEGER, "review": {"enum": ["never", "changes", "always"]},
         "agent_labels": LABELS, "agent_id": nullable(ID),
         "source": obj({"kind": {"enum": ["git", "url", "pkgbuild", ""]},
@@ -89,6 +92,14 @@ SCHEMAS.update({
         "next_run_at": {"type": "object", "additionalProperties": nullable(TIME)},
         "schedule_effective": obj({"schedule": STRING, "global": {"type": "boolean"}}),
         "last_build": nullable(obj({"id": ID, "status": STRING})),
+        "rebuild_on_dependency": {"type": "boolean"},
+        "srcinfo": {"type": "object", "description": "per arch: the build that last read "
+                                                     "its PKGBUILD",
+                    "additionalProperties": obj({"build_id": ID, "pkgbase": STRING,
+                                                 "read_at": TIME})},
+        "dependencies": array(obj({"arch": STRING, "target_id": ID,
+                                   "kind": {"enum": ["needs", "cycle", "unread"]},
+                                   "via": STRING})),
         "links": obj({"self": LINK, "builds": LINK})}),
     "RepoV2": obj({
         "name": STRING,
@@ -144,7 +155,8 @@ TARGET_BODY = {"kind": {"enum": ["git", "url"]}, "url": STRING, "branch": STRING
                "metadata": {"type": "object", "properties": {"labels": LABELS}},
                "triggers": array(TRIGGER), "review": {"enum": ["never", "changes", "always"]},
                "agent_labels": {**LABELS, "description": "labels an agent must have to "
-                                                         "build it (key: value)"}}
+                                                         "build it (key: value)"},
+               "rebuild_on_dependency": {"type": "boolean"}}
 OFFSET = query("offset", {"type": "integer", "minimum": 0, "maximum": MAX_INT},
                "from this byte of the log")
 SCHEMAS["Agent"] = obj({
@@ -336,6 +348,18 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         errors={400: "not a valid bundle", 403: "another build's token",
                 404: "no such build", 409: "the build is not running",
                 413: "over 1 MiB", 422: "a bundle that breaks a rule"}),
+    ("PUT", "/api/v2/builds/<build_id>/srcinfo"): Operation(
+        "What makepkg read of a running build's PKGBUILD",
+        "The output of `makepkg --printsrcinfo`: kept as its target's for the build's arch. "
+        "'build' goes on; 'wait' has sent the build back to the queue until the builds of "
+        "its dependencies in blocked_by have ended (its token is dead).",
+        body=Body(TEXT, STRING, "a .SRCINFO (any Content-Type)"),
+        replies={200: Reply("what to do", obj({"action": {"enum": ["build", "wait"]},
+                                               "blocked_by": array(ID)},
+                                              required=("action",)))},
+        errors={400: "an id that is not a number", 403: "another build's token",
+                404: "no such build", 409: "the build is not running",
+                413: "over max_api_body", 422: "not a .SRCINFO"}),
     # -- build logs (web/v2/logs.py) ------------------------------------------------------
     ("GET", "/api/v2/builds/<build_id>/log"): Operation(
         "A build's log", "NEW while the build is waiting or runs, DONE once delivered.",

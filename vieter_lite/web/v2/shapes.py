@@ -16,6 +16,7 @@ from vieter_lite.models import (
     PackageHold,
     PackageOwner,
     Target,
+    TargetDependencies,
     Token,
 )
 from vieter_lite.repo.desc import parse_desc
@@ -49,9 +50,11 @@ def link(base: str, path: str) -> dict[str, str]:
 
 def build_json(build: Build, base: str, tags: tuple[str, ...] = (),
                labels: dict[str, str] | None = None,
-               packages: list[tuple[str, str, str, str]] | None = None) -> dict[str, Any]:
+               packages: list[tuple[str, str, str, str]] | None = None,
+               blocked_by: tuple[int, ...] = ()) -> dict[str, Any]:
     """A build as builds.sr.ht shows a job, with Cloud Foundry's metadata and links. The
-    note is text (never rendered here); trigger secrets are not shown."""
+    note is text (never rendered here); trigger secrets are not shown. `blocked_by`: the
+    builds of its dependencies a queued build waits for."""
     here = f"/api/v2/builds/{build.id}"
     updated = max(t for t in (build.created_at, build.started_at, build.ended_at)
                   if t is not None)
@@ -65,7 +68,8 @@ def build_json(build: Build, base: str, tags: tuple[str, ...] = (),
         "access:read": list(build.access_read), "access:write": list(build.access_write),
         "triggers": public_triggers(build.triggers),
         "owner": {"name": build.owner or None}, "runner": build.runner or None,
-        "exit_code": build.exit_code, "hold": hold, "timeout": build.timeout,
+        "exit_code": build.exit_code, "hold": hold, "blocked_by": list(blocked_by),
+        "timeout": build.timeout,
         "source": {"kind": build.kind, "url": build.url or None,
                    "branch": build.branch or None, "path": build.path or None},
         "review": build.review, "agent_labels": json.loads(build.agent_labels),
@@ -96,8 +100,11 @@ def public_triggers(text: str) -> list[dict[str, Any]]:
 
 
 def target_json(target: Target, base: str, labels: dict[str, str], schedule: str,
-                is_global: bool, last: Build | None) -> dict[str, Any]:
-    """A target with its labels, triggers, review rule, next runs and last build."""
+                is_global: bool, last: Build | None,
+                deps: TargetDependencies | None = None) -> dict[str, Any]:
+    """A target with its labels, triggers, review rule, next runs, last build, and what its
+    PKGBUILD was read to say and depend on."""
+    deps = deps or TargetDependencies()
     here = f"/api/v2/targets/{target.id}"
     return {
         "id": target.id, "kind": target.kind, "url": target.url, "branch": target.branch,
@@ -109,6 +116,11 @@ def target_json(target: Target, base: str, labels: dict[str, str], schedule: str
         "next_run_at": {a.value: rfc3339(a.next_run) for a in target.arch},
         "schedule_effective": {"schedule": schedule, "global": is_global},
         "last_build": None if last is None else {"id": last.id, "status": last.state},
+        "rebuild_on_dependency": target.rebuild_on_dependency,
+        "srcinfo": {arch: {"build_id": build_id, "pkgbase": pkgbase, "read_at": rfc3339(at)}
+                    for arch, (build_id, pkgbase, at) in deps.read.items()},
+        "dependencies": [{"arch": arch, "target_id": dep, "kind": kind, "via": via}
+                         for arch, dep, kind, via in deps.edges],
         "links": {"self": link(base, here),
                   "builds": link(base, f"/api/v2/builds?target_ids={target.id}")},
     }

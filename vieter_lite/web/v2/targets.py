@@ -1,4 +1,5 @@
-"""/api/v2/targets: targets with JSON bodies, labels, triggers and a review rule."""
+"""/api/v2/targets: targets with JSON bodies, labels, triggers, a review rule and their
+dependencies."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
     from vieter_lite.services import Services
 
 TEXT = ("kind", "url", "branch", "path", "repo", "schedule", "review")
-FIELDS = (*TEXT, "arch", "metadata", "triggers", "agent_labels")
+FIELDS = (*TEXT, "arch", "metadata", "triggers", "agent_labels", "rebuild_on_dependency")
 # targets made through /api/v2 hold changed PKGBUILDs for review unless they say otherwise
 DEFAULT_REVIEW = "changes"
 
@@ -56,6 +57,9 @@ def spec_of(body: dict[str, Any], creating: bool) -> TargetSpec:
     triggers = body.get("triggers")
     if triggers is not None and not isinstance(triggers, list):
         raise Invalid("triggers", "invalid", "a list of triggers")
+    rebuild = body.get("rebuild_on_dependency")
+    if rebuild is not None and not isinstance(rebuild, bool):
+        raise Invalid("rebuild_on_dependency", "invalid", "true or false")
     review = _text(body, "review")
     if creating and review is None:
         review = DEFAULT_REVIEW
@@ -63,7 +67,8 @@ def spec_of(body: dict[str, Any], creating: bool) -> TargetSpec:
                       branch=_text(body, "branch"), path=_text(body, "path"),
                       repo=_text(body, "repo"), schedule=_text(body, "schedule"),
                       archs=None if archs is None else tuple(archs), review=review,
-                      labels=labels, triggers=triggers, agent_labels=body.get("agent_labels"))
+                      labels=labels, triggers=triggers, agent_labels=body.get("agent_labels"),
+                      rebuild_on_dependency=rebuild)
 
 
 def register(app: bottle.Bottle, services: Services) -> None:
@@ -72,7 +77,8 @@ def register(app: bottle.Bottle, services: Services) -> None:
     def shape(target: Target) -> dict[str, Any]:
         schedule, is_global, _ = targets.plan(target.id)
         return target_json(target, base_url(), targets.labels(target.id), schedule, is_global,
-                           targets.last_build(target.id))
+                           targets.last_build(target.id),
+                           services.dependencies.of_target(target.id))
 
     @app.get("/api/v2/targets", scope="targets:read", **V2)
     def list_targets() -> Any:
