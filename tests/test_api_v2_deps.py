@@ -5,29 +5,17 @@ and against one real server process."""
 
 from __future__ import annotations
 
-import pytest
-
-from conftest import ServerProcess
-from http_clients import KEY, InProcessClient, ServerClient
-from test_api_v2 import QUIET_SCHEDULE, add_target, cf_error, ok, send, u  # noqa: F401
+from http_clients import KEY, ServerClient
+from test_api_v2 import (  # noqa: F401 (client, shared_server and u are fixtures)
+    add_target,
+    cf_error,
+    client,
+    ok,
+    send,
+    shared_server,
+    u,
+)
 from test_dependencies import srcinfo
-
-
-@pytest.fixture(scope="module")
-def shared_server(tmp_path_factory):
-    proc = ServerProcess(tmp_path_factory.mktemp("api-v2-deps") / "data",
-                         env_extra={"VIETER_GLOBAL_SCHEDULE": QUIET_SCHEDULE}).start()
-    yield proc
-    assert proc.stop() == 0, proc.log()
-
-
-@pytest.fixture(params=["inprocess", "server"])
-def client(request):
-    if request.param == "inprocess":
-        yield InProcessClient(request.getfixturevalue("webapp"),
-                              request.getfixturevalue("services"), KEY)
-    else:
-        yield ServerClient(request.getfixturevalue("shared_server"), KEY)
 
 
 def queue(c, target_id: int) -> int:

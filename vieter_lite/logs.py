@@ -11,6 +11,7 @@ from pathlib import Path
 
 from vieter_lite.errors import PayloadTooLarge
 from vieter_lite.streams import copy_exact
+from vieter_lite.wakeup import Wakeup
 
 MAX_LOG_SIZE = 256 * 1024 * 1024  # a log longer than this is refused (413)
 _SCAN = 64 * 1024
@@ -47,9 +48,7 @@ class BuildLogs:
         self.dir = Path(logs_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._changed = threading.Condition(threading.Lock())
-        self._version = 0
-        self._stopping = False
+        self._wakeup = Wakeup()
         self._generations: dict[int, int] = {}
         self._newlines: dict[int, tuple[int, int, int]] = {}  # id -> (generation, size, count)
         self._listeners: list[Callable[[], None]] = []
@@ -61,18 +60,15 @@ class BuildLogs:
 
     @property
     def version(self) -> int:
-        with self._changed:
-            return self._version
+        return self._wakeup.version
 
     @property
     def stopping(self) -> bool:
-        return self._stopping
+        return self._wakeup.stopping
 
     def changed(self) -> None:
         """A log or a build's state changed: wake whoever waits (and every listener)."""
-        with self._changed:
-            self._version += 1
-            self._changed.notify_all()
+        self._wakeup.notify()
         for listener in self._listeners:
             listener()
 
@@ -82,15 +78,11 @@ class BuildLogs:
 
     def wait(self, seen: int, timeout: float) -> int:
         """Wait until the version differs from `seen` (or stop(), or the timeout)."""
-        with self._changed:
-            self._changed.wait_for(lambda: self._version != seen or self._stopping, timeout)
-            return self._version
+        return self._wakeup.wait(seen, timeout)
 
     def stop(self) -> None:
         """The server stops: waiting followers return now, and do not wait again."""
-        with self._changed:
-            self._stopping = True
-            self._changed.notify_all()
+        self._wakeup.stop()
 
     def generation(self, build_id: int) -> int:
         return self._generations.get(build_id, 0)
