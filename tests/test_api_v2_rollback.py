@@ -6,8 +6,6 @@ the CF envelope."""
 
 from __future__ import annotations
 
-import itertools
-import json
 import uuid
 from pathlib import Path
 from typing import Any
@@ -17,6 +15,7 @@ import pytest
 from conftest import ServerProcess, make_config
 from http_clients import KEY, InProcessClient, Response, ServerClient
 from pkgfactory import make_synthetic_package
+from test_api_v2 import cf_error, ok, send, u  # noqa: F401 (u is a fixture)
 
 JSON_KEY = {**KEY, "Content-Type": "application/json"}
 QUIET_SCHEDULE = "0 3 1 1"
@@ -54,35 +53,6 @@ def client(request):
         yield InProcessClient(webtest.TestApp(make_app(services)), services, KEY)
     else:
         yield ServerClient(request.getfixturevalue("shared_server"), KEY)
-
-
-_counter = itertools.count()
-
-
-@pytest.fixture
-def u() -> str:
-    return f"{next(_counter)}{uuid.uuid4().hex[:6]}"
-
-
-def send(c, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
-         ) -> Response:
-    data = None if body is None else json.dumps(body).encode()
-    return c.request(method, path, data, JSON_KEY if headers is None else headers)
-
-
-def ok(resp: Response, status: int = 200) -> Any:
-    assert resp.status == status, resp
-    return resp.json() if resp.body else None
-
-
-def cf_error(resp: Response, status: int, code: int, detail: str = "") -> str:
-    assert resp.status == status, resp
-    body = resp.json()
-    assert list(body) == ["errors"] and len(body["errors"]) == 1, body
-    error = body["errors"][0]
-    assert set(error) == {"code", "title", "detail"} and error["code"] == code, body
-    assert detail in error["detail"], body
-    return error["detail"]
 
 
 def package(tmp_path: Path, name: str, version: str) -> bytes:
