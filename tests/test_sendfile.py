@@ -238,16 +238,16 @@ def test_full_download_and_ranges_are_byte_identical(big):
 
 @pytest.mark.parametrize("pipelined", [False, True])
 def test_keep_alive_after_file_responses(big, pipelined):
-    """One connection: file responses (full, ranges, HEAD), a db, /health, then a 304
-    (last: waitress closes the connection after a response without a body length).
-    Each response ends exactly where the next begins."""
+    """One connection: file responses (full, ranges, HEAD), a db, a 304 and a 204-less
+    /health after it. Each response ends exactly where the next begins, and a 304 keeps the
+    connection open (waitress alone closes it after any response without a body length)."""
     proc, body = big
     size = len(body)
     last_modified = http_date_of(proc)
     requests = [("GET", PATH, "Range: bytes=5-1000004\r\n"), ("HEAD", PATH, ""),
                 ("GET", PATH, ""), ("GET", PATH, "Range: bytes=-3\r\n"),
                 ("GET", "/r/x86_64/r.db", ""), ("GET", PATH, "Range: bytes=0-0\r\n"),
-                ("GET", "/health", ""), ("GET", PATH, f"If-Modified-Since: {last_modified}\r\n")]
+                ("GET", PATH, f"If-Modified-Since: {last_modified}\r\n"), ("GET", "/health", "")]
     texts = [f"{method} {path} HTTP/1.1\r\nHost: x\r\n{extra}\r\n".encode()
              for method, path, extra in requests]
     answers = []
@@ -259,15 +259,15 @@ def test_keep_alive_after_file_responses(big, pipelined):
             if not pipelined:
                 sock.sendall(text)
             answers.append(read_response(reader, head_request=method == "HEAD"))
-    assert [a[0] for a in answers] == [206, 200, 200, 206, 200, 206, 200, 304]
+    assert [a[0] for a in answers] == [206, 200, 200, 206, 200, 206, 304, 200]
     assert answers[0][2] == body[5:1000005]
     assert answers[1][1]["content-length"] == str(size) and answers[1][2] == b""
     assert _sha(answers[2][2]) == _sha(body)
     assert answers[3][2] == body[-3:]
     assert answers[4][2][:2] == b"\x1f\x8b"  # the gzip'd db
     assert answers[5][2] == body[:1]
-    assert b"Healthy" in answers[6][2]
-    assert answers[7][2] == b""
+    assert answers[6][2] == b"" and "connection" not in answers[6][1]
+    assert b"Healthy" in answers[7][2]
 
 
 def http_date_of(proc: ServerProcess) -> str:

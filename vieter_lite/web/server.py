@@ -15,7 +15,7 @@ from waitress.adjustments import Adjustments
 from waitress.channel import HTTPChannel
 from waitress.parser import HTTPRequestParser
 from waitress.server import TcpWSGIServer
-from waitress.task import ErrorTask, ThreadedTaskDispatcher
+from waitress.task import ErrorTask, ThreadedTaskDispatcher, WSGITask
 from waitress.utilities import Error
 
 from vieter_lite.web.http import is_v2_path, key_of, normalise_path
@@ -84,7 +84,30 @@ class _BodyGuardParser(HTTPRequestParser):
             self.expect_continue = False
 
 
+class _KeepAliveTask(WSGITask):
+    """waitress closes an HTTP/1.1 connection after any response without a Content-Length,
+    304 and 204 included, though those have no body by definition and so need no length to
+    end (RFC 9112 6.3): pacman's and browsers' revalidations would each cost a new
+    connection. Such a response keeps the connection unless the client asked to close."""
+
+    _bodiless_keep_alive = False
+
+    def build_response_header(self) -> bytes:
+        connection = self.request.headers.get("CONNECTION", "").lower()
+        self._bodiless_keep_alive = (not self.has_body and self.version == "1.1"
+                                     and connection != "close" and not self.close_on_finish)
+        try:
+            return bytes(super().build_response_header())
+        finally:
+            self._bodiless_keep_alive = False
+
+    def set_close_on_finish(self) -> None:
+        if not self._bodiless_keep_alive:
+            super().set_close_on_finish()
+
+
 class _Channel(SendfileChannel, HTTPChannel):
+    task_class = _KeepAliveTask
     error_task_class = _JsonErrorTask
     parser_class = _BodyGuardParser
 
