@@ -15,7 +15,7 @@ import pytest
 
 from conftest import API_KEY, ServerProcess
 from pkgfactory import make_synthetic_package
-from vieter_lite.web.server import waiting_since
+from vieter_lite.web.server import address_key, hoarded, waiting_since
 
 
 def _server(tmp_path: Path, **keys: int) -> ServerProcess:
@@ -195,3 +195,92 @@ class _Channel:
 ])
 def test_which_connections_may_be_closed_for_room(channel, expected):
     assert waiting_since(channel) == expected
+
+
+def _big_package(tmp_path: Path, proc: ServerProcess) -> Path:
+    """A published package larger than the socket buffers hold (so a reader that does not
+    read keeps its download in progress)."""
+    pkg = make_synthetic_package(
+        tmp_path / "big.pkg.tar.gz", {"pkgname": "big", "pkgver": "1.0-1", "arch": "x86_64"},
+        {"usr/share/big/blob": os.urandom(32 << 20)}, compression="gz")
+    publish = urllib.request.Request(f"{proc.url}/r/publish", data=pkg.read_bytes(),
+                                     headers={"X-Api-Key": API_KEY}, method="POST")
+    urllib.request.urlopen(publish, timeout=60).close()
+    return pkg
+
+
+def _stalled_download(port: int, source: str) -> socket.socket:
+    """A download from `source` (a loopback address) whose reader never reads."""
+    sock = socket.create_connection(("127.0.0.1", port), source_address=(source, 0))
+    sock.sendall(b"GET /r/x86_64/big-1.0-1-x86_64.pkg.tar.gz HTTP/1.1\r\nHost: x\r\n\r\n")
+    return sock
+
+
+def _read_response(sock: socket.socket, size: int) -> tuple[bytes, bytes]:
+    """The head and body of a response of `size` body bytes (or what came before EOF)."""
+    sock.settimeout(30)
+    received = bytearray()
+    while True:
+        head, found, body = bytes(received).partition(b"\r\n\r\n")
+        if found and len(body) >= size:
+            return head, body
+        chunk = sock.recv(1 << 20)
+        if not chunk:
+            return head, body
+        received += chunk
+
+
+def test_one_address_holding_every_slot_with_downloads_does_not_lock_others_out(tmp_path):
+    """Slow readers from one address fill every connection with downloads in progress (none
+    waits on its client, so none would be closed for room): the server cuts that address's
+    quietest ones down to half the slots, and another client is served. Another address's
+    download in progress is never cut."""
+    proc = _server(tmp_path, connection_limit=12, header_timeout=600, channel_timeout=600)
+    socks: list[socket.socket] = []
+    try:
+        pkg = _big_package(tmp_path, proc)
+        reader = _stalled_download(proc.port, "127.0.0.1")
+        socks.append(reader)
+        time.sleep(0.5)
+        hoarders = [_stalled_download(proc.port, "127.0.0.2") for _ in range(14)]
+        socks += hoarders
+        time.sleep(1)  # every download started, blocked on its reader
+        assert _get(proc.url + "/health", timeout=30) == 200
+        head, body = _read_response(reader, pkg.stat().st_size)
+        assert head.startswith(b"HTTP/1.1 200") and body == pkg.read_bytes()
+        # some of the hoarding downloads ended short: cut
+        assert any(len(_read_response(sock, pkg.stat().st_size)[1]) < pkg.stat().st_size
+                   for sock in hoarders)
+    finally:
+        for sock in socks:
+            sock.close()
+        proc.stop()
+
+
+@pytest.mark.parametrize("host, key", [
+    ("192.0.2.7", "192.0.2.7"),
+    ("2001:db8:1:2:aaaa::1", "2001:db8:1:2::/64"),
+    ("2001:db8:1:2:bbbb::9", "2001:db8:1:2::/64"),      # the same machine's /64
+    ("2001:db8:1:3::1", "2001:db8:1:3::/64"),
+    ("::ffff:192.0.2.7", "192.0.2.7"),                 # IPv4-mapped: the IPv4 client
+    ("fe80::1%eth0", "fe80::/64"),
+    ("/run/vieter.sock", "/run/vieter.sock"),
+])
+def test_address_keys(host, key):
+    assert address_key(host) == key
+
+
+@pytest.mark.parametrize("served, limit, count, expected", [
+    ([], 10, 1, []),
+    # nobody holds more than half: nothing is cut
+    ([("a", 1.0, "a1")] * 5 + [("b", 1.0, "b1")] * 5, 10, 1, []),
+    # "a" holds 8 of 10: its quietest first, as many as asked
+    ([("a", float(t), f"a{t}") for t in (5, 3, 9, 1, 7, 2, 8, 4)] + [("b", 0.0, "b0")],
+     10, 2, ["a1", "a2"]),
+    # never below half of the slots
+    ([("a", float(t), f"a{t}") for t in range(7)], 10, 5, ["a0", "a1"]),
+    # the heaviest address only, even when another also holds many
+    ([("a", float(t), f"a{t}") for t in range(6)] + [("b", 0.5, "b")] * 4, 10, 1, ["a0"]),
+])
+def test_which_downloads_are_cut_for_room(served, limit, count, expected):
+    assert hoarded(served, limit, count) == expected

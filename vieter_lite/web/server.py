@@ -3,12 +3,14 @@ their headers, connections that cannot starve the others, and a clean stop."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
+import socket
 import time
 from collections.abc import Callable
 from http import HTTPStatus
-from typing import Any
+from typing import Any, TypeVar
 
 from waitress import wasyncore
 from waitress.adjustments import Adjustments
@@ -23,6 +25,10 @@ from vieter_lite.web.sendfile import SendfileChannel
 from vieter_lite.web.v2 import errors as v2_errors
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+# seconds a new connection has to send its first request before it may be closed for room:
+# at the limit, the connection just accepted would otherwise be the one closed
+ROOM_GRACE = 1.0
 
 
 class _JsonErrorTask(ErrorTask):
@@ -128,9 +134,53 @@ def waiting_since(channel: HTTPChannel) -> float | None:
     return float(getattr(request, "started", channel.last_activity))
 
 
+def address_key(host: str) -> str:
+    """Whose connection this is, for sharing connection slots: an IPv4 address, or an IPv6
+    address's /64 (one machine commonly holds a whole /64); an IPv4-mapped IPv6 address is
+    its IPv4 address."""
+    try:
+        address = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return host  # a Unix socket's path, or anything else: itself
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
+
+
+def hoarded(served: list[tuple[str, float, T]], limit: int, count: int) -> list[T]:
+    """Which of the connections being served (address key, last activity, connection) to
+    cut so that `count` others can be accepted: only those of an address that holds more
+    than half of `limit` slots, its quietest first, never leaving it fewer than half."""
+    by_address: dict[str, list[tuple[float, T]]] = {}
+    for key, last_activity, channel in served:
+        by_address.setdefault(key, []).append((last_activity, channel))
+    if not by_address:
+        return []
+    share = limit // 2
+    heaviest = max(by_address.values(), key=len)
+    if len(heaviest) <= share:
+        return []
+    heaviest.sort(key=lambda pair: pair[0])
+    return [channel for _, channel in heaviest[:min(count, len(heaviest) - share)]]
+
+
 def _close_soon(channel: HTTPChannel) -> None:
     """Close a connection from the I/O loop's next write pass. Not at once: this runs while
     the loop gathers the sockets to poll, and a closed descriptor would break the poll."""
+    channel.will_close = True
+
+
+def _cut(channel: HTTPChannel) -> None:
+    """End a connection that is being served: shut its socket down (the descriptor stays
+    open, so the poll being gathered holds), so the next write fails and waitress closes it
+    as it closes any connection its client dropped. A slow reader's full socket never gets
+    to that write on its own."""
+    try:
+        channel.socket.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
     channel.will_close = True
 
 
@@ -142,13 +192,16 @@ class _GuardedServer(TcpWSGIServer):
       that trickles a byte a second keeps waitress's idle timer fresh forever);
     - at connection_limit, instead of no longer accepting, the connection that has waited
       longest on its client (idle or with incomplete headers) is closed to make room.
-      Connections being served are never closed for room; if every one is, waitress
-      stops accepting until one ends, as before.
+      Connections being served are not closed for room, unless one address holds more
+      than half of the slots: then its quietest downloads are cut down to half, so that
+      slow readers from one client cannot hold every connection. Otherwise, when every
+      connection is being served, waitress stops accepting until one ends.
     """
 
     header_timeout: float = 10.0
     _closed_slow = 0
     _closed_for_room = 0
+    _cut_hoarded = 0
     _next_report = 0.0
 
     def readable(self) -> bool:
@@ -159,12 +212,23 @@ class _GuardedServer(TcpWSGIServer):
     def _make_room(self, count: int) -> None:
         channels = list(self.active_channels.values())
         count -= sum(1 for channel in channels if channel.will_close)  # already closing
+        # a connection just accepted has had no time to send its request yet
+        fresh = time.time() - ROOM_GRACE
         waiting = [(since, channel) for channel in channels
-                   if (since := waiting_since(channel)) is not None]
+                   if (since := waiting_since(channel)) is not None and since < fresh]
         waiting.sort(key=lambda pair: pair[0])
-        for _, channel in waiting[:max(0, count)]:
+        closing = waiting[:max(0, count)]
+        for _, channel in closing:
             _close_soon(channel)
             self._closed_for_room += 1
+        count -= len(closing)
+        if count > 0:
+            served = [(address_key(str(channel.addr[0]) if channel.addr else ""),
+                       float(channel.last_activity), channel) for channel in channels
+                      if not channel.will_close and waiting_since(channel) is None]
+            for channel in hoarded(served, self.adj.connection_limit, count):
+                _cut(channel)
+                self._cut_hoarded += 1
         self._report(time.time())
 
     def maintenance(self, now: float) -> None:
@@ -180,13 +244,15 @@ class _GuardedServer(TcpWSGIServer):
 
     def _report(self, now: float) -> None:
         """One line a minute at most, however many connections an attack costs."""
-        if not (self._closed_slow or self._closed_for_room) or now < self._next_report:
+        if not (self._closed_slow or self._closed_for_room or self._cut_hoarded) \
+                or now < self._next_report:
             return
-        log.warning("closed %d connections whose request headers took over %gs and %d idle "
-                    "ones to make room under connection_limit=%d (within the last minute)",
+        log.warning("closed %d connections whose request headers took over %gs, %d idle "
+                    "ones and %d downloads of an address holding over half the connections "
+                    "to make room under connection_limit=%d (within the last minute)",
                     self._closed_slow, self.header_timeout, self._closed_for_room,
-                    self.adj.connection_limit)
-        self._closed_slow = self._closed_for_room = 0
+                    self._cut_hoarded, self.adj.connection_limit)
+        self._closed_slow = self._closed_for_room = self._cut_hoarded = 0
         self._next_report = now + 60
 
 
