@@ -167,9 +167,24 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         replies={200: Reply("the script", STRING, TEXT_UTF8)},
         errors={400: "no repo, an unsafe name, or a host the script cannot name (set "
                      "public_url)", 404: "no such repository"}),
+    # -- the dashboard (web/ui.py) ---------------------------------------------------------
     ("GET", "/"): Operation(
-        "The index page", "The version and each repo with its pacman.conf stanza.",
-        replies={200: Reply("an HTML page", STRING, "text/html")}),
+        "To the dashboard", "A redirect to /ui/.",
+        replies={302: Reply("Location: /ui/", media_type=None)}),
+    ("GET", "/ui"): Operation(
+        "The dashboard", "Its HTML page (it reads /api/v2 with the visitor's token).",
+        replies={200: Reply("the page", STRING, "text/html"),
+                 304: Reply("not modified (ETag, Last-Modified)", media_type=None)}),
+    ("GET", "/ui/<name:path>"): Operation(
+        "A file of the dashboard", "Its scripts, style sheet and images.",
+        replies={200: Reply("the file", STRING, ("text/javascript", "text/css",
+                                                  "image/svg+xml", "text/html")),
+                 304: Reply("not modified (ETag, Last-Modified)", media_type=None)},
+        errors={404: "no such file"}),
+    ("GET", "/favicon.ico"): Operation(
+        "The icon", "The dashboard's icon (SVG).",
+        replies={200: Reply("the icon", STRING, "image/svg+xml"),
+                 304: Reply("not modified (ETag, Last-Modified)", media_type=None)}),
     ("GET", "/<repo>/<arch>/<filename>"): Operation(
         "A file of an arch-repo",
         "`<repo>.db`, `<repo>.files` (and their `.tar.gz` names): the db archives; a name "
