@@ -1,7 +1,7 @@
 // The dashboard: hash routes (#/, #/builds/42, #/repos, #/history, #/agents), sign-in,
 // and the first screen. Every view reads /api/v2 only; every failure shows its detail.
 import {ApiError, anonymousReader, loadInfo, session, signIn, signOut} from './api.js';
-import {errorBox, h} from './dom.js';
+import {errorBox, fill, h} from './dom.js';
 import {agentsView} from './agents.js';
 import {buildView, buildsView} from './build.js';
 import {historyView} from './history.js';
@@ -29,13 +29,13 @@ function signedIn() {
 function renderWho() {
   const who = document.getElementById('who');
   if (session.token) {
-    who.replaceChildren(h('span', {class: 'muted', id: 'whoname'}, session.name),
+    fill(who, h('span', {class: 'muted', id: 'whoname'}, session.name),
       h('button', {type: 'button', class: 'small', id: 'signout', onclick: () => {
         signOut();
         location.hash = '#/signin';
       }}, 'Sign out'));
   } else {
-    who.replaceChildren(h('a', {href: '#/signin', id: 'signin-link'}, 'Sign in'));
+    fill(who, h('a', {href: '#/signin', id: 'signin-link'}, 'Sign in'));
   }
 }
 
@@ -53,18 +53,18 @@ function signInView(container, message) {
     h('button', {type: 'submit', id: 'signin-button'}, 'Sign in'), status);
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
-    status.replaceChildren(h('p', {class: 'muted'}, 'Checking…'));
+    fill(status, h('p', {class: 'muted'}, 'Checking…'));
     try {
       await signIn(input.value.trim());
       renderWho();
       location.hash = '#/';
       if (location.hash === '#/') route();
     } catch (err) {
-      status.replaceChildren(errorBox(err.status === 401
+      fill(status, errorBox(err.status === 401
         ? {detail: `This token is not accepted: ${err.detail}`} : err));
     }
   });
-  container.replaceChildren(form);
+  fill(container, form);
   input.focus();
 }
 
@@ -84,7 +84,7 @@ async function route() {
   }
   const match = ROUTES.map(([re, view]) => [path.match(re), view]).find(([m]) => m);
   if (!match) {
-    main.replaceChildren(errorBox({detail: `There is no page '${path}'.`}),
+    fill(main, errorBox({detail: `There is no page '${path}'.`}),
       h('p', {}, h('a', {href: '#/'}, 'To the overview')));
     return;
   }
@@ -99,7 +99,7 @@ async function route() {
       renderWho();
       return;
     }
-    main.replaceChildren(errorBox(err));
+    fill(main, errorBox(err));
   }
 }
 
@@ -109,7 +109,7 @@ async function start() {
     try {
       await signIn(session.token);
     } catch (err) {
-      main.replaceChildren(errorBox(err));
+      fill(main, errorBox(err));
     }
   }
   if (!session.token && session.info.public_dashboard) anonymousReader();
@@ -121,4 +121,4 @@ window.addEventListener('unhandledrejection', (event) => {
   if (event.reason && event.reason.name === 'AbortError') event.preventDefault();
 });
 
-start().catch((err) => main.replaceChildren(errorBox(err)));
+start().catch((err) => fill(main, errorBox(err)));

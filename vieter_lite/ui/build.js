@@ -2,8 +2,8 @@
 // paginated list of all builds.
 import {can, followLog, getJSON, localPath, post, request} from './api.js';
 import {initialStyle, parseLine} from './ansi.js';
-import {buildDuration, buildLink, diffView, empty, errorBox, externalLink, fmtDuration, h,
-  section, seconds, statusChip, table, timeEl} from './dom.js';
+import {buildDuration, buildLink, diffView, empty, errorBox, externalLink, fill, fillId,
+  fmtDuration, h, seconds, section, statusChip, table, timeEl} from './dom.js';
 
 const TAIL_BYTES = 128 * 1024;
 const FINISHED = ['success', 'failed', 'timeout', 'cancelled'];
@@ -97,7 +97,7 @@ async function wholeLog(buildId, logView, note) {
   const fresh = new LogView(buildId, 1);
   fresh.append(text);
   logView.el.replaceWith(fresh.el);
-  note.replaceChildren('The whole log is shown.');
+  fill(note, 'The whole log is shown.');
 }
 
 // --- the build page ------------------------------------------------------------------
@@ -130,9 +130,9 @@ function tasksTable(build) {
       const cell = event.target.parentElement;
       try {
         const text = await (await request(localPath(t.log))).text();
-        cell.replaceChildren(h('pre', {class: 'tasklog'}, text || '(empty)'));
+        fill(cell, h('pre', {class: 'tasklog'}, text || '(empty)'));
       } catch (err) {
-        cell.replaceChildren(errorBox(err));
+        fill(cell, errorBox(err));
       }
     }}, 'show')))), 'tasks');
   box.querySelector('table').prepend(h('caption', {class: 'muted'},
@@ -170,7 +170,7 @@ function actions(build, refresh) {
         await refresh();
       } catch (err) {
         event.target.disabled = false;
-        status.replaceChildren(errorBox(err));
+        fill(status, errorBox(err));
       }
     }}, label);
   const buttons = [];
@@ -194,14 +194,14 @@ export async function buildView(main, [id, line], signal) {
     return fresh;
   };
   const draw = (b) => {
-    header.replaceChildren(h('h1', {}, `Build #${b.id} `, statusChip(b.status)), actions(b, refresh));
-    factsBox.replaceChildren(facts(b));
-    tasksBox.replaceChildren(tasksTable(b));
+    fill(header, h('h1', {}, `Build #${b.id} `, statusChip(b.status)), actions(b, refresh));
+    fill(factsBox, facts(b));
+    fill(tasksBox, tasksTable(b));
   };
   draw(build);
   const logNote = h('p', {class: 'muted', id: 'log-note'});
   const logBox = h('div', {});
-  main.replaceChildren(header,
+  fill(main, header,
     build.hold ? section('Held for review', diffView(build.hold.diff)) : null,
     section('Build', factsBox),
     section('Tasks', tasksBox),
@@ -211,19 +211,19 @@ export async function buildView(main, [id, line], signal) {
     section('Notifications', h('div', {id: 'deliveries'}, 'Loading…')),
     build.note ? section('Note', h('pre', {class: 'note'}, build.note)) : null);
   for (const [boxId, load] of [['manifest', manifest], ['deliveries', deliveries]]) {
-    load(id).then((el) => document.getElementById(boxId)?.replaceChildren(el))
-      .catch((err) => document.getElementById(boxId)?.replaceChildren(errorBox(err)));
+    load(id).then((el) => fillId(boxId, el))
+      .catch((err) => fillId(boxId, errorBox(err)));
   }
 
   const tail = await loadTail(id, signal);
   const log = new LogView(id, tail.firstLine);
   log.append(tail.text);
-  logBox.replaceChildren(log.el);
+  fill(logBox, log.el);
   const whole = h('button', {type: 'button', class: 'small', id: 'whole-log', onclick: () =>
-    wholeLog(id, log, logNote).catch((err) => logNote.replaceChildren(errorBox(err)))},
+    wholeLog(id, log, logNote).catch((err) => fill(logNote, errorBox(err)))},
   'Show the whole log');
   const emptyNote = h('span', {}, tail.size ? '' : 'The log is empty so far.');
-  logNote.replaceChildren(tail.cut ? ['The last 128 KiB of the log. ', whole] : emptyNote);
+  fill(logNote, tail.cut ? ['The last 128 KiB of the log. ', whole] : emptyNote);
   scrollToLine(line);
   if (FINISHED.includes(build.status)) {
     // a finished build's log may still be delivered: follow it until it is DONE
@@ -258,10 +258,10 @@ export async function buildsView(main, _params, signal) {
         h('td', {}, `${b.repo}/${b.arch}`), h('td', {}, timeEl(b.created_at)),
         h('td', {}, fmtDuration(buildDuration(b)))))));
     const next = page.pagination.next;
-    more.replaceChildren(next ? h('button', {type: 'button', id: 'more', onclick: () =>
-      load(localPath(next.href)).catch((err) => more.replaceChildren(errorBox(err)))}, 'More') : null);
+    fill(more, next ? h('button', {type: 'button', id: 'more', onclick: () =>
+      load(localPath(next.href)).catch((err) => fill(more, errorBox(err)))}, 'More') : null);
   };
-  main.replaceChildren(h('h1', {}, 'Builds'), h('section', {class: 'card'}, list, more));
+  fill(main, h('h1', {}, 'Builds'), h('section', {class: 'card'}, list, more));
   await load('/api/v2/builds?order_by=-id&per_page=50');
 }
 

@@ -136,3 +136,14 @@ export function copyBlock(text, label) {
   }}, label || 'Copy');
   return h('div', {class: 'copyblock'}, pre, button);
 }
+
+// replace an element's children (arrays flattened; null, undefined and false left out)
+export function fill(el, ...children) {
+  el.replaceChildren();
+  return add(el, children);
+}
+
+export function fillId(id, ...children) {
+  const el = document.getElementById(id);
+  return el ? fill(el, ...children) : null;
+}

@@ -1,7 +1,7 @@
 // History: build durations, success rate and queue waits over time, overall or per target.
 import {allPages, getJSON, session} from './api.js';
 import {bucketize, secondsChart, successChart} from './charts.js';
-import {h, section} from './dom.js';
+import {fill, h, section} from './dom.js';
 
 const DAYS = 30;
 const iso = (secs) => new Date(secs * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z');
@@ -36,7 +36,7 @@ export async function historyView(main, [targetId], signal) {
   const total = data.reduce((n, b) => n + b.builds, 0);
   const ok = data.reduce((n, b) => n + b.success, 0);
   const failed = data.reduce((n, b) => n + b.failed, 0);
-  main.replaceChildren(
+  fill(main,
     h('h1', {}, targetId ? `History of target ${targetId}` : 'History'),
     h('div', {class: 'toolbar'}, h('label', {for: 'target-select'}, 'Show '), select,
       targetId ? h('a', {href: `#/builds`}, ' all builds') : null),

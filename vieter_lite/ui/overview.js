@@ -1,7 +1,7 @@
 // The first screen: what failed since each target's last success, what is held for
 // review, what runs, what is queued (and behind what), then every target.
 import {can, getJSON, post, session} from './api.js';
-import {buildDuration, buildLink, diffView, empty, errorBox, externalLink, fmtDuration, h,
+import {buildDuration, buildLink, diffView, empty, errorBox, externalLink, fill, fmtDuration, h,
   section, statusChip, table, timeEl} from './dom.js';
 
 const REFRESH_MS = 5000;
@@ -20,17 +20,18 @@ async function needsAttention() {
   return sinceLastSuccess(failed.resources, succeeded.resources);
 }
 
-// pure: the failed builds that ended after the latest success of the same target
+// pure: the failed builds that ended after the latest success of the same target (ties
+// in time go by id: a later build ended later)
 export function sinceLastSuccess(failed, succeeded) {
+  const keyOf = (b) => b.target_id ?? `${b.repo}/${b.arch}`;
+  const later = (a, b) => (a.ended_at || '') > (b.ended_at || '')
+    || ((a.ended_at || '') === (b.ended_at || '') && a.id > b.id);
   const lastOk = new Map();
   for (const b of succeeded) {
-    const key = b.target_id ?? `${b.repo}/${b.arch}`;
-    if (!lastOk.has(key) || (b.ended_at || '') > lastOk.get(key)) lastOk.set(key, b.ended_at || '');
+    const seen = lastOk.get(keyOf(b));
+    if (!seen || later(b, seen)) lastOk.set(keyOf(b), b);
   }
-  return failed.filter((b) => {
-    const key = b.target_id ?? `${b.repo}/${b.arch}`;
-    return !lastOk.has(key) || (b.ended_at || '') > lastOk.get(key);
-  });
+  return failed.filter((b) => !lastOk.has(keyOf(b)) || later(b, lastOk.get(keyOf(b))));
 }
 
 function whatOf(build) {
@@ -60,7 +61,7 @@ function heldList(builds, rerender) {
           await rerender();
         } catch (err) {
           approve.disabled = false;
-          status.replaceChildren(errorBox(err));
+          fill(status, errorBox(err));
         }
       }}, 'Approve') : null;
     return h('li', {class: 'item held', 'data-build': b.id},
@@ -131,7 +132,7 @@ export async function overviewView(main, _params, signal) {
     const queued = builds.filter((b) => b.status === 'queued');
     const more = targets.pagination && targets.pagination.next
       ? h('p', {class: 'muted'}, `${targets.pagination.total_results} targets; the first 100 are shown.`) : null;
-    main.replaceChildren(
+    fill(main,
       h('h1', {}, 'Overview'),
       section(`Failed (${failed.length})`, failedList(failed)),
       section(`Held for review (${held.length})`, heldList(held, render)),

