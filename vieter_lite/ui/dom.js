@@ -25,7 +25,7 @@ export function add(el, children) {
   return el;
 }
 
-// an http(s) URL from the API may be a link; anything else (javascript:, data:) is text
+// an http(s) URL from the API may be a link; any other scheme stays text
 export function safeHref(url) {
   try {
     const parsed = new URL(url, location.href);

@@ -106,16 +106,17 @@ def register(app: bottle.Bottle, services: Services) -> None:
         return HTTPResponse(status=302, headers={"Location": "/ui/",
                                                  "Cache-Control": CACHE_CONTROL})
 
-    # '/ui/' arrives as '/ui' (trailing slashes are stripped, like Vieter's)
-    @app.get("/ui", **UI)
+    # '/ui/' arrives as '/ui' (trailing slashes are stripped, like Vieter's); HEAD is
+    # declared, or bottle would try the repository routes' HEAD first
+    @app.route("/ui", method=["GET", "HEAD"], **UI)
     def index() -> HTTPResponse:
         return respond(assets[INDEX])
 
-    @app.get("/ui/<name:path>", **UI)
+    @app.route("/ui/<name:path>", method=["GET", "HEAD"], **UI)
     def asset(name: str) -> HTTPResponse:
         found = assets.get(name)
         return missing() if found is None else respond(found)
 
-    @app.get("/favicon.ico", **UI)
+    @app.route("/favicon.ico", method=["GET", "HEAD"], **UI)
     def favicon() -> HTTPResponse:
         return respond(assets[FAVICON])

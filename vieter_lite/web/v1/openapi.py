@@ -181,9 +181,22 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
                                                   "image/svg+xml", "text/html")),
                  304: Reply("not modified (ETag, Last-Modified)", media_type=None)},
         errors={404: "no such file"}),
+    ("HEAD", "/ui"): Operation(
+        "The dashboard's headers",
+        replies={200: Reply("the page's headers", media_type=None),
+                 304: Reply("not modified (ETag, Last-Modified)", media_type=None)}),
+    ("HEAD", "/ui/<name:path>"): Operation(
+        "A dashboard file's headers",
+        replies={200: Reply("the file's headers", media_type=None),
+                 304: Reply("not modified (ETag, Last-Modified)", media_type=None)},
+        errors={404: "no such file"}),
     ("GET", "/favicon.ico"): Operation(
         "The icon", "The dashboard's icon (SVG).",
         replies={200: Reply("the icon", STRING, "image/svg+xml"),
+                 304: Reply("not modified (ETag, Last-Modified)", media_type=None)}),
+    ("HEAD", "/favicon.ico"): Operation(
+        "The icon's headers",
+        replies={200: Reply("the icon's headers", media_type=None),
                  304: Reply("not modified (ETag, Last-Modified)", media_type=None)}),
     ("GET", "/<repo>/<arch>/<filename>"): Operation(
         "A file of an arch-repo",
