@@ -317,3 +317,120 @@ def test_agents_page_and_an_api_error_shows_its_detail(site, browser):
     assert error.text.startswith("Error: ") and "not found" in error.text.lower(), error.text
     entries = browser.errors()  # the 404 of that build: the only console error
     assert entries and all("/api/v2/builds/999999" in e["message"] for e in entries), entries
+
+
+# -- the page's pure functions, run in the browser as the page runs them ----------------
+
+def run_module(browser: Browser, module: str, body: str, *args: Any) -> Any:
+    """Import /ui/<module> in the page and return what `body` (given `m` and `args`)
+    returns."""
+    script = ("const done = arguments[arguments.length - 1];"
+              "const args = Array.from(arguments).slice(0, -1);"
+              f"import('/ui/{module}').then((m) => done({{ok: (() => {{ {body} }})()}}))"
+              ".catch((e) => done({error: String(e)}));")
+    result = browser.driver.execute_async_script(script, *args)
+    assert "error" not in result, result
+    return result["ok"]
+
+
+ANSI_CASES = [
+    (["plain <b>text</b>"], [[["plain <b>text</b>", ""]]]),
+    (["\x1b[31mred\x1b[0m rest"], [[["red", "ansi-fg-1"], [" rest", ""]]]),
+    (["\x1b[1;32mok\x1b[22m thin"], [[["ok", "ansi-bold ansi-fg-2"], [" thin", "ansi-fg-2"]]]),
+    (["\x1b[38;5;9mbright\x1b[39m \x1b[48;5;200mno"], [[["bright", "ansi-fg-9"], [" no", ""]]]),
+    (["\x1b[38;2;10;20;30mtrue colour"], [[["true colour", ""]]]),
+    (["\x1b[97;44mwhite on blue"], [[["white on blue", "ansi-fg-15 ansi-bg-4"]]]),
+    (["10%\r55%\r100% done"], [[["100% done", ""]]]),
+    (["\x1b[2K\x1b[1Gcleared\x07 bell\x1b(B"], [[["cleared bell", ""]]]),
+    (["\x1b[33myellow", "still yellow", "\x1b[mplain"],
+     [[["yellow", "ansi-fg-3"]], [["still yellow", "ansi-fg-3"]], [["plain", ""]]]),
+    (["\x1b]0;title\x07\x1b]8;;https://x.invalid\x1b\\link\x1b]8;;\x1b\\ end"],
+     [[["link end", ""]]]),
+    ([""], [[]]),
+]
+
+
+@pytest.mark.parametrize("lines,expected", ANSI_CASES)
+def test_ansi_lines_become_text_segments_with_classes(site, browser, lines, expected):
+    if not browser.driver.current_url.startswith(site.server.url):
+        browser.go(site.server.url + "/ui/#/agents")
+    got = run_module(browser, "ansi.js", "const style = m.initialStyle();"
+                     "return args[0].map((l) => m.parseLine(l, style).map((s) => [s.text, s.cls]));",
+                     lines)
+    assert got == expected
+
+
+def b(id_: int, target: int | None, status: str, ended: str, repo: str = "r") -> dict:
+    return {"id": id_, "target_id": target, "status": status, "ended_at": ended,
+            "repo": repo, "arch": "x86_64"}
+
+
+SINCE_CASES = [
+    # failed after the last success: shown; before it: not
+    ([b(3, 1, "failed", "2026-01-03T00:00:00Z"), b(1, 1, "failed", "2026-01-01T00:00:00Z")],
+     [b(2, 1, "success", "2026-01-02T00:00:00Z")], [3]),
+    # never succeeded: every failure
+    ([b(5, 2, "failed", "2026-01-02T00:00:00Z"), b(4, 2, "timeout", "2026-01-01T00:00:00Z")],
+     [], [5, 4]),
+    # the same second: the later id ended later
+    ([b(7, 3, "failed", "2026-01-01T00:00:00Z"), b(5, 3, "failed", "2026-01-01T00:00:00Z")],
+     [b(6, 3, "success", "2026-01-01T00:00:00Z")], [7]),
+    # another target's success changes nothing; manifest builds go by repo/arch
+    ([b(9, 4, "failed", "2026-01-01T00:00:00Z"), b(8, None, "failed", "2026-01-01T00:00:00Z")],
+     [b(10, 5, "success", "2026-01-02T00:00:00Z"), b(11, None, "success",
+                                                    "2026-01-02T00:00:00Z", repo="other")],
+     [9, 8]),
+]
+
+
+@pytest.mark.parametrize("failed,succeeded,expected", SINCE_CASES)
+def test_failures_since_the_last_success_without_the_server_filter(site, browser, failed,
+                                                                  succeeded, expected):
+    got = run_module(browser, "overview.js",
+                     "return m.sinceLastSuccess(args[0], args[1]).map((x) => x.id);",
+                     failed, succeeded)
+    assert got == expected
+
+
+def test_buckets_computed_from_builds_match_the_stats_shape(site, browser):
+    day = 86400
+    since = 20000 * day  # 2024-10-04
+    builds = [
+        {"status": "success", "created_at": "2024-10-04T10:00:00Z",
+         "started_at": "2024-10-04T10:00:10Z", "ended_at": "2024-10-04T10:01:10Z"},
+        {"status": "failed", "created_at": "2024-10-04T11:00:00Z",
+         "started_at": "2024-10-04T11:00:30Z", "ended_at": "2024-10-04T11:03:30Z"},
+        {"status": "cancelled", "created_at": "2024-10-05T09:00:00Z", "started_at": None,
+         "ended_at": "2024-10-05T09:00:05Z"},
+        {"status": "running", "created_at": "2024-10-05T09:00:00Z",
+         "started_at": "2024-10-05T09:00:05Z", "ended_at": None},
+        {"status": "success", "created_at": "2024-10-01T00:00:00Z",  # before `since`
+         "started_at": "2024-10-01T00:00:00Z", "ended_at": "2024-10-01T00:01:00Z"},
+    ]
+    got = run_module(browser, "charts.js", "return m.bucketize(args[0], 'day', args[1], args[2]);",
+                     builds, since, since + 2 * day)
+    assert got == [
+        {"start": "2024-10-04T00:00:00Z", "builds": 2, "success": 1, "failed": 1,
+         "cancelled": 0, "success_rate": 0.5, "duration_p50": 180, "duration_max": 180,
+         "wait_p50": 30, "wait_max": 30},
+        {"start": "2024-10-05T00:00:00Z", "builds": 1, "success": 0, "failed": 0,
+         "cancelled": 1, "success_rate": None, "duration_p50": None, "duration_max": None,
+         "wait_p50": None, "wait_max": None}]
+
+
+def test_the_builds_list_pages_through_pagination_next(site, browser):
+    for _ in range(55):  # waiting for a start: nothing else picks them up
+        call(site.server, "POST", "/api/v2/builds",
+             {"target_id": site.targets["fixed"], "execute": False})
+    total = call(site.server, "GET", "/api/v2/builds?per_page=1")["pagination"]["total_results"]
+    assert total > 50
+    browser.go(site.server.url + "/ui/#/builds")
+    browser.wait(lambda d: len(d.find_elements("css selector", "tr[data-build]")) == 50,
+                 "the first page")
+    browser.css("#more").click()
+    browser.wait(lambda d: len(d.find_elements("css selector", "tr[data-build]")) == total,
+                 "every build")
+    ids = [int(r.get_attribute("data-build")) for r in browser.all("tr[data-build]")]
+    assert ids == sorted(ids, reverse=True) and len(set(ids)) == total
+    assert browser.all("#more") == []
+    step(browser, "builds")

@@ -1,7 +1,9 @@
 // ANSI SGR colours of build logs as CSS classes. Pure: text in, segments out; the text
 // stays text (log lines are untrusted and only ever become text nodes).
 // eslint-disable-next-line no-control-regex
-const ESCAPES = /\x1b\[([0-9;:?]*)([@-~])|\x1b[@-Z\\-_]|[\x00-\x08\x0b-\x1f\x7f]/g;
+// CSI (colours are 'm'), OSC (titles, links) up to BEL or ST, charset designations, other
+// two-byte escapes, and the remaining control characters (tab kept)
+const ESCAPES = /\x1b\[([0-9;:?]*)([@-~])|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[()*+#][0-9A-Za-z]|\x1b[@-Z\\-_]|[\x00-\x08\x0b-\x1f\x7f]/g;
 
 export function initialStyle() {
   return {bold: false, dim: false, italic: false, underline: false, fg: null, bg: null};
@@ -54,7 +56,11 @@ export function parseLine(line, style) {
   const segments = [];
   let last = 0;
   const push = (text) => {
-    if (text) segments.push({text, cls: classesOf(style)});
+    if (!text) return;
+    const cls = classesOf(style);
+    const prev = segments[segments.length - 1];
+    if (prev && prev.cls === cls) prev.text += text; // one span per run of one style
+    else segments.push({text, cls});
   };
   ESCAPES.lastIndex = 0;
   let m;
