@@ -139,3 +139,13 @@ def test_no_script_builds_html_from_text(name):
     for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(",
                  "new Function", "setAttribute('style'", "javascript:"):
         assert sink not in text, (name, sink)
+
+
+@pytest.mark.parametrize("ci,outcome", [("1", pytest.fail.Exception), ("", pytest.skip.Exception)])
+def test_a_missing_browser_fails_in_ci_and_skips_elsewhere(monkeypatch, tmp_path, ci, outcome):
+    import browser
+
+    monkeypatch.setattr(browser, "CHROMEDRIVER", tmp_path / "no-chromedriver")
+    monkeypatch.setenv("CI", ci)
+    with pytest.raises(outcome, match="no-chromedriver is not installed"):
+        browser.require_browser()
