@@ -59,6 +59,7 @@ class Browser:
         self.shots = shots
         self.tolerated = tolerated
         self.console: list[dict[str, Any]] = []
+        self.overflow: dict[int, int] = {}
 
     # -- viewport and screenshots ---------------------------------------------------------
     def viewport(self, width: int, height: int) -> None:
@@ -68,12 +69,16 @@ class Browser:
     def screenshots(self, name: str) -> list[Path]:
         """The page at the phone's and at the monitor's size; back to the monitor's."""
         paths = []
+        self.overflow = {}
         for width, height in (PHONE, DESKTOP):
             self.viewport(width, height)
             time.sleep(0.2)  # a relayout; the screenshot is not asserted on
             path = self.shots / f"{name}-{width}x{height}.png"
             self.driver.save_screenshot(str(path))
             paths.append(path)
+            # how much wider than the viewport the page is (0: no sideways scrolling)
+            self.overflow[width] = self.driver.execute_script(
+                "const e = document.documentElement; return e.scrollWidth - e.clientWidth;")
         self.viewport(*DESKTOP)
         return paths
 

@@ -28,6 +28,7 @@ from vieter_lite.client import Client
 pytestmark = pytest.mark.integration
 
 HOSTILE = '<img src=x onerror="document.title=\'owned\'">'
+BIG_LOG = "".join(f"line {i:05d} {'x' * 50}\n" for i in range(1, 3001))  # 186 000 bytes
 ANSI_LINE = "\x1b[1;31merror:\x1b[0m build() failed \x1b[32mgreen\x1b[0m"
 # routes the pages use when the server has them (see docs: the dashboard); a server
 # without them answers 404 once at start, which the page takes as "not there"
@@ -63,6 +64,7 @@ class Site:
     builds: dict[str, int] = field(default_factory=dict)
     tokens: dict[str, str] = field(default_factory=dict)
     targets: dict[str, int] = field(default_factory=dict)
+    ended: list[tuple[int, int]] = field(default_factory=list)  # (exit code, end) of runs
 
     def target(self, name: str, review: str = "never") -> int:
         body = {"kind": "git", "url": f"https://example.invalid/{name}.git", "repo": name,
@@ -106,6 +108,7 @@ class Site:
         self.append(build, token, log)
         self.finish(build, token, exit_code, start, end)
         self.backdate(build, start - 5 * (build % 7 + 1), start, end)
+        self.ended.append((exit_code, end))
         return build
 
 
@@ -128,6 +131,9 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     s.target("fixed")
     s.builds["fixed_fail"] = s.run("fixed", 1, "oops\n", now - 2 * day, now - 2 * day + 20)
     s.run("fixed", 0, "ok\n", now - day, now - day + 30)
+    # 'big' wrote more log than the page loads at first
+    s.target("big")
+    s.builds["big"] = s.run("big", 0, BIG_LOG, now - 4 * day, now - 4 * day + 600)
     # 'reviewed' has a changed source: held with its diff
     s.target("reviewed", review="changes")
     held, token = s.claim("reviewed")
@@ -158,8 +164,10 @@ def browser() -> Iterator[Browser]:
 
 
 def step(browser: Browser, name: str) -> list[Path]:
-    """Screenshots of the page at both sizes, and no console error so far."""
+    """Screenshots of the page at both sizes, no sideways scrolling on either, and no
+    console error so far."""
     shots = browser.screenshots(name)
+    assert browser.overflow == {390: 0, 1920: 0}, (name, browser.overflow)
     browser.assert_no_console_errors()
     assert all(p.stat().st_size > 1000 for p in shots)
     return shots
@@ -208,6 +216,14 @@ def test_signing_in_shows_the_failed_builds_first(site, browser):
         == API_KEY
     assert browser.driver.get_cookies() == [] and API_KEY not in browser.driver.current_url
     step(browser, "overview")
+    # a fresh load of the first screen costs a few API requests, not one per build
+    browser.driver.refresh()
+    browser.css("#failed li")
+    api_calls = browser.driver.execute_script(
+        "return performance.getEntriesByType('resource').map((e) => e.name)"
+        ".filter((n) => n.includes('/api/'));")
+    assert len(api_calls) <= 6, api_calls
+    browser.assert_no_console_errors()
 
 
 def test_a_failed_builds_page_shows_its_log_as_text_with_colours_and_line_anchors(site, browser):
@@ -236,6 +252,26 @@ def test_a_failed_builds_page_shows_its_log_as_text_with_colours_and_line_anchor
     step(browser, "build-failed")
 
 
+def test_a_long_log_shows_its_last_128_kib_numbered_and_the_whole_on_request(site, browser):
+    browser.go(f"{site.server.url}/ui/#/builds/{site.builds['big']}")
+    browser.css("#whole-log")
+    tail = BIG_LOG.encode()[-128 * 1024:]
+    tail = tail[tail.index(b"\n") + 1:]  # from the first whole line
+    first = 3000 - tail.count(b"\n") + 1
+    lines = browser.all("#log .line")
+    assert len(lines) == 3000 - first + 1 and first > 1
+    assert lines[0].get_attribute("id") == f"L{first}"
+    assert lines[0].text.endswith(f"line {first:05d} {'x' * 50}")
+    assert lines[-1].get_attribute("id") == "L3000"
+    assert "last 128 KiB" in browser.text_of("#log-note")
+    browser.css("#whole-log").click()
+    browser.wait(lambda d: len(d.find_elements("css selector", "#log .line")) == 3000,
+                 "the whole log")
+    assert browser.css("#L1").text.endswith("line 00001 " + "x" * 50)
+    assert browser.css("#L3000").text.endswith("line 03000 " + "x" * 50)
+    browser.assert_no_console_errors()
+
+
 def test_a_running_builds_log_follows_new_lines_and_cancel_ends_it(site, browser):
     build, token = site.builds["running"], site.tokens["running"]
     browser.go(f"{site.server.url}/ui/#/builds/{build}")
@@ -254,6 +290,18 @@ def test_a_running_builds_log_follows_new_lines_and_cancel_ends_it(site, browser
                  "line 5 completed")
     assert len(browser.all("#log .line")) == 5
     step(browser, "build-running")
+    # the server goes away and comes back: the page reconnects with Last-Event-ID and goes
+    # on from where it was, nothing missed and nothing twice
+    site.server.stop()
+    site.server.start()
+    site.append(build, token, "after the restart\n")
+    browser.wait(lambda d: d.find_element("id", "L6").text.endswith("after the restart"),
+                 "a line appended after the restart", timeout=30)
+    assert [e.text.split("\n")[-1] for e in browser.all("#log .line")][-2:] == [
+        "half a line, and its end", "after the restart"]
+    assert len(browser.all("#log .line")) == 6
+    # while the server was away, fetches failed: those errors (and only those) are expected
+    assert all("net::ERR_" in e["message"] for e in browser.errors())
     browser.css("#cancel-build").click()
     browser.wait(lambda d: "cancelled" in d.find_element("css selector", "#build-head h1").text,
                  "the build cancelled")
@@ -294,10 +342,11 @@ def test_a_repo_shows_its_stanza_and_set_up_command_and_its_packages(site, brows
 def test_history_draws_success_rate_and_durations_as_svg(site, browser):
     browser.go(site.server.url + "/ui/#/history")
     summary = browser.text_of("#history-summary")
-    # flaky 1 ok + 2 failed, fixed 1 failed + 1 ok, live cancelled (and counted as such)
-    assert "6 finished builds, 2 succeeded, 3 failed" in summary, summary
+    # flaky 1 ok + 2 failed, fixed 1 failed + 1 ok, big 1 ok, live cancelled
+    assert "7 finished builds, 3 succeeded, 3 failed" in summary, summary
     bars = browser.all("svg.chart rect.bar")
-    assert len(bars) >= 3  # three days with finished builds
+    days = {end // 86400 for _, end in site.ended}  # UTC days with a success or a failure
+    assert len(bars) == len(days)
     assert browser.all("svg.chart circle.dot")
     step(browser, "history")
     browser.go(f"{site.server.url}/ui/#/history/{site.targets['flaky']}")

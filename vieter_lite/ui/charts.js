@@ -36,7 +36,7 @@ export function successChart(buckets, title = 'Success rate') {
     const height = (H - T - B) * b.success_rate;
     const cls = b.success_rate >= 0.999 ? 'bar ok' : b.success_rate >= 0.5 ? 'bar warn' : 'bar bad';
     const rect = h('svg:rect', {x: L + slot * i + slot * 0.1, width: Math.max(slot * 0.8, 1),
-      y: H - B - height, height: Math.max(height, 1), class: cls});
+      y: H - B - Math.max(height, 3), height: Math.max(height, 3), class: cls});
     rect.append(h('svg:title', {}, `${b.start}: ${b.success}/${b.builds} succeeded`));
     svg.append(rect);
   });

@@ -43,8 +43,8 @@ export async function historyView(main, [targetId], signal) {
     h('p', {id: 'history-summary'}, `The last ${DAYS} days: ${total} finished builds, ${ok} succeeded, ` +
       `${failed} failed${ok + failed ? ` (${Math.round((100 * ok) / (ok + failed))}% success)` : ''}.`),
     section('Success rate per day', successChart(data)),
-    section('Build duration', secondsChart(data, [{key: 'duration_p50', label: 'median', cls: 's1'},
-      {key: 'duration_max', label: 'longest', cls: 's2'}], 'Build duration per day')),
-    section('Queue wait', secondsChart(data, [{key: 'wait_p50', label: 'median', cls: 's1'},
-      {key: 'wait_max', label: 'longest', cls: 's2'}], 'Wait before a build started, per day')));
+    section('Build duration', secondsChart(data, [{key: 'duration_max', label: 'longest', cls: 's2'},
+      {key: 'duration_p50', label: 'median', cls: 's1'}], 'Build duration per day')),
+    section('Queue wait', secondsChart(data, [{key: 'wait_max', label: 'longest', cls: 's2'},
+      {key: 'wait_p50', label: 'median', cls: 's1'}], 'Wait before a build started, per day')));
 }
