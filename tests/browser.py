@@ -84,14 +84,17 @@ class Browser:
 
     # -- waiting for what the page shows -------------------------------------------------
     def wait(self, condition: Callable[[Any], Any], what: str, timeout: float = WAIT) -> Any:
-        from selenium.common.exceptions import StaleElementReferenceException
+        from selenium.common.exceptions import (
+            NoSuchElementException,
+            StaleElementReferenceException,
+        )
         from selenium.webdriver.support.ui import WebDriverWait
 
         def safe(driver: Any) -> Any:
             try:
                 return condition(driver)
-            except StaleElementReferenceException:  # the page redrew it meanwhile
-                return False
+            except (StaleElementReferenceException, NoSuchElementException):
+                return False  # not there yet, or the page redrew it meanwhile
 
         try:
             return WebDriverWait(self.driver, timeout, poll_frequency=0.1).until(safe)
@@ -102,6 +105,19 @@ class Browser:
 
     def css(self, selector: str) -> Any:
         return self.wait(lambda d: d.find_element("css selector", selector), selector)
+
+    def click(self, selector: str) -> None:
+        """Click what the selector finds, found again if the page redrew it meanwhile."""
+        from selenium.common.exceptions import StaleElementReferenceException
+
+        def clicked(driver: Any) -> bool:
+            try:
+                driver.find_element("css selector", selector).click()
+                return True
+            except StaleElementReferenceException:
+                return False
+
+        self.wait(clicked, f"{selector} to click")
 
     def all(self, selector: str) -> list[Any]:
         return self.driver.find_elements("css selector", selector)

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from browser import Browser, browser_for
-from conftest import API_KEY, ServerProcess
+from conftest import API_KEY, ServerProcess, free_port
 from pkgfactory import make_synthetic_package
 from test_api_v2_jobs import pkgbuild_files, tar_of
 from test_routes import SCOPE_OF
@@ -66,9 +66,9 @@ class Site:
     targets: dict[str, int] = field(default_factory=dict)
     ended: list[tuple[int, int]] = field(default_factory=list)  # (exit code, end) of runs
 
-    def target(self, name: str, review: str = "never") -> int:
+    def target(self, name: str, review: str = "never", **extra: Any) -> int:
         body = {"kind": "git", "url": f"https://example.invalid/{name}.git", "repo": name,
-                "arch": ["x86_64"], "review": review, "schedule": "0 3 1 1"}
+                "arch": ["x86_64"], "review": review, "schedule": "0 3 1 1", **extra}
         self.targets[name] = call(self.server, "POST", "/api/v2/targets", body)["id"]
         return self.targets[name]
 
@@ -120,7 +120,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     now = int(time.time())
     day = 86400
     # 'flaky' succeeded, then failed twice: both failures need attention
-    s.target("flaky")
+    s.target("flaky", triggers=[{"action": "webhook", "condition": "failure",
+                                 "url": f"http://127.0.0.1:{free_port()}/hook"}])
     s.run("flaky", 0, "all good\n", now - 3 * day, now - 3 * day + 40)
     s.builds["failed_old"] = s.run("flaky", 1, "first failure\n", now - 2 * day,
                                    now - 2 * day + 70)
@@ -181,7 +182,7 @@ def test_an_anonymous_visitor_is_asked_for_a_token_and_a_wrong_one_is_refused(si
     assert browser.css("#signin").is_displayed()
     step(browser, "signin")
     browser.css("#token").send_keys("not-a-token")
-    browser.css("#signin-button").click()
+    browser.click("#signin-button")
     message = browser.wait(lambda d: d.find_element("css selector", "#signin-status .error"),
                            "a refusal").text
     assert "not accepted" in message
@@ -193,7 +194,7 @@ def test_an_anonymous_visitor_is_asked_for_a_token_and_a_wrong_one_is_refused(si
 def test_signing_in_shows_the_failed_builds_first(site, browser):
     browser.css("#token").clear()
     browser.css("#token").send_keys(API_KEY)
-    browser.css("#signin-button").click()
+    browser.click("#signin-button")
     browser.css("#failed")
     sections = [h.text for h in browser.all("main h2")]
     assert sections[0].startswith("Failed"), sections
@@ -227,7 +228,7 @@ def test_signing_in_shows_the_failed_builds_first(site, browser):
 
 
 def test_a_failed_builds_page_shows_its_log_as_text_with_colours_and_line_anchors(site, browser):
-    browser.css(f"#failed li[data-build='{site.builds['failed']}'] a").click()
+    browser.click(f"#failed li[data-build='{site.builds['failed']}'] a")
     browser.wait(lambda d: "Build #" in d.find_element("css selector", "h1").text, "the build")
     assert "failed" in browser.text_of("#build-head h1")
     lines = browser.wait(lambda d: d.find_elements("css selector", "#log .line"), "log lines")
@@ -245,10 +246,22 @@ def test_a_failed_builds_page_shows_its_log_as_text_with_colours_and_line_anchor
     # a line's anchor is a link that lands on it
     anchor = browser.css("#L12 a.ln")
     assert anchor.get_attribute("href").endswith(f"#/builds/{site.builds['failed']}/L12")
+    browser.driver.execute_script("document.getElementById('L1').dataset.mark = 'same page'")
     anchor.click()
     browser.wait(lambda d: "target" in d.find_element("id", "L12").get_attribute("class"),
                  "line 12 highlighted")
+    # the page was not loaded again for it, and the line is in view
+    assert browser.css("#L1").get_attribute("data-mark") == "same page"
+    assert browser.driver.execute_script(
+        "const r = document.getElementById('L12').getBoundingClientRect();"
+        "return r.top >= 0 && r.bottom <= window.innerHeight;")
     assert browser.all("#cancel-build") == [] and browser.all("#start-build") == []
+    # its failure notification went to a port nobody listens on: the attempt says so
+    browser.go(f"{site.server.url}/ui/#/builds/{site.builds['failed']}")
+    attempt = browser.wait(lambda d: d.find_element("css selector", "table.deliveries tbody tr"),
+                           "the notification's attempt")
+    assert "webhook (failure) to http://127.0.0.1:" in attempt.text
+    assert "attempt 1" in attempt.text and "HTTP" not in attempt.text  # an error, no status
     step(browser, "build-failed")
 
 
@@ -264,11 +277,20 @@ def test_a_long_log_shows_its_last_128_kib_numbered_and_the_whole_on_request(sit
     assert lines[0].text.endswith(f"line {first:05d} {'x' * 50}")
     assert lines[-1].get_attribute("id") == "L3000"
     assert "last 128 KiB" in browser.text_of("#log-note")
-    browser.css("#whole-log").click()
+    browser.click("#whole-log")
     browser.wait(lambda d: len(d.find_elements("css selector", "#log .line")) == 3000,
                  "the whole log")
     assert browser.css("#L1").text.endswith("line 00001 " + "x" * 50)
     assert browser.css("#L3000").text.endswith("line 03000 " + "x" * 50)
+    # a shared link to a line opens the build there (a fresh load of the page)
+    browser.go("about:blank")
+    browser.go(f"{site.server.url}/ui/#/builds/{site.builds['big']}/L2990")
+    browser.wait(lambda d: "target" in d.find_element("id", "L2990").get_attribute("class"),
+                 "line 2990 highlighted")
+    assert browser.css("#L2990").text.endswith("line 02990 " + "x" * 50)
+    assert browser.driver.execute_script(
+        "const r = document.getElementById('L2990').getBoundingClientRect();"
+        "return r.top >= 0 && r.bottom <= window.innerHeight;")
     browser.assert_no_console_errors()
 
 
@@ -302,7 +324,7 @@ def test_a_running_builds_log_follows_new_lines_and_cancel_ends_it(site, browser
     assert len(browser.all("#log .line")) == 6
     # while the server was away, fetches failed: those errors (and only those) are expected
     assert all("net::ERR_" in e["message"] for e in browser.errors())
-    browser.css("#cancel-build").click()
+    browser.click("#cancel-build")
     browser.wait(lambda d: "cancelled" in d.find_element("css selector", "#build-head h1").text,
                  "the build cancelled")
     assert call(site.server, "GET", f"/api/v2/builds/{build}")["status"] == "cancelled"
@@ -313,8 +335,7 @@ def test_a_running_builds_log_follows_new_lines_and_cancel_ends_it(site, browser
 def test_approving_a_held_build_queues_it(site, browser):
     held = site.builds["held"]
     browser.go(site.server.url + "/ui/#/")
-    button = browser.css(f"#held button.approve[data-build='{held}']")
-    button.click()
+    browser.click(f"#held button.approve[data-build='{held}']")
     browser.wait(lambda d: not d.find_elements("css selector", f"#held li[data-build='{held}']"),
                  "the held build gone from the held list")
     browser.css(f"table.queue tr[data-build='{held}']")
@@ -476,7 +497,7 @@ def test_the_builds_list_pages_through_pagination_next(site, browser):
     browser.go(site.server.url + "/ui/#/builds")
     browser.wait(lambda d: len(d.find_elements("css selector", "tr[data-build]")) == 50,
                  "the first page")
-    browser.css("#more").click()
+    browser.click("#more")
     browser.wait(lambda d: len(d.find_elements("css selector", "tr[data-build]")) == total,
                  "every build")
     ids = [int(r.get_attribute("data-build")) for r in browser.all("tr[data-build]")]

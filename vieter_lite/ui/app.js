@@ -3,7 +3,7 @@
 import {ApiError, anonymousReader, loadInfo, session, signIn, signOut} from './api.js';
 import {errorBox, fill, h} from './dom.js';
 import {agentsView} from './agents.js';
-import {buildView, buildsView} from './build.js';
+import {buildView, buildsView, scrollToLine} from './build.js';
 import {historyView} from './history.js';
 import {overviewView} from './overview.js';
 import {packagesView, reposView} from './repos.js';
@@ -69,10 +69,16 @@ function signInView(container, message) {
 }
 
 async function route() {
+  const path = (location.hash || '#/').slice(1) || '/';
+  // a line's anchor on the build page on screen: only scroll to it
+  const line = /^(\/builds\/\d+)\/L(\d+)$/.exec(path);
+  if (line && current && current.base === line[1]) {
+    scrollToLine(line[2]);
+    return;
+  }
   if (current) current.controller.abort();
   const controller = new AbortController();
-  current = {controller};
-  const path = (location.hash || '#/').slice(1) || '/';
+  current = {controller, base: path.replace(/\/L\d+$/, '')};
   for (const link of document.querySelectorAll('#nav a')) {
     const target = link.getAttribute('href').slice(1);
     link.classList.toggle('active', target === '/' ? path === '/' : path.startsWith(target));

@@ -81,7 +81,7 @@ async function loadTail(buildId, signal) {
   return {text: new TextDecoder().decode(bytes), size: total, firstLine, cut: start > 0};
 }
 
-function scrollToLine(line) {
+export function scrollToLine(line) {
   if (!line) return;
   const el = document.getElementById(`L${line}`);
   if (el) {
@@ -135,9 +135,8 @@ function tasksTable(build) {
         fill(cell, errorBox(err));
       }
     }}, 'show')))), 'tasks');
-  box.querySelector('table').prepend(h('caption', {class: 'muted'},
-    `The whole build: ${fmtDuration(buildDuration(build))}`));
-  return box;
+  return [h('p', {class: 'muted'}, `The whole build: ${fmtDuration(buildDuration(build))} ` +
+    '(the tasks\' own times are not recorded).'), box];
 }
 
 function packagesTable(build) {
@@ -150,9 +149,12 @@ function packagesTable(build) {
 async function deliveries(buildId) {
   const page = await getJSON(`/api/v2/builds/${buildId}/deliveries?per_page=50`);
   if (!page.resources.length) return empty('No notifications were sent for this build.');
-  return table(['When', 'To', 'Result'], page.resources.map((d) => h('tr', {},
-    h('td', {}, timeEl(d.attempted_at || d.created_at)), h('td', {class: 'wrap'}, d.url || d.to || d.action || ''),
-    h('td', {class: 'wrap'}, d.status_code ?? d.response_status ?? d.error ?? d.state ?? ''))));
+  return table(['When', 'Notification', 'Result', 'Delivery'], page.resources.map((d) => h('tr', {},
+    h('td', {}, timeEl(d.created_at)),
+    h('td', {class: 'wrap'}, `${d.action} (${d.condition}) to ${d.destination}`),
+    h('td', {class: 'wrap'}, d.error ? d.error : `HTTP ${d.response_status}`),
+    h('td', {}, `${d.delivery.status}, attempt ${d.delivery.attempts}`,
+      d.delivery.next_at ? [', next ', timeEl(d.delivery.next_at)] : null))), 'deliveries');
 }
 
 async function manifest(buildId) {

@@ -58,7 +58,7 @@ function heldList(builds, rerender) {
         approve.disabled = true;
         try {
           await post(`/api/v2/builds/${b.id}/start`);
-          await rerender();
+          await rerender();  // the build moved on: the data differs, the screen follows
         } catch (err) {
           approve.disabled = false;
           fill(status, errorBox(err));
@@ -119,6 +119,7 @@ function targetsTable(targets) {
 }
 
 export async function overviewView(main, _params, signal) {
+  let shown = '';
   const render = async () => {
     const [failed, active, targets] = await Promise.all([
       needsAttention(),
@@ -126,6 +127,10 @@ export async function overviewView(main, _params, signal) {
       getJSON('/api/v2/targets?per_page=100')]);
     if (signal.aborted) return false;
     const builds = active.resources;
+    // nothing changed: the screen stays as it is (an open diff, a button under the finger)
+    const seen = JSON.stringify([failed, builds, targets]);
+    if (seen === shown) return builds.some((b) => b.status === 'running' || b.status === 'queued');
+    shown = seen;
     const held = builds.filter((b) => b.status === 'pending' && b.hold);
     const waiting = builds.filter((b) => b.status === 'pending' && !b.hold);
     const running = builds.filter((b) => b.status === 'running');
