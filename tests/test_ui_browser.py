@@ -164,6 +164,17 @@ def browser() -> Iterator[Browser]:
     yield from browser_for(tolerated)
 
 
+def open_page(site: Site, browser: Browser, route: str) -> None:
+    """A fresh load of a route of the dashboard, signed in (the token in sessionStorage,
+    as the sign-in form leaves it), whatever an earlier test left."""
+    browser.go("about:blank")
+    browser.go(site.server.url + "/ui/#/signin")
+    browser.driver.execute_script("sessionStorage.setItem('vieter-lite-token', arguments[0])",
+                                  API_KEY)
+    browser.go("about:blank")
+    browser.go(f"{site.server.url}/ui/#{route}")
+
+
 def step(browser: Browser, name: str) -> list[Path]:
     """Screenshots of the page at both sizes, no sideways scrolling on either, and no
     console error so far."""
@@ -228,6 +239,7 @@ def test_signing_in_shows_the_failed_builds_first(site, browser):
 
 
 def test_a_failed_builds_page_shows_its_log_as_text_with_colours_and_line_anchors(site, browser):
+    open_page(site, browser, "/")
     browser.click(f"#failed li[data-build='{site.builds['failed']}'] a")
     browser.wait(lambda d: "Build #" in d.find_element("css selector", "h1").text, "the build")
     assert "failed" in browser.text_of("#build-head h1")
@@ -257,7 +269,7 @@ def test_a_failed_builds_page_shows_its_log_as_text_with_colours_and_line_anchor
         "return r.top >= 0 && r.bottom <= window.innerHeight;")
     assert browser.all("#cancel-build") == [] and browser.all("#start-build") == []
     # its failure notification went to a port nobody listens on: the attempt says so
-    browser.go(f"{site.server.url}/ui/#/builds/{site.builds['failed']}")
+    open_page(site, browser, f"/builds/{site.builds['failed']}")
     attempt = browser.wait(lambda d: d.find_element("css selector", "table.deliveries tbody tr"),
                            "the notification's attempt")
     assert "webhook (failure) to http://127.0.0.1:" in attempt.text
@@ -266,7 +278,7 @@ def test_a_failed_builds_page_shows_its_log_as_text_with_colours_and_line_anchor
 
 
 def test_a_long_log_shows_its_last_128_kib_numbered_and_the_whole_on_request(site, browser):
-    browser.go(f"{site.server.url}/ui/#/builds/{site.builds['big']}")
+    open_page(site, browser, f"/builds/{site.builds['big']}")
     browser.css("#whole-log")
     tail = BIG_LOG.encode()[-128 * 1024:]
     tail = tail[tail.index(b"\n") + 1:]  # from the first whole line
@@ -283,8 +295,7 @@ def test_a_long_log_shows_its_last_128_kib_numbered_and_the_whole_on_request(sit
     assert browser.css("#L1").text.endswith("line 00001 " + "x" * 50)
     assert browser.css("#L3000").text.endswith("line 03000 " + "x" * 50)
     # a shared link to a line opens the build there (a fresh load of the page)
-    browser.go("about:blank")
-    browser.go(f"{site.server.url}/ui/#/builds/{site.builds['big']}/L2990")
+    open_page(site, browser, f"/builds/{site.builds['big']}/L2990")
     browser.wait(lambda d: "target" in d.find_element("id", "L2990").get_attribute("class"),
                  "line 2990 highlighted")
     assert browser.css("#L2990").text.endswith("line 02990 " + "x" * 50)
@@ -296,7 +307,7 @@ def test_a_long_log_shows_its_last_128_kib_numbered_and_the_whole_on_request(sit
 
 def test_a_running_builds_log_follows_new_lines_and_cancel_ends_it(site, browser):
     build, token = site.builds["running"], site.tokens["running"]
-    browser.go(f"{site.server.url}/ui/#/builds/{build}")
+    open_page(site, browser, f"/builds/{build}")
     browser.wait(lambda d: d.find_element("id", "L1").text.endswith("Making package: live 1.0-1"),
                  "the first line")
     browser.css("#live")
@@ -334,7 +345,7 @@ def test_a_running_builds_log_follows_new_lines_and_cancel_ends_it(site, browser
 
 def test_approving_a_held_build_queues_it(site, browser):
     held = site.builds["held"]
-    browser.go(site.server.url + "/ui/#/")
+    open_page(site, browser, "/")
     browser.click(f"#held button.approve[data-build='{held}']")
     browser.wait(lambda d: not d.find_elements("css selector", f"#held li[data-build='{held}']"),
                  "the held build gone from the held list")
@@ -344,7 +355,7 @@ def test_approving_a_held_build_queues_it(site, browser):
 
 
 def test_a_repo_shows_its_stanza_and_set_up_command_and_its_packages(site, browser):
-    browser.go(site.server.url + "/ui/#/repos")
+    open_page(site, browser, "/repos")
     card = browser.css("section.repo[data-repo='core']")
     stanzas = [p.text for p in card.find_elements("css selector", "pre.copy")]
     assert stanzas == ["[core]\nServer = " + site.server.url + "/$repo/$arch",
@@ -360,27 +371,35 @@ def test_a_repo_shows_its_stanza_and_set_up_command_and_its_packages(site, brows
     step(browser, "packages")
 
 
+def count(site: Site, query: str) -> int:
+    return call(site.server, "GET", f"/api/v2/builds?per_page=1&{query}"
+                )["pagination"]["total_results"]
+
+
 def test_history_draws_success_rate_and_durations_as_svg(site, browser):
-    browser.go(site.server.url + "/ui/#/history")
+    open_page(site, browser, "/history")
     summary = browser.text_of("#history-summary")
-    # flaky 1 ok + 2 failed, fixed 1 failed + 1 ok, big 1 ok, live cancelled
-    assert "7 finished builds, 3 succeeded, 3 failed" in summary, summary
+    # every build here ended within the last 30 days: the builds list is the reference
+    finished = count(site, "states=success,failed,timeout,cancelled")
+    ok, failed = count(site, "states=success"), count(site, "states=failed,timeout")
+    assert f"{finished} finished builds, {ok} succeeded, {failed} failed" in summary, summary
+    assert ok == 3 and failed == 3  # flaky 1 ok + 2 failed, fixed 1 failed + 1 ok, big 1 ok
     bars = browser.all("svg.chart rect.bar")
     days = {end // 86400 for _, end in site.ended}  # UTC days with a success or a failure
     assert len(bars) == len(days)
     assert browser.all("svg.chart circle.dot")
     step(browser, "history")
-    browser.go(f"{site.server.url}/ui/#/history/{site.targets['flaky']}")
+    open_page(site, browser, f"/history/{site.targets['flaky']}")
     browser.wait(lambda d: "3 finished builds, 1 succeeded, 2 failed"
                  in d.find_element("id", "history-summary").text, "flaky's history")
     browser.assert_no_console_errors()
 
 
 def test_agents_page_and_an_api_error_shows_its_detail(site, browser):
-    browser.go(site.server.url + "/ui/#/agents")
+    open_page(site, browser, "/agents")
     browser.wait(lambda d: d.find_element("css selector", "main h1").text == "Agents", "agents")
     step(browser, "agents")
-    browser.go(site.server.url + "/ui/#/builds/999999")
+    open_page(site, browser, "/builds/999999")
     detail = call(site.server, "GET", "/api/v2/builds?per_page=1")  # (a valid call)
     assert detail["resources"]
     error = browser.css("main .error")
@@ -423,7 +442,7 @@ ANSI_CASES = [
 @pytest.mark.parametrize("lines,expected", ANSI_CASES)
 def test_ansi_lines_become_text_segments_with_classes(site, browser, lines, expected):
     if not browser.driver.current_url.startswith(site.server.url):
-        browser.go(site.server.url + "/ui/#/agents")
+        open_page(site, browser, "/agents")
     got = run_module(browser, "ansi.js", "const style = m.initialStyle();"
                      "return args[0].map((l) => m.parseLine(l, style).map((s) => [s.text, s.cls]));",
                      lines)
@@ -494,7 +513,7 @@ def test_the_builds_list_pages_through_pagination_next(site, browser):
              {"target_id": site.targets["fixed"], "execute": False})
     total = call(site.server, "GET", "/api/v2/builds?per_page=1")["pagination"]["total_results"]
     assert total > 50
-    browser.go(site.server.url + "/ui/#/builds")
+    open_page(site, browser, "/builds")
     browser.wait(lambda d: len(d.find_elements("css selector", "tr[data-build]")) == 50,
                  "the first page")
     browser.click("#more")
