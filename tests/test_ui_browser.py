@@ -371,6 +371,27 @@ def test_a_repo_shows_its_stanza_and_set_up_command_and_its_packages(site, brows
     step(browser, "packages")
 
 
+def test_a_notes_text_stays_text_and_start_queues_a_pending_build(site, browser):
+    manifest = json.dumps({"repo": "notes", "source": {
+        "pkgbuild": "pkgname=n\npkgver=1\npkgrel=1\narch=(any)\npackage() { :; }\n"}})
+    build = call(site.server, "POST", "/api/v2/builds",
+                 {"manifest": manifest, "note": HOSTILE + "\n**bold**", "execute": False})
+    open_page(site, browser, f"/builds/{build['id']}")
+    note = browser.css("pre.note")
+    assert note.text == HOSTILE + "\n**bold**"  # as written: neither HTML nor markdown
+    assert browser.all("main img") == [] and browser.driver.title != "owned"
+    assert browser.text_of("#manifest") == manifest  # as submitted
+    assert "pending" in browser.text_of("#build-head h1")
+    browser.click("#start-build")
+    browser.wait(lambda d: "queued" in d.find_element("css selector", "#build-head h1").text,
+                 "the build queued")
+    assert call(site.server, "GET", f"/api/v2/builds/{build['id']}")["status"] == "queued"
+    browser.click("#cancel-build")  # (out of the agents' way)
+    browser.wait(lambda d: "cancelled" in d.find_element("css selector", "#build-head h1").text,
+                 "the build cancelled")
+    browser.assert_no_console_errors()
+
+
 def count(site: Site, query: str) -> int:
     return call(site.server, "GET", f"/api/v2/builds?per_page=1&{query}"
                 )["pagination"]["total_results"]
