@@ -202,6 +202,19 @@ def test_an_anonymous_visitor_is_asked_for_a_token_and_a_wrong_one_is_refused(si
     assert entries and all(" 401 " in e["message"] for e in entries), entries
 
 
+def test_a_link_opened_before_signing_in_opens_after_it(site, browser):
+    browser.go("about:blank")
+    browser.go(f"{site.server.url}/ui/#/builds/{site.builds['failed']}")
+    browser.css("#token").send_keys(API_KEY)
+    browser.click("#signin-button")
+    browser.wait(lambda d: d.find_element("css selector", "main h1").text.startswith(
+        f"Build #{site.builds['failed']}"), "the build asked for")
+    browser.driver.execute_script("sessionStorage.clear()")
+    browser.go("about:blank")
+    browser.go(site.server.url + "/ui/#/signin")
+    browser.assert_no_console_errors()
+
+
 def test_signing_in_shows_the_failed_builds_first(site, browser):
     browser.css("#token").clear()
     browser.css("#token").send_keys(API_KEY)

@@ -39,7 +39,7 @@ function renderWho() {
   }
 }
 
-function signInView(container, message) {
+function signInView(container, message, wanted = '/') {
   const input = h('input', {type: 'password', id: 'token', name: 'token', required: true,
     autocomplete: 'current-password', spellcheck: 'false'});
   const status = h('div', {id: 'signin-status'}, message ? errorBox({detail: message}) : null);
@@ -57,8 +57,9 @@ function signInView(container, message) {
     try {
       await signIn(input.value.trim());
       renderWho();
-      location.hash = '#/';
-      if (location.hash === '#/') route();
+      const target = `#${wanted}`;
+      if (location.hash === target) route();
+      else location.hash = target; // the page asked for before signing in
     } catch (err) {
       fill(status, errorBox(err.status === 401
         ? {detail: `This token is not accepted: ${err.detail}`} : err));
@@ -85,7 +86,7 @@ async function route() {
   }
   renderWho();
   if (path === '/signin' || !signedIn()) {
-    signInView(main, null);
+    signInView(main, null, path === '/signin' ? '/' : path);
     return;
   }
   const match = ROUTES.map(([re, view]) => [path.match(re), view]).find(([m]) => m);
@@ -101,7 +102,7 @@ async function route() {
     if (controller.signal.aborted || (err && err.name === 'AbortError')) return;
     if (err instanceof ApiError && err.status === 401) {
       signOut();
-      signInView(main, err.detail);
+      signInView(main, err.detail, path);
       renderWho();
       return;
     }
