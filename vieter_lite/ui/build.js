@@ -35,7 +35,9 @@ class LogView {
   append(text) {
     const parts = (this.partial + text).split('\n');
     this.partial = parts.pop();
-    const nearBottom = window.innerHeight + window.scrollY >= document.body.scrollHeight - 40;
+    // the end of the log in view: it stays in view as lines come (else the reader stays put)
+    const end = this.el.getBoundingClientRect().bottom;
+    const atEnd = end >= 0 && end <= window.innerHeight + 40;
     if (this.partialEl) { this.partialEl.remove(); this.partialEl = null; }
     const frag = document.createDocumentFragment();
     for (const line of parts) {
@@ -49,7 +51,9 @@ class LogView {
       frag.append(this.partialEl);
     }
     this.el.append(frag);
-    if (this.following && nearBottom) window.scrollTo(0, document.body.scrollHeight);
+    if (this.following && atEnd && this.el.lastElementChild) {
+      this.el.lastElementChild.scrollIntoView({block: 'end'});
+    }
   }
 }
 
@@ -205,9 +209,9 @@ export async function buildView(main, [id, line], signal) {
   const logBox = h('div', {});
   fill(main, header,
     build.hold ? section('Held for review', diffView(build.hold.diff)) : null,
-    section('Build', factsBox),
     section('Tasks', tasksBox),
     section('Log', logNote, logBox),
+    section('Build', factsBox),
     section('Packages', packagesTable(build)),
     section('Manifest', h('div', {id: 'manifest'}, 'Loading…')),
     section('Notifications', h('div', {id: 'deliveries'}, 'Loading…')),
