@@ -405,6 +405,36 @@ def test_a_notes_text_stays_text_and_start_queues_a_pending_build(site, browser)
     browser.assert_no_console_errors()
 
 
+def test_a_token_without_builds_write_cannot_cancel(site, browser):
+    """With /api/v2/whoami the page knows the token's scopes and offers no Cancel; a
+    server without it gets the token's own 403, shown as the API words it."""
+    reader = call(site.server, "POST", "/api/v2/tokens",
+                  {"name": "reader", "user": "bob", "scopes": ["builds:read"]})["secret"]
+    manifest = json.dumps({"repo": "notes", "source": {
+        "pkgbuild": "pkgname=r\npkgver=1\npkgrel=1\narch=(any)\npackage() { :; }\n"}})
+    build = call(site.server, "POST", "/api/v2/builds",
+                 {"manifest": manifest, "access:read": ["*"], "execute": False})["id"]
+    browser.go("about:blank")
+    browser.go(site.server.url + "/ui/#/signin")
+    browser.driver.execute_script("sessionStorage.clear()")
+    browser.go("about:blank")
+    browser.go(f"{site.server.url}/ui/#/builds/{build}")
+    browser.css("#token").send_keys(reader)
+    browser.click("#signin-button")
+    browser.wait(lambda d: "pending" in d.find_element("css selector", "main h1").text,
+                 "the build")
+    if ("GET", "/api/v2/whoami") in SCOPE_OF:
+        assert browser.all("#cancel-build") == [] and browser.all("#start-build") == []
+    else:
+        browser.click("#cancel-build")
+        error = browser.css("#build-head .error")
+        assert error.text.startswith("Error: ") and "builds:write" in error.text, error.text
+        entries = browser.errors()
+        assert entries and all(" 403 " in e["message"] for e in entries), entries
+    assert call(site.server, "GET", f"/api/v2/builds/{build}")["status"] == "pending"
+    browser.assert_no_console_errors()
+
+
 def count(site: Site, query: str) -> int:
     return call(site.server, "GET", f"/api/v2/builds?per_page=1&{query}"
                 )["pagination"]["total_results"]
