@@ -164,14 +164,22 @@ def browser() -> Iterator[Browser]:
     yield from browser_for(tolerated)
 
 
-def open_page(site: Site, browser: Browser, route: str) -> None:
-    """A fresh load of a route of the dashboard, signed in (the token in sessionStorage,
-    as the sign-in form leaves it), whatever an earlier test left."""
+def set_token(site: Site, browser: Browser, token: str | None) -> None:
+    """The token in the tab's sessionStorage (as the sign-in form leaves it), or none;
+    set once the page has dealt with the one it found (it stores that one again)."""
     browser.go("about:blank")
     browser.go(site.server.url + "/ui/#/signin")
-    browser.driver.execute_script("sessionStorage.setItem('vieter-lite-token', arguments[0])",
-                                  API_KEY)
+    browser.wait(lambda d: d.execute_script("return document.documentElement.dataset.started"),
+                 "the page started")
+    browser.driver.execute_script(
+        "if (arguments[0]) sessionStorage.setItem('vieter-lite-token', arguments[0]);"
+        "else sessionStorage.clear();", token)
     browser.go("about:blank")
+
+
+def open_page(site: Site, browser: Browser, route: str) -> None:
+    """A fresh load of a route of the dashboard, signed in, whatever an earlier test left."""
+    set_token(site, browser, API_KEY)
     browser.go(f"{site.server.url}/ui/#{route}")
 
 
@@ -209,14 +217,13 @@ def test_a_link_opened_before_signing_in_opens_after_it(site, browser):
     browser.click("#signin-button")
     browser.wait(lambda d: d.find_element("css selector", "main h1").text.startswith(
         f"Build #{site.builds['failed']}"), "the build asked for")
-    browser.driver.execute_script("sessionStorage.clear()")
-    browser.go("about:blank")
-    browser.go(site.server.url + "/ui/#/signin")
+    set_token(site, browser, None)
     browser.assert_no_console_errors()
 
 
 def test_signing_in_shows_the_failed_builds_first(site, browser):
-    browser.css("#token").clear()
+    set_token(site, browser, None)
+    browser.go(site.server.url + "/ui/")
     browser.css("#token").send_keys(API_KEY)
     browser.click("#signin-button")
     browser.css("#failed")
@@ -414,10 +421,7 @@ def test_a_token_without_builds_write_cannot_cancel(site, browser):
         "pkgbuild": "pkgname=r\npkgver=1\npkgrel=1\narch=(any)\npackage() { :; }\n"}})
     build = call(site.server, "POST", "/api/v2/builds",
                  {"manifest": manifest, "access:read": ["*"], "execute": False})["id"]
-    browser.go("about:blank")
-    browser.go(site.server.url + "/ui/#/signin")
-    browser.driver.execute_script("sessionStorage.clear()")
-    browser.go("about:blank")
+    set_token(site, browser, None)
     browser.go(f"{site.server.url}/ui/#/builds/{build}")
     browser.css("#token").send_keys(reader)
     browser.click("#signin-button")

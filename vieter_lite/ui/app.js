@@ -121,6 +121,7 @@ async function start() {
   }
   if (!session.token && session.info.public_dashboard) anonymousReader();
   window.addEventListener('hashchange', route);
+  document.documentElement.dataset.started = 'yes'; // signed in (or not) for good
   await route();
 }
 
