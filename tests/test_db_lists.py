@@ -151,6 +151,18 @@ def at(world: World, n: int, attr: str) -> int:
     return values[n]
 
 
+def needs_attention(world: World) -> Callable[[Build], bool]:
+    """since_last_success=true, in Python: a target's failed or timed-out build that ended
+    after the last successful build of its target and arch (any, if none succeeded)."""
+    last: dict[tuple[int, str], int] = {}
+    for b in world.builds:
+        if b.status == "success" and b.ended_at is not None:
+            key = (b.target_id, b.arch)
+            last[key] = max(last.get(key, -1), b.ended_at)
+    return lambda b: b.target_id != 0 and state_of(b) in ("failed", "timeout") \
+        and b.ended_at is not None and b.ended_at > last.get((b.target_id, b.arch), -1)
+
+
 CASES: list[tuple[str, Callable[[World], list], Callable[[World], Callable[[Build], bool]]]] = [
     ("everything by id", lambda w: [], lambda w: lambda b: True),
     ("by -id", lambda w: [("order_by", "-id")], lambda w: lambda b: True),
@@ -166,6 +178,14 @@ CASES: list[tuple[str, Callable[[World], list], Callable[[World], Callable[[Buil
     ("target_ids", lambda w: [("target_ids", f"{w.targets[0]},{w.targets[2]}")],
      lambda w: lambda b: b.target_id in (w.targets[0], w.targets[2])),
     ("archs", lambda w: [("archs", "aarch64")], lambda w: lambda b: b.arch == "aarch64"),
+    ("since_last_success", lambda w: [("since_last_success", "true")], needs_attention),
+    ("since_last_success=false is no filter", lambda w: [("since_last_success", "false")],
+     lambda w: lambda b: True),
+    ("since_last_success with states and target_ids by -ended_at",
+     lambda w: [("since_last_success", "true"), ("states", "timeout"),
+                ("target_ids", f"{w.targets[0]},{w.targets[1]}"), ("order_by", "-ended_at")],
+     lambda w: lambda b: needs_attention(w)(b) and state_of(b) == "timeout"
+     and b.target_id in (w.targets[0], w.targets[1])),
     ("repos", lambda w: [("repos", "home,none")], lambda w: lambda b: b.repo == "home"),
     ("runners", lambda w: [("runners", "pi4,rock5")],
      lambda w: lambda b: b.runner in ("pi4", "rock5")),
@@ -221,6 +241,50 @@ def test_list_matches_python_filter_and_order(world: World, name, params, keep):
     ids, total = everything(world, pairs)
     assert (ids, total) == (want, len(want))
     assert name == "nothing matches" or want, "a case that selects nothing proves little"
+
+
+def test_since_last_success_leaves_out_failures_before_a_success(world: World):
+    """The world has failed builds both before and after their target's last success on
+    that arch, so the filter keeps some and drops some."""
+    keep = needs_attention(world)
+    failed = [b for b in world.builds if state_of(b) in ("failed", "timeout")]
+    assert any(keep(b) for b in failed) and not all(keep(b) for b in failed)
+
+
+@pytest.mark.parametrize("history, kept", [
+    # (state, ended_at offset) of one target's builds on x86_64, oldest first -> kept ones
+    ([("failed", 1)], [0]),                              # never succeeded: every failure
+    ([("failed", 1), ("success", 2)], []),                # fixed since
+    ([("success", 1), ("failed", 2), ("timeout", 3)], [1, 2]),
+    ([("failed", 1), ("success", 2), ("failed", 3)], [2]),
+    ([("success", 1), ("cancelled", 2)], []),             # a cancelled build needs nothing
+    # by ended_at, not by id
+    ([("failed", 5), ("success", 3)], [0]),
+    ([("success", 5), ("failed", 3)], []),
+])
+def test_since_last_success_table(tmp_path, history, kept):
+    db = Database(tmp_path / "v.sqlite")
+    try:
+        target = db.add_target({"kind": "git", "url": "https://e.org/a.git", "repo": "bur"},
+                               {"x86_64": None, "aarch64": None})
+        other = db.add_target({"kind": "git", "url": "https://e.org/b.git", "repo": "bur"},
+                              {"x86_64": None})
+        codes = {"success": 0, "failed": 1, "timeout": TIMEOUT_EXIT}
+        ids = []
+        for state, end in history:
+            if state == "cancelled":
+                build = db.add_finished_build(target, "x86_64", T0, T0 + end, 0, T0)
+                db._run("UPDATE builds SET status = 'cancelled' WHERE id = ?", build)
+            else:
+                build = db.add_finished_build(target, "x86_64", T0, T0 + end, codes[state], T0)
+            ids.append(build)
+        # a success on another arch or of another target changes nothing here
+        db.add_finished_build(target, "aarch64", T0, T0 + 99, 0, T0)
+        db.add_finished_build(other, "x86_64", T0, T0 + 99, 0, T0)
+        found, total = db.list_builds(parse([("since_last_success", "true")], BUILDS))
+        assert [b.id for b in found] == [ids[i] for i in kept] and total == len(kept)
+    finally:
+        db.close()
 
 
 def test_the_world_has_every_state_and_ties(world: World):
@@ -349,6 +413,7 @@ PLANNED = [
     [("states", "failed"), ("order_by", "-created_at")],
     [("target_ids", "3"), ("order_by", "-ended_at")],
     [("archs", "aarch64"), ("created_ats[gt]", ts(T0))],
+    [("since_last_success", "true")], [("since_last_success", "true"), ("target_ids", "3")],
 ]
 
 
@@ -367,6 +432,15 @@ def test_every_filter_and_order_is_served_by_an_index(world: World, params):
         assert any(s.startswith(("SEARCH builds", "SCAN builds USING",
                                  "SEARCH label0 USING COVERING INDEX build_labels_by_value"))
                    for s in steps), steps
+
+
+def test_since_last_success_finds_the_last_success_in_its_index(world: World):
+    compiled = compile_list(parse([("since_last_success", "true")], BUILDS), BUILDS_TABLE)
+    for sql, bound in (compiled.select_sql("id"), compiled.count_sql()):
+        steps = plan(world.db, sql, bound)
+        assert any("INDEX builds_last_success (target_id=? AND arch=?)" in s
+                   for s in steps), steps
+        assert "SCAN builds" not in steps and "SCAN last" not in steps, steps
 
 
 @pytest.mark.parametrize("order", ["id", "-id", "created_at", "-created_at", "updated_at",
@@ -414,8 +488,10 @@ def test_a_targets_labelled_builds_are_read_from_the_target_index(labelled: Data
                             BUILDS_TABLE)
     for sql, bound in (compiled.select_sql("id"), compiled.count_sql()):
         steps = plan(labelled, sql, bound)
-        assert steps[0] == "SEARCH builds USING COVERING INDEX builds_by_target (target_id=?)", \
-            steps
+        # either index that starts with target_id (by id, or by created_at)
+        assert steps[0] in ("SEARCH builds USING COVERING INDEX builds_by_target (target_id=?)",
+                            "SEARCH builds USING COVERING INDEX builds_by_target_created "
+                            "(target_id=?)"), steps
 
 
 def test_the_newest_failed_builds_are_read_in_created_at_order(labelled: Database):

@@ -342,4 +342,12 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX target_deps_by_dep ON target_deps (dep_id, arch);
     ALTER TABLE targets ADD COLUMN rebuild_on_dependency INTEGER NOT NULL DEFAULT 0;
     """,
+    # 13: the dashboard. Each target's last successful build per arch (the builds list's
+    # since_last_success looks it up for each failed build), and a target's builds by
+    # creation time (build statistics of one target over a time window)
+    """
+    CREATE INDEX builds_last_success ON builds (target_id, arch, ended_at)
+        WHERE status = 'success';
+    CREATE INDEX builds_by_target_created ON builds (target_id, created_at);
+    """,
 )
