@@ -94,9 +94,13 @@ def test_each_operation_carries_its_scope_and_security(route):
     if route.scope == openapi.PUBLIC:
         assert op["security"] == []
         assert "401" not in op["responses"]
+    elif route.scope == "any":   # any valid key: nothing it could lack
+        assert op["security"] == KEYED
+        assert "401" in op["responses"] and "403" not in op["responses"]
     else:
         assert op["security"] == KEYED
         assert {"401", "403"} <= set(op["responses"])
+    assert op.get("x-public-dashboard", False) == route.dashboard
 
 
 @pytest.mark.parametrize("route", ROUTES, ids=_id)
