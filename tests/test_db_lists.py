@@ -22,6 +22,7 @@ from vieter_lite.db.lists import (
     compile_list,
     walk_in_order,
 )
+from vieter_lite.db.stats import samples_sql
 from vieter_lite.lists import BUILD_STATES, BUILDS, TARGETS, ListQuery, parse
 from vieter_lite.models import Build
 
@@ -605,3 +606,36 @@ def test_a_count_of_labels_alone_reads_no_builds(labelled: Database, selector):
     rows, _ = labelled.list_rows(BUILDS_TABLE, parse([("label_selector", selector),
                                                      ("per_page", "5000")], BUILDS), "id")
     assert total == len(rows) > 0
+
+
+# -- build statistics' samples (db/stats.py) ----------------------------------------------
+
+@pytest.mark.parametrize("target, reader, index", [
+    (None, None, "builds_by_created (created_at>? AND created_at<?)"),
+    (3, None, "builds_by_target_created (target_id=? AND created_at>? AND created_at<?)"),
+    (3, "alice", "builds_by_target_created (target_id=? AND created_at>? AND created_at<?)"),
+])
+def test_stats_samples_read_the_window_from_an_index(labelled: Database, target, reader,
+                                                     index):
+    sql, bound = samples_sql(T0, T0 + DAY, target, reader)
+    steps = plan(labelled, sql, bound)
+    assert steps[0] == f"SEARCH builds USING INDEX {index}", steps
+
+
+def test_stats_samples_are_the_window_the_target_and_the_readers_builds(world: World):
+    since, until = T0 + 3600, T0 + 6 * 3600
+    target = world.targets[0]
+    want = sorted((b.created_at, b.started_at, b.ended_at, state_of(b)) for b in world.builds
+                  if since <= b.created_at < until and b.target_id == target)
+    got = world.db.build_samples(since, until, target)
+    assert sorted((s.created_at, s.started_at, s.ended_at, s.state) for s in got) == want
+    assert want and "timeout" in {s.state for s in world.db.build_samples(0, T0 + 99 * DAY)}
+    private = world.builds[0].id
+    world.db._run("UPDATE builds SET access_read = '[\"alice\"]' WHERE id = ?", private)
+    try:
+        everyone = len(world.db.build_samples(0, T0 + 99 * DAY))
+        assert len(world.db.build_samples(0, T0 + 99 * DAY, reader="alice")) == everyone
+        assert len(world.db.build_samples(0, T0 + 99 * DAY, reader="bob")) == everyone - 1
+        assert len(world.db.build_samples(0, T0 + 99 * DAY, reader="*")) == everyone - 1
+    finally:
+        world.db._run("UPDATE builds SET access_read = '[\"*\"]' WHERE id = ?", private)

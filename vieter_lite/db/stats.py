@@ -7,23 +7,30 @@ from vieter_lite.db.lists import BUILDS_TABLE, TIMEOUT_EXIT
 from vieter_lite.stats import Sample
 
 
+def samples_sql(since: int, until: int, target_id: int | None = None,
+                reader: str | None = None) -> tuple[str, tuple]:
+    """The SELECT of `build_samples`: the window from builds_by_created, or from
+    builds_by_target_created for one target; the reader's condition as the builds list's."""
+    where = ["created_at >= ?", "created_at < ?"]
+    params: list[object] = [since, until]
+    if target_id is not None:
+        where.append("target_id = ?")
+        params.append(target_id)
+    if reader is not None:
+        assert BUILDS_TABLE.reader is not None
+        where.append(BUILDS_TABLE.reader)
+        params += [reader] * BUILDS_TABLE.reader.count("?")
+    return ("SELECT created_at, started_at, ended_at, status, exit_code FROM builds "
+            f"WHERE {' AND '.join(where)}", tuple(params))
+
+
 class StatsQueries(Base):
     def build_samples(self, since: int, until: int, target_id: int | None = None,
                       reader: str | None = None) -> list[Sample]:
         """The builds created in [since, until) (of one target, if given; readable by
         `reader` as the builds list filters them, if given), only what the statistics
-        need; from builds_by_created, or builds_by_target_created for a target."""
-        where = ["created_at >= ?", "created_at < ?"]
-        params: list[object] = [since, until]
-        if target_id is not None:
-            where.append("target_id = ?")
-            params.append(target_id)
-        if reader is not None:
-            assert BUILDS_TABLE.reader is not None
-            where.append(BUILDS_TABLE.reader)
-            params += [reader] * BUILDS_TABLE.reader.count("?")
-        rows = self._all("SELECT created_at, started_at, ended_at, status, exit_code "
-                         f"FROM builds WHERE {' AND '.join(where)}", *params)
+        need."""
+        sql, params = samples_sql(since, until, target_id, reader)
         return [Sample(r["created_at"], r["started_at"], r["ended_at"],
                        "timeout" if r["status"] == "failed" and r["exit_code"] == TIMEOUT_EXIT
-                       else r["status"]) for r in rows]
+                       else r["status"]) for r in self._all(sql, *params)]
