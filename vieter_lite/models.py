@@ -407,3 +407,13 @@ class DeliveryAttempt:
     response_status: int | None
     response: str
     error: str
+
+
+@dataclass(frozen=True)
+class BuildSample:
+    """What build statistics need of one build (stats.py); `state` as /api/v2 names it."""
+
+    created_at: int
+    started_at: int | None
+    ended_at: int | None
+    state: str

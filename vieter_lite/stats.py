@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from vieter_lite.errors import BadQueryParameter, Invalid
 from vieter_lite.lists import parse_timestamp
+from vieter_lite.models import BuildSample as Sample
 
 BUCKETS: dict[str, int] = {"day": 86400, "hour": 3600}
 DEFAULT_BUCKET = "day"
@@ -37,16 +38,6 @@ class StatsQuery:
     @property
     def size(self) -> int:
         return BUCKETS[self.bucket]
-
-
-@dataclass(frozen=True)
-class Sample:
-    """What the statistics need of one build; `state` as /api/v2 names it."""
-
-    created_at: int
-    started_at: int | None
-    ended_at: int | None
-    state: str
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from vieter_lite.db.base import Base
 from vieter_lite.db.lists import BUILDS_TABLE, TIMEOUT_EXIT
-from vieter_lite.stats import Sample
+from vieter_lite.models import BuildSample as Sample
 
 
 def samples_sql(since: int, until: int, target_id: int | None = None,
