@@ -196,7 +196,15 @@ def test_targets_repos_and_agents_without_a_key(client, u):
     assert seeded["target"]["id"] in {t["id"] for t in targets}
     assert ok(anon(client, f"/api/v2/targets/{seeded['target']['id']}"))["repo"] == f"d{u}"
     assert "resources" in ok(anon(client, "/api/v2/repos"))
-    assert "resources" in ok(anon(client, "/api/v2/agents"))
+    agent = add_token(client, f"ag{u}", ["agent"])
+    ok(send(client, "POST", "/api/v2/agents", {"name": f"ag{u}", "archs": ["x86_64"]},
+            bearer(agent["secret"])), 201)
+    keyed = [a for a in ok(client.request("GET", "/api/v2/agents?per_page=5000"))["resources"]
+             if a["name"] == f"ag{u}"]
+    shown = [a for a in ok(anon(client, "/api/v2/agents?per_page=5000"))["resources"]
+             if a["name"] == f"ag{u}"]
+    assert keyed[0]["token_id"] == agent["id"]
+    assert shown == [{**keyed[0], "token_id": None, "last_seen_at": shown[0]["last_seen_at"]}]
 
 
 @pytest.mark.parametrize("method, path, body", [

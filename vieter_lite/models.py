@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 
 @dataclass(frozen=True)
@@ -409,9 +410,9 @@ class DeliveryAttempt:
     error: str
 
 
-@dataclass(frozen=True)
-class BuildSample:
-    """What build statistics need of one build (stats.py); `state` as /api/v2 names it."""
+class BuildSample(NamedTuple):
+    """What build statistics need of one build (stats.py); `state` as /api/v2 names it.
+    A tuple: a window may hold 100 000 of them."""
 
     created_at: int
     started_at: int | None

@@ -165,13 +165,18 @@ BUILD_STATE_CONDITIONS: dict[str, tuple[str, tuple]] = {
 }
 
 # since_last_success=true: the failed and timed-out builds of a target that ended after the
-# last successful build of that target on that arch (every one, when it never succeeded);
-# the last success comes from the partial index builds_last_success (its WHERE written
-# out literally, so that sqlite can use it)
+# last successful build of that target on that arch (every one, when it never succeeded),
+# for each arch the target has. Per (target, arch) the last success is one lookup in the
+# partial index builds_last_success and the failures after it one range of
+# builds_failed_by_target (the indexes' WHEREs written out literally, so that sqlite uses
+# them): a few hundred lookups, whatever the number of builds
 SINCE_LAST_SUCCESS = (
-    "(builds.target_id != 0 AND builds.status IN ('failed', 'timeout') AND builds.ended_at > "
-    "COALESCE((SELECT MAX(last.ended_at) FROM builds AS last WHERE last.status = 'success' "
-    "AND last.target_id = builds.target_id AND last.arch = builds.arch), -1))")
+    "builds.id IN (SELECT failed.id FROM target_archs AS ta JOIN builds AS failed "
+    "ON failed.target_id = ta.target_id AND failed.arch = ta.value "
+    "AND failed.status IN ('failed', 'timeout') "
+    "AND failed.ended_at > COALESCE((SELECT MAX(last.ended_at) FROM builds AS last "
+    "WHERE last.status = 'success' AND last.target_id = ta.target_id "
+    "AND last.arch = ta.value), -1))")
 
 BUILDS_TABLE = TableSpec(
     table="builds",

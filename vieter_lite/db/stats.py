@@ -9,8 +9,8 @@ from vieter_lite.models import BuildSample as Sample
 
 def samples_sql(since: int, until: int, target_id: int | None = None,
                 reader: str | None = None) -> tuple[str, tuple]:
-    """The SELECT of `build_samples`: the window from builds_by_created, or from
-    builds_by_target_created for one target; the reader's condition as the builds list's."""
+    """The SELECT of `build_samples`: the window from the covering index builds_stats, or
+    builds_stats_by_target for one target; the reader's condition as the builds list's."""
     where = ["created_at >= ?", "created_at < ?"]
     params: list[object] = [since, until]
     if target_id is not None:
@@ -31,6 +31,7 @@ class StatsQueries(Base):
         `reader` as the builds list filters them, if given), only what the statistics
         need."""
         sql, params = samples_sql(since, until, target_id, reader)
-        return [Sample(r["created_at"], r["started_at"], r["ended_at"],
-                       "timeout" if r["status"] == "failed" and r["exit_code"] == TIMEOUT_EXIT
-                       else r["status"]) for r in self._all(sql, *params)]
+        # by position (created_at, started_at, ended_at, status, exit_code): a window may
+        # hold 100 000 rows
+        return [Sample(r[0], r[1], r[2], "timeout" if r[3] == "failed"
+                       and r[4] == TIMEOUT_EXIT else r[3]) for r in self._all(sql, *params)]

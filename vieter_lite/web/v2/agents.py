@@ -15,6 +15,7 @@ from vieter_lite.web.v2.common import (
     DASHBOARD,
     V2,
     created,
+    for_caller,
     list_response,
     no_content,
     parse_list,
@@ -45,7 +46,7 @@ def register(app: bottle.Bottle, services: Services) -> None:
     agents, config = services.agents, services.config
 
     def shape(agent: Agent) -> dict[str, Any]:
-        return agent_json(agent, base_url(), agents.status(agent))
+        return for_caller(agent_json(agent, base_url(), agents.status(agent)))
 
     @app.post("/api/v2/agents", scope="agent", **V2)
     def register_agent() -> Any:

@@ -27,9 +27,9 @@ def principal() -> Principal:
 
 
 def for_caller(shown: dict[str, Any]) -> dict[str, Any]:
-    """A resource as the caller may see it: without a key (public dashboard) no trigger
-    and no delivery destination or response shows (a webhook URL or an email address may
-    be private)."""
+    """A resource as the caller may see it: without a key (public dashboard) no trigger,
+    no delivery destination or response (a webhook URL or an email address may be
+    private) and no agent's token id shows."""
     if not principal().anonymous:
         return shown
     return shapes.without_private(shown)

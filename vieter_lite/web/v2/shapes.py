@@ -101,9 +101,11 @@ def public_triggers(text: str) -> list[dict[str, Any]]:
 
 
 def without_private(shown: dict[str, Any]) -> dict[str, Any]:
-    """A build, target or delivery attempt as a caller without a key sees it: no triggers,
-    no destination and no response of a delivery."""
+    """A build, target, agent or delivery attempt as a caller without a key sees it: no
+    triggers, no destination and no response of a delivery, no agent's token id."""
     out = dict(shown)
+    if "token_id" in out:
+        out["token_id"] = None
     if "triggers" in out:
         out["triggers"] = []
     if "destination" in out:
