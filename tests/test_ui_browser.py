@@ -65,7 +65,7 @@ class Site:
     builds: dict[str, int] = field(default_factory=dict)
     tokens: dict[str, str] = field(default_factory=dict)
     targets: dict[str, int] = field(default_factory=dict)
-    ended: list[tuple[int, int]] = field(default_factory=list)  # (exit code, end) of runs
+    created: list[int] = field(default_factory=list)  # when each finished run was created
 
     def target(self, name: str, review: str = "never", **extra: Any) -> int:
         body = {"kind": "git", "url": f"https://example.invalid/{name}.git", "repo": name,
@@ -73,8 +73,9 @@ class Site:
         self.targets[name] = call(self.server, "POST", "/api/v2/targets", body)["id"]
         return self.targets[name]
 
-    def claim(self, target: str) -> tuple[int, str]:
-        build = call(self.server, "POST", "/api/v2/builds", {"target_id": self.targets[target]})
+    def claim(self, target: str, **extra: Any) -> tuple[int, str]:
+        build = call(self.server, "POST", "/api/v2/builds",
+                     {"target_id": self.targets[target], **extra})
         jobs = call(self.server, "GET", "/api/v1/jobs/poll?arch=x86_64&max=1"
                     f"&build={build['id']}&jobs=v2")["data"]
         assert [j["build_id"] for j in jobs] == [build["id"]]
@@ -108,8 +109,9 @@ class Site:
                       else "failed")
         self.append(build, token, log)
         self.finish(build, token, exit_code, start, end)
-        self.backdate(build, start - 5 * (build % 7 + 1), start, end)
-        self.ended.append((exit_code, end))
+        created = start - 5 * (build % 7 + 1)
+        self.backdate(build, created, start, end)
+        self.created.append(created)
         return build
 
 
@@ -442,6 +444,47 @@ def test_a_token_without_builds_write_cannot_cancel(site, browser):
     browser.assert_no_console_errors()
 
 
+@pytest.fixture(scope="module")
+def public_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    """A second server, with public_dashboard = true: a public build failed, a private one
+    too."""
+    if ("GET", "/api/v2/info") not in SCOPE_OF:
+        pytest.skip("this server has no public dashboard")
+    server = ServerProcess(tmp_path_factory.mktemp("ui-public") / "data",
+                           env_extra={"VIETER_PUBLIC_DASHBOARD": "true"}).start()
+    s = Site(server)
+    s.target("open")
+    for access in (["*"], []):
+        build, token = s.claim("open", **{"access:read": access})
+        s.append(build, token, f"public: {access == ['*']}\n")
+        s.finish(build, token, 1, 0, 0)
+        s.builds["public" if access else "private"] = build
+    yield s
+    server.stop()
+
+
+def test_a_public_dashboard_shows_public_builds_without_a_token(public_site, browser):
+    site = public_site
+    set_token(site, browser, None)
+    browser.go(site.server.url + "/ui/#/")
+    failed = browser.wait(lambda d: d.find_elements("css selector", "#failed li"),
+                          "the failed builds")
+    assert [int(li.get_attribute("data-build")) for li in failed] == [site.builds["public"]]
+    assert browser.all("#signin-link") and not browser.all("#signout")
+    browser.click(f"#failed li[data-build='{site.builds['public']}'] a")
+    browser.wait(lambda d: d.find_element("id", "L1").text.endswith("public: True"), "its log")
+    assert browser.all("#cancel-build") == [] and browser.all("#start-build") == []
+    step(browser, "public-build")  # no 401 anywhere: no console error
+    for route, shows in (("/history", "#history-summary"), ("/repos", "main h1"),
+                         ("/agents", "main h1"), ("/builds", "tr[data-build]")):
+        browser.go(f"{site.server.url}/ui/#{route}")
+        browser.css(shows)
+        assert not browser.all("main .error"), route
+        browser.assert_no_console_errors()
+    assert [int(r.get_attribute("data-build")) for r in browser.all("tr[data-build]")] == [
+        site.builds["public"]]  # the private build is not listed
+
+
 def count(site: Site, query: str) -> int:
     return call(site.server, "GET", f"/api/v2/builds?per_page=1&{query}"
                 )["pagination"]["total_results"]
@@ -450,18 +493,19 @@ def count(site: Site, query: str) -> int:
 def test_history_draws_success_rate_and_durations_as_svg(site, browser):
     open_page(site, browser, "/history")
     summary = browser.text_of("#history-summary")
-    # every build here ended within the last 30 days: the builds list is the reference
-    finished = count(site, "states=success,failed,timeout,cancelled")
-    ok, failed = count(site, "states=success"), count(site, "states=failed,timeout")
-    assert f"{finished} finished builds, {ok} succeeded, {failed} failed" in summary, summary
+    # every build here was created within the last 30 days: the builds list is the reference
+    total, ok = count(site, ""), count(site, "states=success")
+    failed, cancelled = count(site, "states=failed,timeout"), count(site, "states=cancelled")
+    assert f"{total} builds, {ok} succeeded, {failed} failed, {cancelled} cancelled" in summary, \
+        summary
     assert ok == 3 and failed == 3  # flaky 1 ok + 2 failed, fixed 1 failed + 1 ok, big 1 ok
     bars = browser.all("svg.chart rect.bar")
-    days = {end // 86400 for _, end in site.ended}  # UTC days with a success or a failure
+    days = {created // 86400 for created in site.created}  # UTC days of finished runs
     assert len(bars) == len(days)
     assert browser.all("svg.chart circle.dot")
     step(browser, "history")
     open_page(site, browser, f"/history/{site.targets['flaky']}")
-    browser.wait(lambda d: "3 finished builds, 1 succeeded, 2 failed"
+    browser.wait(lambda d: "3 builds, 1 succeeded, 2 failed, 0 cancelled"
                  in d.find_element("id", "history-summary").text, "flaky's history")
     browser.assert_no_console_errors()
 
@@ -481,9 +525,11 @@ def test_agents_page_and_an_api_error_shows_its_detail(site, browser):
 
 # -- the page's pure functions, run in the browser as the page runs them ----------------
 
-def run_module(browser: Browser, module: str, body: str, *args: Any) -> Any:
-    """Import /ui/<module> in the page and return what `body` (given `m` and `args`)
-    returns."""
+def run_module(site: Site, browser: Browser, module: str, body: str, *args: Any) -> Any:
+    """Import /ui/<module> in a page of the dashboard and return what `body` (given `m`
+    and `args`) returns."""
+    if not browser.driver.current_url.startswith(site.server.url + "/ui/"):
+        open_page(site, browser, "/agents")
     script = ("const done = arguments[arguments.length - 1];"
               "const args = Array.from(arguments).slice(0, -1);"
               f"import('/ui/{module}').then((m) => done({{ok: (() => {{ {body} }})()}}))"
@@ -514,7 +560,7 @@ ANSI_CASES = [
 def test_ansi_lines_become_text_segments_with_classes(site, browser, lines, expected):
     if not browser.driver.current_url.startswith(site.server.url):
         open_page(site, browser, "/agents")
-    got = run_module(browser, "ansi.js", "const style = m.initialStyle();"
+    got = run_module(site, browser, "ansi.js", "const style = m.initialStyle();"
                      "return args[0].map((l) => m.parseLine(l, style).map((s) => [s.text, s.cls]));",
                      lines)
     assert got == expected
@@ -546,7 +592,7 @@ SINCE_CASES = [
 @pytest.mark.parametrize("failed,succeeded,expected", SINCE_CASES)
 def test_failures_since_the_last_success_without_the_server_filter(site, browser, failed,
                                                                   succeeded, expected):
-    got = run_module(browser, "overview.js",
+    got = run_module(site, browser, "overview.js",
                      "return m.sinceLastSuccess(args[0], args[1]).map((x) => x.id);",
                      failed, succeeded)
     assert got == expected
@@ -567,15 +613,33 @@ def test_buckets_computed_from_builds_match_the_stats_shape(site, browser):
         {"status": "success", "created_at": "2024-10-01T00:00:00Z",  # before `since`
          "started_at": "2024-10-01T00:00:00Z", "ended_at": "2024-10-01T00:01:00Z"},
     ]
-    got = run_module(browser, "charts.js", "return m.bucketize(args[0], 'day', args[1], args[2]);",
+    got = run_module(site, browser, "charts.js", "return m.bucketize(args[0], 'day', args[1], args[2]);",
                      builds, since, since + 2 * day)
+    # by created_at; durations of the builds that ran to an end, waits of every start;
+    # nearest-rank medians (the lower of two); the build created before `since` left out
     assert got == [
         {"start": "2024-10-04T00:00:00Z", "builds": 2, "success": 1, "failed": 1,
-         "cancelled": 0, "success_rate": 0.5, "duration_p50": 180, "duration_max": 180,
-         "wait_p50": 30, "wait_max": 30},
-        {"start": "2024-10-05T00:00:00Z", "builds": 1, "success": 0, "failed": 0,
+         "cancelled": 0, "success_rate": 0.5, "duration_p50": 60, "duration_max": 180,
+         "wait_p50": 10, "wait_max": 30},
+        {"start": "2024-10-05T00:00:00Z", "builds": 2, "success": 0, "failed": 0,
          "cancelled": 1, "success_rate": None, "duration_p50": None, "duration_max": None,
-         "wait_p50": None, "wait_max": None}]
+         "wait_p50": 5, "wait_max": 5}]
+
+
+def test_buckets_computed_from_builds_equal_the_servers_stats(site, browser):
+    """The page's fallback for a server without /api/v2/stats/builds, against that route."""
+    if ("GET", "/api/v2/stats/builds") not in SCOPE_OF:
+        pytest.skip("this server has no /api/v2/stats/builds to compare with")
+    until = int(time.time()) // 86400 * 86400 + 86400
+    since = until - 10 * 86400
+    stamp = lambda t: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))  # noqa: E731
+    stats = call(site.server, "GET", f"/api/v2/stats/builds?since={stamp(since)}"
+                 f"&until={stamp(until)}")["buckets"]
+    builds = call(site.server, "GET", "/api/v2/builds?per_page=5000")["resources"]
+    got = run_module(site, browser, "charts.js", "return m.bucketize(args[0], 'day', args[1], args[2]);",
+                     builds, since, until)
+    assert [b for b in stats if b["builds"]]  # something to compare
+    assert got == stats
 
 
 def test_the_builds_list_pages_through_pagination_next(site, browser):

@@ -1,6 +1,6 @@
 // One build (status, tasks, source, packages, deliveries, the log followed live) and the
 // paginated list of all builds.
-import {can, followLog, getJSON, localPath, post, request} from './api.js';
+import {can, followLog, getJSON, localPath, post, request, session} from './api.js';
 import {initialStyle, parseLine} from './ansi.js';
 import {buildDuration, buildLink, diffView, empty, errorBox, externalLink, fill, fillId,
   fmtDuration, h, seconds, section, statusChip, table, timeEl} from './dom.js';
@@ -216,7 +216,10 @@ export async function buildView(main, [id, line], signal) {
     section('Manifest', h('div', {id: 'manifest'}, 'Loading…')),
     section('Notifications', h('div', {id: 'deliveries'}, 'Loading…')),
     build.note ? section('Note', h('pre', {class: 'note'}, build.note)) : null);
-  for (const [boxId, load] of [['manifest', manifest], ['deliveries', deliveries]]) {
+  // the public dashboard (no token) does not show manifests
+  const manifestOf = session.token ? manifest
+    : async () => h('p', {class: 'muted'}, 'Sign in to see the manifest.');
+  for (const [boxId, load] of [['manifest', manifestOf], ['deliveries', deliveries]]) {
     load(id).then((el) => fillId(boxId, el))
       .catch((err) => fillId(boxId, errorBox(err)));
   }

@@ -67,10 +67,12 @@ export function secondsChart(buckets, series, title) {
   return h('figure', {class: 'chartbox'}, h('figcaption', {}, title), svg, legend);
 }
 
-// --- the buckets computed from builds (a server without /api/v2/stats/builds) ---------
+// --- the buckets computed from builds (a server without /api/v2/stats/builds), by the
+// same rules: a build counts in the bucket of its created_at; durations of the builds that
+// ran to an end, waits of every build that started; nearest-rank percentiles
 function percentile(sorted, p) {
   if (!sorted.length) return null;
-  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))];
+  return sorted[Math.max(0, Math.ceil(p * sorted.length) - 1)];
 }
 
 function bucketStart(seconds, bucket) {
@@ -79,31 +81,30 @@ function bucketStart(seconds, bucket) {
 }
 
 const iso = (secs) => new Date(secs * 1000).toISOString().replace('.000Z', 'Z');
+const secondsOf = (rfc3339) => (rfc3339 ? Date.parse(rfc3339) / 1000 : null);
 
 // builds -> the stats route's buckets, oldest first, one per day (or hour) from `since`
 export function bucketize(builds, bucket, since, until) {
   const size = bucket === 'hour' ? 3600 : 86400;
-  const first = bucketStart(since, bucket);
   const out = [];
   const index = new Map();
-  for (let s = first; s < until; s += size) {
+  for (let s = bucketStart(since, bucket); s < until; s += size) {
     index.set(s, out.length);
     out.push({start: iso(s), builds: 0, success: 0, failed: 0, cancelled: 0, durations: [], waits: []});
   }
   for (const b of builds) {
-    const ended = b.ended_at ? Date.parse(b.ended_at) / 1000 : null;
-    if (ended === null || !['success', 'failed', 'timeout', 'cancelled'].includes(b.status)) continue;
-    const slot = index.get(bucketStart(ended, bucket));
+    const created = secondsOf(b.created_at);
+    const slot = created === null || created >= until ? undefined : index.get(bucketStart(created, bucket));
     if (slot === undefined) continue;
     const agg = out[slot];
     agg.builds += 1;
     if (b.status === 'success') agg.success += 1;
+    else if (b.status === 'failed' || b.status === 'timeout') agg.failed += 1;
     else if (b.status === 'cancelled') agg.cancelled += 1;
-    else agg.failed += 1;
-    const started = b.started_at ? Date.parse(b.started_at) / 1000 : null;
-    if (started !== null) {
+    const started = secondsOf(b.started_at), ended = secondsOf(b.ended_at);
+    if (started !== null) agg.waits.push(started - created);
+    if (started !== null && ended !== null && ['success', 'failed', 'timeout'].includes(b.status)) {
       agg.durations.push(ended - started);
-      agg.waits.push(started - Date.parse(b.created_at) / 1000);
     }
   }
   return out.map((agg) => {

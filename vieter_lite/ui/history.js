@@ -17,7 +17,7 @@ async function buckets(targetId, signal) {
   }
   // a server without the stats route: the same buckets from the builds list
   const filter = targetId ? `&target_ids=${targetId}` : '';
-  const builds = await allPages(`/api/v2/builds?ended_ats[gte]=${iso(bucketStartDay(since))}` +
+  const builds = await allPages(`/api/v2/builds?created_ats[gte]=${iso(bucketStartDay(since))}` +
     `&order_by=id&per_page=1000${filter}`);
   return bucketize(builds, 'day', since, until);
 }
@@ -33,15 +33,15 @@ export async function historyView(main, [targetId], signal) {
     location.hash = e.target.value ? `#/history/${e.target.value}` : '#/history';
   }}, h('option', {value: ''}, 'All builds'), targets.map((t) => h('option', {value: t.id,
     selected: String(t.id) === targetId}, `target ${t.id} (${t.repo})`)));
-  const total = data.reduce((n, b) => n + b.builds, 0);
-  const ok = data.reduce((n, b) => n + b.success, 0);
-  const failed = data.reduce((n, b) => n + b.failed, 0);
+  const sum = (key) => data.reduce((n, b) => n + b[key], 0);
+  const [total, ok, failed, cancelled] = ['builds', 'success', 'failed', 'cancelled'].map(sum);
   fill(main,
     h('h1', {}, targetId ? `History of target ${targetId}` : 'History'),
     h('div', {class: 'toolbar'}, h('label', {for: 'target-select'}, 'Show '), select,
       targetId ? h('a', {href: `#/builds`}, ' all builds') : null),
-    h('p', {id: 'history-summary'}, `The last ${DAYS} days: ${total} finished builds, ${ok} succeeded, ` +
-      `${failed} failed${ok + failed ? ` (${Math.round((100 * ok) / (ok + failed))}% success)` : ''}.`),
+    h('p', {id: 'history-summary'}, `The last ${DAYS} days: ${total} builds, ${ok} succeeded, ` +
+      `${failed} failed, ${cancelled} cancelled` +
+      `${ok + failed ? ` (${Math.round((100 * ok) / (ok + failed))}% success)` : ''}.`),
     section('Success rate per day', successChart(data)),
     section('Build duration', secondsChart(data, [{key: 'duration_max', label: 'longest', cls: 's2'},
       {key: 'duration_p50', label: 'median', cls: 's1'}], 'Build duration per day')),
