@@ -195,6 +195,28 @@ print(zstd.backend(), package.read_package(sys.argv[2]).info.name)
     assert proc.stdout.split() == ["zstandard", "deb"]
 
 
+def test_zipapp_carries_and_serves_the_dashboard(zipapp: Path, tmp_path: Path):
+    """The dashboard's files are package data read with importlib.resources: inside the
+    zipapp, and served from it byte for byte."""
+    ui_dir = ROOT / "vieter_lite" / "ui"
+    assets = sorted(p.name for p in ui_dir.iterdir() if p.suffix in (".html", ".js", ".css",
+                                                                      ".svg"))
+    assert "index.html" in assets and "app.js" in assets
+    with zipfile.ZipFile(zipapp) as zf:
+        names = set(zf.namelist())
+    assert not [a for a in assets if f"vieter_lite/ui/{a}" not in names]
+    server = zipapp_server(tmp_path / "data", zipapp).start()
+    try:
+        for name in assets:
+            with urllib.request.urlopen(f"{server.url}/ui/{name}", timeout=10) as resp:
+                assert resp.read() == (ui_dir / name).read_bytes(), name
+        with urllib.request.urlopen(server.url + "/", timeout=10) as resp:  # redirected
+            assert resp.url == server.url + "/ui/"
+            assert resp.read() == (ui_dir / "index.html").read_bytes()
+    finally:
+        assert server.stop() == 0, server.log()
+
+
 @pytest.mark.skipif(not pacman_available(), reason="pacman missing, or not running as root")
 def test_zipapp_server_publishes_and_pacman_syncs(zipapp: Path, tmp_path: Path):
     server = zipapp_server(tmp_path / "data", zipapp).start()

@@ -56,11 +56,14 @@ SCOPE_OF = _all_routes()
 ROUTES = list(SCOPE_OF)
 KEYED = [route for route, scope in SCOPE_OF.items() if scope != PUBLIC]
 # what anyone may call without a key: pacman's files (and their signatures), the health
-# check, metrics (when enabled), the page at /, the API document, the signing key and the
-# client set-up script (neither holds anything secret), what the server is (/api/v2/info)
-# and the status badges
+# check, metrics (when enabled), the dashboard's static files (it asks for a token itself),
+# the redirect at / and the icon, the API document, the signing key and the client set-up
+# script (neither holds anything secret), what the server is (/api/v2/info) and the
+# status badges
 PUBLIC_ROUTES = {("GET", "/api/v2/info"), ("GET", "/badge/<name>.svg"),
-                 ("GET", "/health"), ("GET", "/"), ("GET", "/<repo>/<arch>/<filename>"),
+                 ("GET", "/health"), ("GET", "/"), ("GET", "/ui"), ("GET", "/ui/<name:path>"),
+                 ("HEAD", "/ui"), ("HEAD", "/ui/<name:path>"),
+                 ("GET", "/favicon.ico"), ("HEAD", "/favicon.ico"), ("GET", "/<repo>/<arch>/<filename>"),
                  ("GET", "/key"), ("GET", "/setup"),
                  ("HEAD", "/<repo>/<arch>/<filename>"), ("GET", "/<repo>"), ("HEAD", "/<repo>"),
                  ("GET", "/<repo>/<arch>"), ("HEAD", "/<repo>/<arch>"), ("GET", "/metrics"),

@@ -1,15 +1,13 @@
-"""Repository routes: GET / (a page), GET|HEAD /:repo/:arch/:filename, POST|PUT
+"""Repository routes: GET|HEAD /:repo/:arch/:filename, POST|PUT
 /:repo/publish, DELETEs."""
 
 from __future__ import annotations
 
-import html
 from typing import TYPE_CHECKING
 
 import bottle
 from bottle import HTTPResponse, request
 
-from vieter_lite import __version__
 from vieter_lite.errors import BadRequest, Forbidden, NotFound
 from vieter_lite.repo import signing
 from vieter_lite.repo.store import checked
@@ -23,45 +21,8 @@ if TYPE_CHECKING:
 REPO = {"api": "repo"}
 
 
-def index_page(version: str, base_url: str, repos: dict[str, dict[str, int]],
-               fingerprint: str | None = None) -> str:
-    """The page at /: the version, each repo with its pacman.conf stanza (and, signed,
-    how to trust the key), where the API is described. Every value is escaped."""
-    e = html.escape
-    parts = ["<!doctype html>", '<html lang="en"><head><meta charset="utf-8">',
-             f"<title>vieter-lite {e(version)}</title></head><body>",
-             f"<h1>vieter-lite {e(version)}</h1>",
-             "<p>An Arch Linux package repository. To use a repository, add its stanza to "
-             "<code>/etc/pacman.conf</code>.</p>"]
-    if not repos:
-        parts.append("<p>No repositories yet: publishing a package creates one.</p>")
-    if fingerprint:
-        parts.append(f"<p>Packages and databases are signed by the key {e(fingerprint)} "
-                     f"(<a href=\"/key\">/key</a>). To trust it and add a repository, run "
-                     "as root <code>vieter-lite client setup URL REPO</code>, or the script "
-                     "at <code>/setup?repo=REPO</code>.</p>")
-    siglevel = "SigLevel = Required\n" if fingerprint else ""
-    for repo, archs in repos.items():
-        counts = ", ".join(f"{e(arch)} ({count})" for arch, count in archs.items())
-        parts += [f"<h2>{e(repo)}</h2>", f"<p>Packages per arch: {counts}</p>",
-                  f"<pre>[{e(repo)}]\n{siglevel}Server = {e(base_url)}/$repo/$arch</pre>"]
-    parts += ["<p>The HTTP API (publishing, targets, builds, logs) is described in the "
-              "sections &ldquo;HTTP API&rdquo; of vieter-lite&rsquo;s <code>README.md</code>."
-              "</p>", "</body></html>", ""]
-    return "\n".join(parts)
-
-
 def register(app: bottle.Bottle, services: Services) -> None:
     store = services.store
-
-    @app.get("/", scope="public", **REPO)
-    def index() -> HTTPResponse:
-        """No key needed: what a browser pointed at the server sees."""
-        parts = request.urlparts  # the scheme and host the client used
-        signer = services.signer
-        body = index_page(__version__, f"{parts.scheme}://{parts.netloc}", store.repos(),
-                          signer.fingerprint if signer else None)
-        return HTTPResponse(body.encode(), headers={"Content-Type": "text/html; charset=utf-8"})
 
     @app.route("/<repo>/<arch>/<filename>", method=["GET", "HEAD"], scope="public", **REPO)
     def get_file(repo: str, arch: str, filename: str) -> HTTPResponse:

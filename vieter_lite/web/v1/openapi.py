@@ -185,9 +185,37 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
                             headers=("ETag",)),
                  404: Reply("no such target or repo: an `unknown` badge", STRING, BADGE_TYPE,
                             ("ETag", "Cache-Control"))}),
+    # -- the dashboard (web/ui.py) ---------------------------------------------------------
     ("GET", "/"): Operation(
-        "The index page", "The version and each repo with its pacman.conf stanza.",
-        replies={200: Reply("an HTML page", STRING, "text/html")}),
+        "To the dashboard", "A redirect to /ui/.",
+        replies={302: Reply("Location: /ui/", media_type=None)}),
+    ("GET", "/ui"): Operation(
+        "The dashboard", "Its HTML page (it reads /api/v2 with the visitor's token).",
+        replies={200: Reply("the page", STRING, "text/html"),
+                 304: Reply("not modified (ETag, Last-Modified)", media_type=None)}),
+    ("GET", "/ui/<name:path>"): Operation(
+        "A file of the dashboard", "Its scripts, style sheet and images.",
+        replies={200: Reply("the file", STRING, ("text/javascript", "text/css",
+                                                  "image/svg+xml", "text/html")),
+                 304: Reply("not modified (ETag, Last-Modified)", media_type=None)},
+        errors={404: "no such file"}),
+    ("HEAD", "/ui"): Operation(
+        "The dashboard's headers",
+        replies={200: Reply("the page's headers", media_type=None),
+                 304: Reply("not modified (ETag, Last-Modified)", media_type=None)}),
+    ("HEAD", "/ui/<name:path>"): Operation(
+        "A dashboard file's headers",
+        replies={200: Reply("the file's headers", media_type=None),
+                 304: Reply("not modified (ETag, Last-Modified)", media_type=None)},
+        errors={404: "no such file"}),
+    ("GET", "/favicon.ico"): Operation(
+        "The icon", "The dashboard's icon (SVG).",
+        replies={200: Reply("the icon", STRING, "image/svg+xml"),
+                 304: Reply("not modified (ETag, Last-Modified)", media_type=None)}),
+    ("HEAD", "/favicon.ico"): Operation(
+        "The icon's headers",
+        replies={200: Reply("the icon's headers", media_type=None),
+                 304: Reply("not modified (ETag, Last-Modified)", media_type=None)}),
     ("GET", "/<repo>/<arch>/<filename>"): Operation(
         "A file of an arch-repo",
         "`<repo>.db`, `<repo>.files` (and their `.tar.gz` names): the db archives; a name "
