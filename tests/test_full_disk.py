@@ -24,7 +24,8 @@ import pytest
 from conftest import API_KEY, ServerProcess
 from pacman_client import PacmanClient, pacman_available
 from pkgfactory import make_synthetic_package
-from vieter_lite import diskspace
+from vieter_lite import diskspace, errors
+from vieter_lite.db import Database
 
 DISK_SIZE = 24 << 20
 PAGE = 4096
@@ -376,3 +377,24 @@ def test_an_upload_that_would_leave_too_little_room_is_refused_before_its_body(d
         assert publish(proc, fits)[0] == 200
     finally:
         assert proc.stop() == 0
+
+
+def test_a_transaction_on_a_full_disk_raises_sqlite_full_and_ends(disk):
+    """A transaction larger than sqlite's page cache writes to the WAL before COMMIT, and
+    sqlite rolls it back itself on SQLITE_FULL: the error that reaches the route is the
+    full disk (not "cannot rollback"), and no transaction stays open."""
+    db = Database(disk.root / "vieter.sqlite")
+    try:
+        db._run("CREATE TABLE blobs (data BLOB)")
+        disk.fill()
+        with pytest.raises(sqlite3.OperationalError) as caught, db.transaction():
+            for _ in range(1200):  # 1200 x 4 KiB spill sqlite's 2 MiB page cache
+                db._run("INSERT INTO blobs VALUES (?)", os.urandom(PAGE))
+        assert errors.full_disk(caught.value) is not None, caught.value
+        assert not db._conn.in_transaction
+        disk.free()
+        with db.transaction():
+            db._run("INSERT INTO blobs VALUES (?)", b"fits")
+        assert db._one("SELECT count(*) FROM blobs")[0] == 1
+    finally:
+        db.close()
