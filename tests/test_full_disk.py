@@ -14,6 +14,7 @@ import socket
 import sqlite3
 import subprocess
 import tarfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,11 +22,13 @@ from typing import Any
 
 import pytest
 
-from conftest import API_KEY, ServerProcess
+from conftest import API_KEY, ServerProcess, make_config
 from pacman_client import PacmanClient, pacman_available
 from pkgfactory import make_synthetic_package
 from vieter_lite import diskspace, errors
 from vieter_lite.db import Database
+from vieter_lite.services import build_services
+from vieter_lite.targets import TargetSpec
 
 DISK_SIZE = 24 << 20
 PAGE = 4096
@@ -398,3 +401,27 @@ def test_a_transaction_on_a_full_disk_raises_sqlite_full_and_ends(disk):
         assert db._one("SELECT count(*) FROM blobs")[0] == 1
     finally:
         db.close()
+
+
+def test_the_scheduler_thread_outlives_a_full_disk(disk, tmp_path, caplog):
+    """A due build that sqlite cannot record is queued once there is room: the scheduler
+    thread (which stops the server when it dies) logs the full disk and goes on."""
+    svc = build_services(make_config(tmp_path).replace(data_dir=disk.root,
+                                                      pkg_dir=disk.root / "pkgs"))
+    stop = threading.Event()
+    try:
+        target = svc.targets.add(TargetSpec(kind="git", url="https://e.org/p.git", repo="core",
+                                            schedule="0 3", archs=("x86_64",)))
+        svc.db._run("UPDATE target_archs SET next_run = 0 WHERE target_id = ?", target)
+        disk.fill()
+        thread = threading.Thread(target=svc.scheduler.run, args=(stop,), daemon=True)
+        thread.start()
+        wait_for(lambda: "scheduler: no space left on the data disk" in caplog.text,
+                 "the scheduler meets the full disk")
+        assert svc.db.builds(target=target) == []
+        disk.free()
+        wait_for(lambda: len(svc.db.builds(target=target)) == 1, "the build queued")
+        assert thread.is_alive()
+    finally:
+        stop.set()
+        svc.db.close()
