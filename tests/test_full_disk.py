@@ -425,3 +425,21 @@ def test_the_scheduler_thread_outlives_a_full_disk(disk, tmp_path, caplog):
     finally:
         stop.set()
         svc.db.close()
+
+
+def test_a_server_started_on_a_full_disk_says_so_in_one_line(disk, tmp_path):
+    proc = ServerProcess(disk.root, env_extra={"VIETER_MIN_FREE_SPACE": "0"}).start()
+    assert publish(proc, package(tmp_path, "1.0-1", b"kept"))[0] == 200
+    assert proc.stop() == 0
+    disk.fill()
+    again = ServerProcess(disk.root)
+    with pytest.raises(RuntimeError, match="server exited with 1"):
+        again.start()
+    assert f"vieter-lite: cannot open {disk.root / 'vieter.sqlite'}: {NO_SPACE}" in again.log()
+    assert "Traceback" not in again.log()
+    disk.free()
+    again.start()
+    try:
+        assert db_entries(served_db(again)) == {"hello-1.0-1"}
+    finally:
+        assert again.stop() == 0
