@@ -443,3 +443,20 @@ def test_a_server_started_on_a_full_disk_says_so_in_one_line(disk, tmp_path):
         assert db_entries(served_db(again)) == {"hello-1.0-1"}
     finally:
         assert again.stop() == 0
+
+
+@pytest.mark.parametrize("exc, full", [
+    (OSError(errno.ENOSPC, "No space left on device"), True),
+    (OSError(errno.EDQUOT, "Disk quota exceeded"), True),
+    (OSError(errno.EACCES, "Permission denied"), False),
+    (sqlite3.OperationalError("database or disk is full"), True),
+    (sqlite3.OperationalError("database is locked"), False),
+    (errors.InsufficientStorage("already one"), True),
+    (ValueError("no space left on device"), False),
+])
+def test_full_disk_errors(exc, full):
+    found = errors.full_disk(exc, "writing it")
+    assert (found is not None) == full
+    if found is not None and not isinstance(exc, errors.InsufficientStorage):
+        assert found.status == 507
+        assert found.message == f"{NO_SPACE} (writing it); free some space and try again"
