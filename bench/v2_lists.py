@@ -48,7 +48,8 @@ PAGE_KEYS = {"pagination", "resources"}
 PAGINATION_KEYS = {"total_results", "total_pages", "first", "last", "next", "previous"}
 BUILD_KEYS = {"id", "status", "target_id", "repo", "arch", "force", "note", "tags",
               "metadata", "access:read", "access:write", "triggers", "owner", "runner",
-              "exit_code", "hold", "timeout", "created_at", "updated_at", "started_at",
+              "exit_code", "hold", "blocked_by", "timeout", "source", "review",
+              "agent_labels", "agent_id", "created_at", "updated_at", "started_at",
               "ended_at", "setup_log", "tasks", "packages", "links"}
 DEEP_PAGE = 1000
 
@@ -75,6 +76,18 @@ QUERIES = [
          f"/api/v2/builds?order_by=-created_at&per_page=50&page={DEEP_PAGE}"),
     Case(f"v2 id page {DEEP_PAGE}", f"/api/v2/builds?per_page=50&page={DEEP_PAGE}"),
     Case("v2 -ended_at", "/api/v2/builds?order_by=-ended_at&per_page=50"),
+    Case("v2 since_last_success", "/api/v2/builds?since_last_success=true&per_page=50"),
+    Case("v2 since_last_success -ended_at", "/api/v2/builds?since_last_success=true"
+                                            "&order_by=-ended_at&per_page=50"),
+    Case("v2 since_last_success target=T", "/api/v2/builds?since_last_success=true"
+                                           "&target_ids={target}&per_page=50"),
+]
+# /api/v2/stats/builds: checked against stats.summarise over Database.build_samples
+STATS = [
+    Case("stats 30 days by day", "/api/v2/stats/builds"),
+    Case("stats 30 days by day target=T", "/api/v2/stats/builds?target_id={target}"),
+    Case("stats 7 days by hour", "/api/v2/stats/builds?bucket=hour&since={week_ago}"),
+    Case("stats 365 days by day", "/api/v2/stats/builds?since={year_ago}"),
 ]
 
 
@@ -114,6 +127,46 @@ def expected_v2(db: Database, paths: set[str]) -> dict[str, tuple[list[int], int
             times.append(time.perf_counter() - start)
         out[path] = ([b.id for b in builds], total, c.median(times))
     return out
+
+
+def stats_paths(now: int, targets: list[int]) -> dict[str, set[str]]:
+    """Per stats case, the paths its requests ask (a target, or a time, filled in)."""
+    fill = {"week_ago": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now - 7 * 86400)),
+            "year_ago": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now - 365 * 86400))}
+    return {case.path: {case.path.format(target=t, **fill) for t in targets} for case in STATS}
+
+
+def expected_stats(db: Database, paths: set[str], now: int) -> dict[str, tuple[list, int,
+                                                                                float]]:
+    """Per path: the buckets as the route shapes them, the builds counted, and the median
+    time of Database.build_samples + stats.summarise (three calls after one untimed)."""
+    from urllib.parse import parse_qsl, urlsplit
+
+    from vieter_lite import stats
+    from vieter_lite.web.v2.shapes import stats_json
+    out = {}
+    for path in sorted(paths):
+        query = stats.parse_query(parse_qsl(urlsplit(path).query), now)
+        times = []
+        for i in range(4):
+            start = time.perf_counter()
+            buckets = stats.summarise(db.build_samples(query.since, query.until,
+                                                       query.target_id), query)
+            if i:
+                times.append(time.perf_counter() - start)
+        shown = stats_json(query, buckets)["buckets"]
+        out[path] = (shown, sum(b["builds"] for b in shown), c.median(times))
+    return out
+
+
+def check_stats(status: int, body: bytes, expected: tuple[list, int, float] | None
+                ) -> list[str]:
+    if status != 200:
+        return [f"status {status}: {body[:200]!r}"]
+    doc = json.loads(body)
+    if expected is not None and doc["buckets"] != expected[0]:
+        return ["buckets differ from stats.summarise in-process"]
+    return []
 
 
 def label_matches(labels: dict[str, str], req: LabelRequirement) -> bool:
@@ -174,7 +227,7 @@ def check_v2(status: int, body: bytes, path: str,
 
 
 def run(server: c.Server, case: Case, targets: list[int], warmup: int,
-        check: Callable[[int, bytes, str, int], list[str]]) -> dict:
+        check: Callable[[int, bytes, str, int], list[str]], **fill: str) -> dict:
     """Warm-up, then one timed GET per entry of `targets`, over one HTTP/1.1 connection;
     responses are checked after the clock stops."""
     headers = {"X-Api-Key": c.API_KEY}
@@ -182,7 +235,7 @@ def run(server: c.Server, case: Case, targets: list[int], warmup: int,
     result: dict = {"times": [], "sizes": [], "problems": [], "bad": 0, "connects": 0}
     try:
         for i, target in enumerate(targets[:warmup] + targets):
-            path = case.path.format(target=target)
+            path = case.path.format(target=target, **fill)
             if conn.sock is None:
                 result["connects"] += 1
             start = time.perf_counter()
@@ -264,6 +317,12 @@ def main(argv: list[str] | None = None) -> int:
         _, expected_v1 = v1.time_in_process(db, targets, args.warmup)
         paths = {q.path.format(target=t) for q in QUERIES for t in targets}
         expected = expected_v2(db, paths)
+        now = int(time.time())
+        fill = {"week_ago": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now - 7 * 86400)),
+                "year_ago": time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                                          time.gmtime(now - 365 * 86400))}
+        stat_paths = {p for ps in stats_paths(now, targets).values() for p in ps}
+        expected_st = expected_stats(db, stat_paths, now)
         db.close()
         db = None
 
@@ -275,6 +334,10 @@ def main(argv: list[str] | None = None) -> int:
         for case in QUERIES:
             results.append((case, run(server, case, targets, args.warmup,
                                       lambda s, b, p, _t: check_v2(s, b, p, expected.get(p)))))
+        for case in STATS:
+            results.append((case, run(server, case, targets, args.warmup,
+                                      lambda s, b, p, _t: check_stats(s, b, expected_st.get(p)),
+                                      **fill)))
         rss = c.kib(server.status()["VmRSS"])
         server.stop()
         server = None
@@ -287,8 +350,8 @@ def main(argv: list[str] | None = None) -> int:
         for case, res in results:
             times = res["times"]
             med = c.median(times)
-            sample = [e for p, e in expected.items()
-                      if p == case.path.format(target=targets[0])]
+            first = case.path.format(target=targets[0], **fill)
+            sample = [e for p, e in {**expected, **expected_st}.items() if p == first]
             inproc = f"{sample[0][2] * 1000:8.2f}" if sample else f"{'':8}"
             total = f"{sample[0][1]:6}" if sample else f"{'':6}"
             print(f"{case.name:40} {med:7.2f} {v1.percentile(times, 95):7.2f} "
@@ -298,8 +361,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  slowest v2 median {worst:.2f} ms [target < {MEDIAN_TARGET_MS:g} ms: "
               f"{'ok' if worst < MEDIAN_TARGET_MS else 'MISSED'}]; server RSS "
               f"{rss / 1024:.1f} MB after the requests")
-        print("  (in-proc: Database.list_builds median for the query of the first target, "
-              "no details or JSON; total: its total_results)")
+        print("  (in-proc: Database.list_builds (stats: build_samples + summarise) median for "
+              "the query of the first target, no details or JSON; total: its total_results "
+              "(stats: the builds counted))")
         problems = [p for _, res in results for p in res["problems"]]
         bad = sum(res["bad"] for _, res in results)
         print(f"  checks: {len(results) * args.requests - bad}/{len(results) * args.requests} "

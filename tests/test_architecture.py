@@ -23,7 +23,7 @@ PURE = ("vieter_lite.errors", "vieter_lite.models", "vieter_lite.cron",
         "vieter_lite.repo.vercmp", "vieter_lite.names", "vieter_lite.lists",
         "vieter_lite.triggers", "vieter_lite.review", "vieter_lite.pgp",
         "vieter_lite.clientsetup", "vieter_lite.repo.archives", "vieter_lite.repo.srcinfo",
-        "vieter_lite.depgraph")
+        "vieter_lite.depgraph", "vieter_lite.badge")
 PURE_MAY_IMPORT = ("vieter_lite.errors", "vieter_lite.models", "vieter_lite.names",
                    "vieter_lite.repo.tarstream", "vieter_lite.repo.zstd",
                    "vieter_lite.repo.vercmp", "vieter_lite.repo.desc", "vieter_lite.streams",

@@ -40,7 +40,7 @@ def test_defaults():
         log_removal_schedule="0 0", collect_metrics=False, default_build_timeout=3600,
         public_url="", smtp_host="", smtp_port=587, smtp_user="", smtp_password="", smtp_from="",
         smtp_starttls=True, trigger_retry_delays="10,60,300", sign=False, sign_key_name="",
-        sign_key_email="", sign_key_file="")
+        sign_key_email="", sign_key_file="", public_dashboard=False)
     assert cfg.default_arch != "any" and cfg.default_arch
 
 
@@ -116,6 +116,7 @@ sign = true
 sign_key_name = "Pi Repo"
 sign_key_email = "repo@pi.example"
 sign_key_file = "/etc/vieter-lite/signing.asc"
+public_dashboard = true
 """
 
 
@@ -132,7 +133,7 @@ def test_file_values(tmp_path):
         smtp_host="mail.example", smtp_port=25, smtp_user="vieter", smtp_password="hunter2",
         smtp_from="builds@pi.example", smtp_starttls=False, trigger_retry_delays="5,30",
         sign=True, sign_key_name="Pi Repo", sign_key_email="repo@pi.example",
-        sign_key_file="/etc/vieter-lite/signing.asc")
+        sign_key_file="/etc/vieter-lite/signing.asc", public_dashboard=True)
 
 
 ENV_OVERRIDES = [

@@ -22,6 +22,7 @@ from vieter_lite.db.lists import (
     compile_list,
     walk_in_order,
 )
+from vieter_lite.db.stats import samples_sql
 from vieter_lite.lists import BUILD_STATES, BUILDS, TARGETS, ListQuery, parse
 from vieter_lite.models import Build
 
@@ -151,6 +152,20 @@ def at(world: World, n: int, attr: str) -> int:
     return values[n]
 
 
+def needs_attention(world: World) -> Callable[[Build], bool]:
+    """since_last_success=true, in Python: a target's failed or timed-out build that ended
+    after the last successful build of its target and arch (any, if none succeeded), on an
+    arch the target has."""
+    archs = {(t, a.value) for t in world.targets for a in world.db.target(t).arch}
+    last: dict[tuple[int, str], int] = {}
+    for b in world.builds:
+        if b.status == "success" and b.ended_at is not None:
+            key = (b.target_id, b.arch)
+            last[key] = max(last.get(key, -1), b.ended_at)
+    return lambda b: (b.target_id, b.arch) in archs and state_of(b) in ("failed", "timeout") \
+        and b.ended_at is not None and b.ended_at > last.get((b.target_id, b.arch), -1)
+
+
 CASES: list[tuple[str, Callable[[World], list], Callable[[World], Callable[[Build], bool]]]] = [
     ("everything by id", lambda w: [], lambda w: lambda b: True),
     ("by -id", lambda w: [("order_by", "-id")], lambda w: lambda b: True),
@@ -166,6 +181,14 @@ CASES: list[tuple[str, Callable[[World], list], Callable[[World], Callable[[Buil
     ("target_ids", lambda w: [("target_ids", f"{w.targets[0]},{w.targets[2]}")],
      lambda w: lambda b: b.target_id in (w.targets[0], w.targets[2])),
     ("archs", lambda w: [("archs", "aarch64")], lambda w: lambda b: b.arch == "aarch64"),
+    ("since_last_success", lambda w: [("since_last_success", "true")], needs_attention),
+    ("since_last_success=false is no filter", lambda w: [("since_last_success", "false")],
+     lambda w: lambda b: True),
+    ("since_last_success with states and target_ids by -ended_at",
+     lambda w: [("since_last_success", "true"), ("states", "timeout"),
+                ("target_ids", f"{w.targets[0]},{w.targets[1]}"), ("order_by", "-ended_at")],
+     lambda w: lambda b: needs_attention(w)(b) and state_of(b) == "timeout"
+     and b.target_id in (w.targets[0], w.targets[1])),
     ("repos", lambda w: [("repos", "home,none")], lambda w: lambda b: b.repo == "home"),
     ("runners", lambda w: [("runners", "pi4,rock5")],
      lambda w: lambda b: b.runner in ("pi4", "rock5")),
@@ -221,6 +244,52 @@ def test_list_matches_python_filter_and_order(world: World, name, params, keep):
     ids, total = everything(world, pairs)
     assert (ids, total) == (want, len(want))
     assert name == "nothing matches" or want, "a case that selects nothing proves little"
+
+
+def test_since_last_success_leaves_out_failures_before_a_success(world: World):
+    """The world has failed builds both before and after their target's last success on
+    that arch, so the filter keeps some and drops some."""
+    keep = needs_attention(world)
+    failed = [b for b in world.builds if state_of(b) in ("failed", "timeout")]
+    assert any(keep(b) for b in failed) and not all(keep(b) for b in failed)
+
+
+@pytest.mark.parametrize("history, kept", [
+    # (state, ended_at offset) of one target's builds on x86_64, oldest first -> kept ones
+    ([("failed", 1)], [0]),                              # never succeeded: every failure
+    ([("failed", 1), ("success", 2)], []),                # fixed since
+    ([("success", 1), ("failed", 2), ("timeout", 3)], [1, 2]),
+    ([("failed", 1), ("success", 2), ("failed", 3)], [2]),
+    ([("success", 1), ("cancelled", 2)], []),             # a cancelled build needs nothing
+    # by ended_at, not by id
+    ([("failed", 5), ("success", 3)], [0]),
+    ([("success", 5), ("failed", 3)], []),
+])
+def test_since_last_success_table(tmp_path, history, kept):
+    db = Database(tmp_path / "v.sqlite")
+    try:
+        target = db.add_target({"kind": "git", "url": "https://e.org/a.git", "repo": "bur"},
+                               {"x86_64": None, "aarch64": None})
+        other = db.add_target({"kind": "git", "url": "https://e.org/b.git", "repo": "bur"},
+                              {"x86_64": None})
+        codes = {"success": 0, "failed": 1, "timeout": TIMEOUT_EXIT}
+        ids = []
+        for state, end in history:
+            if state == "cancelled":
+                build = db.add_finished_build(target, "x86_64", T0, T0 + end, 0, T0)
+                db._run("UPDATE builds SET status = 'cancelled' WHERE id = ?", build)
+            else:
+                build = db.add_finished_build(target, "x86_64", T0, T0 + end, codes[state], T0)
+            ids.append(build)
+        # a success on another arch or of another target changes nothing here, nor does a
+        # failure on an arch the target does not have (any more)
+        db.add_finished_build(target, "aarch64", T0, T0 + 99, 0, T0)
+        db.add_finished_build(other, "x86_64", T0, T0 + 99, 0, T0)
+        db.add_finished_build(target, "riscv64", T0, T0 + 99, 1, T0)
+        found, total = db.list_builds(parse([("since_last_success", "true")], BUILDS))
+        assert [b.id for b in found] == [ids[i] for i in kept] and total == len(kept)
+    finally:
+        db.close()
 
 
 def test_the_world_has_every_state_and_ties(world: World):
@@ -349,6 +418,7 @@ PLANNED = [
     [("states", "failed"), ("order_by", "-created_at")],
     [("target_ids", "3"), ("order_by", "-ended_at")],
     [("archs", "aarch64"), ("created_ats[gt]", ts(T0))],
+    [("since_last_success", "true")], [("since_last_success", "true"), ("target_ids", "3")],
 ]
 
 
@@ -367,6 +437,20 @@ def test_every_filter_and_order_is_served_by_an_index(world: World, params):
         assert any(s.startswith(("SEARCH builds", "SCAN builds USING",
                                  "SEARCH label0 USING COVERING INDEX build_labels_by_value"))
                    for s in steps), steps
+
+
+def test_since_last_success_reads_per_target_and_arch_from_two_indexes(labelled: Database):
+    """The last success of each target and arch from one index, the failures after it
+    from another: no build is read that is not in the answer."""
+    compiled = compile_list(parse([("since_last_success", "true")], BUILDS), BUILDS_TABLE)
+    for sql, bound in (compiled.select_sql("id"), compiled.count_sql()):
+        steps = plan(labelled, sql, bound)
+        assert "SEARCH last USING INDEX builds_last_success (target_id=? AND arch=?)" \
+            in steps, steps
+        assert "SEARCH failed USING INDEX builds_failed_by_target (target_id=? AND arch=? " \
+            "AND ended_at>?)" in steps, steps
+        assert not any(s.startswith(("SCAN builds", "SCAN last", "SCAN failed"))
+                       for s in steps), steps
 
 
 @pytest.mark.parametrize("order", ["id", "-id", "created_at", "-created_at", "updated_at",
@@ -529,3 +613,39 @@ def test_a_count_of_labels_alone_reads_no_builds(labelled: Database, selector):
     rows, _ = labelled.list_rows(BUILDS_TABLE, parse([("label_selector", selector),
                                                      ("per_page", "5000")], BUILDS), "id")
     assert total == len(rows) > 0
+
+
+# -- build statistics' samples (db/stats.py) ----------------------------------------------
+
+@pytest.mark.parametrize("target, reader, index", [
+    (None, None, "builds_stats (created_at>? AND created_at<?)"),
+    (None, "alice", "builds_stats (created_at>? AND created_at<?)"),
+    (3, None, "builds_stats_by_target (target_id=? AND created_at>? AND created_at<?)"),
+    (3, "alice", "builds_stats_by_target (target_id=? AND created_at>? AND created_at<?)"),
+])
+def test_stats_samples_read_the_window_from_an_index_alone(labelled: Database, target, reader,
+                                                           index):
+    """Only the window's entries of an index holding every column read, the readers'
+    condition's included: no row of the table."""
+    sql, bound = samples_sql(T0, T0 + DAY, target, reader)
+    steps = plan(labelled, sql, bound)
+    assert steps[0] == f"SEARCH builds USING COVERING INDEX {index}", steps
+
+
+def test_stats_samples_are_the_window_the_target_and_the_readers_builds(world: World):
+    since, until = T0 + 3600, T0 + 6 * 3600
+    target = world.targets[0]
+    want = sorted((b.created_at, b.started_at, b.ended_at, state_of(b)) for b in world.builds
+                  if since <= b.created_at < until and b.target_id == target)
+    got = world.db.build_samples(since, until, target)
+    assert sorted((s.created_at, s.started_at, s.ended_at, s.state) for s in got) == want
+    assert want and "timeout" in {s.state for s in world.db.build_samples(0, T0 + 99 * DAY)}
+    private = world.builds[0].id
+    world.db._run("UPDATE builds SET access_read = '[\"alice\"]' WHERE id = ?", private)
+    try:
+        everyone = len(world.db.build_samples(0, T0 + 99 * DAY))
+        assert len(world.db.build_samples(0, T0 + 99 * DAY, reader="alice")) == everyone
+        assert len(world.db.build_samples(0, T0 + 99 * DAY, reader="bob")) == everyone - 1
+        assert len(world.db.build_samples(0, T0 + 99 * DAY, reader="*")) == everyone - 1
+    finally:
+        world.db._run("UPDATE builds SET access_read = '[\"*\"]' WHERE id = ?", private)

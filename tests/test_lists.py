@@ -270,7 +270,8 @@ def test_unknown_parameter_lists_the_valid_ones():
     assert bad([("x", "1")]).message == (
         "Unknown query parameter(s): 'x'. Valid parameters are: 'page', 'per_page', "
         "'order_by', 'created_ats', 'updated_ats', 'started_ats', 'ended_ats', "
-        "'label_selector', 'states', 'target_ids', 'archs', 'repos', 'tags', 'runners'")
+        "'label_selector', 'states', 'target_ids', 'archs', 'repos', 'tags', 'runners', "
+        "'since_last_success'")
 
 
 def test_error_messages_shorten_long_values():

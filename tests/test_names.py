@@ -8,7 +8,8 @@ from vieter_lite.names import check_arch, check_pkgname, check_repo, check_versi
 
 REPO_OK = ["vieter", "my-repo", "r_1", "R", "0", "_x", "repo.v2", "a+b", "me@home", "apis", "x" * 128,
            "Vieter", "api-2"]
-REPO_BAD = ["", ".", "..", "a/b", "/", "api", "API", "Api", ".hidden", "-x", "+x", "@x", "my repo", " x",
+REPO_BAD = ["", ".", "..", "a/b", "/", "api", "API", "Api", "badge", "Badge", ".hidden", "-x", "+x", "@x",
+            "my repo", " x",
             "x ", "x\n", "x" * 129, "x" * 200, "a\\b", "caf\u00e9", "a:b", "a%2Fb", "a?b", "a#b", "\0"]
 
 

@@ -35,7 +35,7 @@ def routes(tmp_path_factory):
     services.db.close()
 
 
-def _all_routes() -> dict[tuple[str, str], str]:
+def _all_routes(**overrides: object) -> dict[tuple[str, str], str]:
     """{(method, rule): scope} of every route, read from a fresh app (for parametrising)."""
     import tempfile
     from pathlib import Path
@@ -44,7 +44,7 @@ def _all_routes() -> dict[tuple[str, str], str]:
     from vieter_lite.services import build_services
 
     with tempfile.TemporaryDirectory() as tmp:
-        services = build_services(make_config(Path(tmp)))
+        services = build_services(make_config(Path(tmp), **overrides))
         try:
             return {(r.method, r.rule): r.config.get("scope")
                     for r in build_app(services).routes}
@@ -57,12 +57,27 @@ ROUTES = list(SCOPE_OF)
 KEYED = [route for route, scope in SCOPE_OF.items() if scope != PUBLIC]
 # what anyone may call without a key: pacman's files (and their signatures), the health
 # check, metrics (when enabled), the page at /, the API document, the signing key and the
-# client set-up script (neither holds anything secret)
-PUBLIC_ROUTES = {("GET", "/health"), ("GET", "/"), ("GET", "/<repo>/<arch>/<filename>"),
+# client set-up script (neither holds anything secret), what the server is (/api/v2/info)
+# and the status badges
+PUBLIC_ROUTES = {("GET", "/api/v2/info"), ("GET", "/badge/<name>.svg"),
+                 ("GET", "/health"), ("GET", "/"), ("GET", "/<repo>/<arch>/<filename>"),
                  ("GET", "/key"), ("GET", "/setup"),
                  ("HEAD", "/<repo>/<arch>/<filename>"), ("GET", "/<repo>"), ("HEAD", "/<repo>"),
                  ("GET", "/<repo>/<arch>"), ("HEAD", "/<repo>/<arch>"), ("GET", "/metrics"),
                  ("GET", "/api/v1/metrics"), ("GET", "/api/v2/openapi.json")}
+
+
+# what a caller without any key may read when public_dashboard is true (only builds whose
+# access:read holds '*')
+DASHBOARD_ROUTES = {
+    ("GET", "/api/v2/builds"), ("GET", "/api/v2/builds/<build_id>"),
+    ("GET", "/api/v2/builds/<build_id>/log"), ("GET", "/api/v2/builds/<build_id>/log/content"),
+    ("GET", "/api/v2/builds/<build_id>/tasks/<name>/log"),
+    ("GET", "/api/v2/builds/<build_id>/deliveries"),
+    ("GET", "/api/v2/targets"), ("GET", "/api/v2/targets/<target_id>"),
+    ("GET", "/api/v2/repos"), ("GET", "/api/v2/repos/<repo>/<arch>/packages"),
+    ("GET", "/api/v2/repos/<repo>/<arch>/packages/<name>"),
+    ("GET", "/api/v2/agents"), ("GET", "/api/v2/stats/builds")}
 
 
 def test_there_are_routes_to_check():
@@ -71,6 +86,50 @@ def test_there_are_routes_to_check():
 
 def test_only_these_routes_are_public():
     assert {route for route, scope in SCOPE_OF.items() if scope == PUBLIC} == PUBLIC_ROUTES
+
+
+def test_only_these_routes_are_open_to_the_public_dashboard(routes):
+    _, table = routes
+    assert {(m, r) for m, r, c in table if c.get("dashboard")} == DASHBOARD_ROUTES
+
+
+@pytest.fixture(scope="module")
+def public_dashboard(tmp_path_factory):
+    from conftest import make_config
+    from vieter_lite.services import build_services
+
+    services = build_services(make_config(tmp_path_factory.mktemp("dashboard"),
+                                          public_dashboard=True))
+    yield webtest.TestApp(build_app(services))
+    services.db.close()
+
+
+@pytest.mark.parametrize("method, rule", sorted(set(KEYED) - DASHBOARD_ROUTES))
+def test_public_dashboard_opens_no_other_route(public_dashboard, method, rule):
+    """With public_dashboard = true a caller without any key still gets a 401 on every
+    keyed route but the dashboard's reads."""
+    resp = public_dashboard.request(_path(rule), method=method, expect_errors=True)
+    assert resp.status_int == 401, (method, rule, resp.text)
+
+
+@pytest.mark.parametrize("method, rule", sorted(DASHBOARD_ROUTES))
+def test_public_dashboard_routes_refuse_a_wrong_or_empty_key(public_dashboard, method, rule):
+    for headers in ({"X-Api-Key": "not-the-key"}, {"Authorization": "Bearer "},
+                    {"X-Api-Key": ""}):
+        resp = public_dashboard.request(_path(rule), method=method, expect_errors=True,
+                                        headers=headers)
+        assert resp.status_int == 401, (method, rule, headers, resp.text)
+
+
+@pytest.mark.parametrize("method, rule", sorted(DASHBOARD_ROUTES))
+def test_public_dashboard_routes_take_no_key_only_when_it_is_on(routes, public_dashboard,
+                                                                method, rule):
+    app, _ = routes    # public_dashboard = false (the default)
+    closed = webtest.TestApp(app).request(_path(rule), method=method, expect_errors=True)
+    assert closed.status_int == 401, (method, rule, closed.text)
+    opened = public_dashboard.request(_path(rule), method=method, expect_errors=True)
+    assert opened.status_int != 401, (method, rule, opened.text)
+    assert opened.status_int != 403, (method, rule, opened.text)
 
 
 @pytest.mark.parametrize("method, rule", ROUTES)

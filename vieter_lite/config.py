@@ -190,6 +190,10 @@ SERVER_KEYS: tuple[Key, ...] = (
     Key("sign_key_file", str, "", None,
         "a secret key to sign with instead (gpg --export-secret-keys, no passphrase), "
         "imported into <data_dir>/gnupg at start; empty: generate one"),
+    Key("public_dashboard", bool, False, None,
+        "let callers without a key read what the dashboard shows: builds whose access:read "
+        "holds '*' (and their logs and deliveries), targets, repos, agents and build "
+        "statistics; never tokens, never a write (a wrong key is still refused)"),
 )
 
 
@@ -231,6 +235,7 @@ class ServerConfig:
     sign_key_name: str
     sign_key_email: str
     sign_key_file: str
+    public_dashboard: bool
 
     def replace(self, **changes: Any) -> ServerConfig:
         return dataclasses.replace(self, **changes)

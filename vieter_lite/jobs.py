@@ -29,6 +29,8 @@ def may_read(who: Principal, build: Build) -> bool:
 def may_write(who: Principal, build: Build) -> bool:
     """The admin, the owner, or a user on access:write ('*': anyone); a build nobody owns
     (the scheduler's, the api_key's) anyone with builds:write."""
+    if who.anonymous:
+        return False
     if who.is_admin or build.owner == "":
         return True
     return who.user == build.owner or ANYONE in build.access_write \
@@ -54,6 +56,8 @@ class Jobs:
     def readable(self, who: Principal, build_id: int) -> Build:
         build = self.queue.get(build_id)
         if not may_read(who, build):
+            if who.anonymous:   # a caller without a key does not learn that it exists
+                raise NotFound(f"build {build_id} not found")
             raise Forbidden(f"build {build_id} is not on this token's access:read list")
         return build
 

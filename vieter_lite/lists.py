@@ -377,7 +377,8 @@ BUILDS = ListSpec(
     order_fields=("id", "created_at", "updated_at", "started_at", "ended_at"),
     timestamp_fields=("created_at", "updated_at", "started_at", "ended_at"),
     filters=(Filter("states", choices=BUILD_STATES), Filter("target_ids", integer=True),
-             Filter("archs"), Filter("repos"), Filter("tags"), Filter("runners")),
+             Filter("archs"), Filter("repos"), Filter("tags"), Filter("runners"),
+             Filter("since_last_success", choices=("true", "false"))),
     labels=True)
 
 TARGETS = ListSpec(order_fields=("id",), filters=(Filter("repos"), Filter("archs")),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 
 @dataclass(frozen=True)
@@ -407,3 +408,13 @@ class DeliveryAttempt:
     response_status: int | None
     response: str
     error: str
+
+
+class BuildSample(NamedTuple):
+    """What build statistics need of one build (stats.py); `state` as /api/v2 names it.
+    A tuple: a window may hold 100 000 of them."""
+
+    created_at: int
+    started_at: int | None
+    ended_at: int | None
+    state: str

@@ -11,7 +11,7 @@ _PKGVER = re.compile(r"[A-Za-z0-9._+~]{1,254}")
 _EPOCH = re.compile(r"[0-9]{1,9}")
 _PKGREL = re.compile(r"[0-9]+(\.[0-9]+)*")
 
-RESERVED_REPOS = frozenset({"api"})
+RESERVED_REPOS = frozenset({"api", "badge"})   # /api/..., /badge/<name>.svg
 
 
 def check_repo(name: str) -> str:

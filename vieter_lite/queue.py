@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from vieter_lite import names
+from vieter_lite import names, stats
 from vieter_lite.db import Database
 from vieter_lite.errors import BadRequest, Conflict, Invalid, NotFound
 from vieter_lite.lists import ListQuery
@@ -280,6 +280,13 @@ class BuildQueue:
     def page(self, query: ListQuery) -> tuple[builtins.list[Build], int]:
         """A page of builds (a Cloud Foundry list) and how many match in all."""
         return self.db.list_builds(query)
+
+    def stats(self, query: stats.StatsQuery, reader: str | None = None
+              ) -> builtins.list[stats.Bucket]:
+        """Build statistics per bucket of the query's window, over the builds `reader` may
+        read (None: every build)."""
+        samples = self.db.build_samples(query.since, query.until, query.target_id, reader)
+        return stats.summarise(samples, query)
 
     def details(self, build: Build) -> BuildDetails:
         """What /api/v2 shows besides the record: tags, labels, published packages."""

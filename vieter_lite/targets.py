@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from vieter_lite import agents, cron, lists, names
+from vieter_lite import agents, badge, cron, lists, names
 from vieter_lite.db import Database
 from vieter_lite.db.lists import TARGETS_TABLE
 from vieter_lite.errors import Invalid, NotFound
@@ -220,6 +220,12 @@ class Targets:
         if target is None:
             raise NotFound("Target not found.")
         return target
+
+    def badge_status(self, target_id: int) -> str:
+        """The status a target's badge shows (badge.target_status); NotFound for no such
+        target."""
+        self.get(target_id)
+        return badge.target_status(*self.db.target_results(target_id))
 
     def exists(self, target_id: int) -> bool:
         return self.db.target(target_id) is not None

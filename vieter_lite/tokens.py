@@ -45,6 +45,7 @@ MAX_NAME = 64
 MAX_ITEMS = 100          # repos or archs on one token
 LAST_USED_EVERY = 60     # seconds: last_used_at is written at most this often per token
 ADMIN_NAME = "api_key"   # the Principal of the configured api_key
+ANONYMOUS_NAME = "anonymous"   # a caller without a key, with public_dashboard = true
 
 _NAME = re.compile(r"[A-Za-z0-9._-]{1,64}", re.ASCII)
 _USER = re.compile(r"[A-Za-z0-9._@-]{1,64}", re.ASCII)
@@ -62,6 +63,7 @@ class Principal:
     archs: tuple[str, ...] = ()
     is_admin: bool = False
     token_id: int | None = None
+    anonymous: bool = False   # no key at all (public_dashboard): reads only what is public
 
     def __post_init__(self) -> None:
         if "admin" in self.scopes:  # the admin scope is the admin, however it was built
@@ -81,6 +83,11 @@ class Principal:
 
 
 ADMIN = Principal(name=ADMIN_NAME, user="admin", scopes=frozenset({"admin"}), is_admin=True)
+# Its user '*' is no token's user (is_user refuses it): as a build's reader it matches
+# exactly the builds whose access:read holds '*'.
+ANONYMOUS = Principal(name=ANONYMOUS_NAME, user="*",
+                      scopes=frozenset({"builds:read", "targets:read", "repos:read"}),
+                      anonymous=True)
 
 
 # -- pure rules --------------------------------------------------------------------------

@@ -11,11 +11,13 @@ from vieter_lite.db.jobs import JobQueries
 from vieter_lite.db.kept import KeptQueries
 from vieter_lite.db.lists import ListQueries
 from vieter_lite.db.repos import BUCKETS, ArchiveSnapshot, RepoQueries, bucket_of
+from vieter_lite.db.stats import StatsQueries
 from vieter_lite.db.tokens import TokenQueries
 
 
 class Database(RepoQueries, KeptQueries, DeliveryQueries, AgentQueries, ListQueries,
-               BuildQueries, JobQueries, BuildLogQueries, TokenQueries, DepQueries):
+               BuildQueries, JobQueries, BuildLogQueries, TokenQueries, DepQueries,
+               StatsQueries):
     """All of vieter_lite's SQL. Methods are atomic; `transaction()` groups several."""
 
 

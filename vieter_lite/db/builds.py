@@ -8,7 +8,7 @@ from collections.abc import Iterable
 
 from vieter_lite.db.base import Base
 from vieter_lite.db.deps import DEPENDENCIES_DONE
-from vieter_lite.models import NO_TARGET, TASK_NAMES, Build, Target, TargetArch
+from vieter_lite.models import NO_TARGET, TASK_NAMES, TIMEOUT_EXIT, Build, Target, TargetArch
 
 _BUILD_COLUMNS = ("id, target_id, arch, status, force, created_at, repo, kind, url, branch, "
                   "path, base_image, timeout, started_at, ended_at, exit_code, runner, "
@@ -331,6 +331,20 @@ class BuildQueries(Base):
         row = self._one("SELECT id FROM builds WHERE target_id = ? ORDER BY id DESC LIMIT 1",
                         target_id)
         return None if row is None else self.build(row["id"])
+
+    def target_results(self, target_id: int) -> tuple[bool, list[str]]:
+        """Whether a build of the target runs, and the state of its latest finished
+        (success, failed, timeout) build on each arch (by ended_at, then id)."""
+        with self._lock:
+            running = self._one("SELECT 1 FROM builds WHERE target_id = ? AND status = "
+                                "'running' LIMIT 1", target_id) is not None
+            # sqlite takes a bare column from the row holding the MAX
+            rows = self._all("SELECT arch, status, exit_code, MAX(ended_at * 1000000000 + id) "
+                             "FROM builds WHERE target_id = ? AND status IN ('success', "
+                             "'failed', 'timeout') AND ended_at IS NOT NULL GROUP BY arch",
+                             target_id)
+        return running, ["timeout" if r["status"] == "failed" and r["exit_code"] == TIMEOUT_EXIT
+                         else r["status"] for r in rows]
 
     def set_task(self, build_id: int, name: str, status: str) -> bool:
         return self._run("UPDATE tasks SET status = ? WHERE build_id = ? AND name = ?",

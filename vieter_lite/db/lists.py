@@ -164,13 +164,29 @@ BUILD_STATE_CONDITIONS: dict[str, tuple[str, tuple]] = {
     "cancelled": ("status = ?", ("cancelled",)),
 }
 
+# since_last_success=true: the failed and timed-out builds of a target that ended after the
+# last successful build of that target on that arch (every one, when it never succeeded),
+# for each arch the target has. Per (target, arch) the last success is one lookup in the
+# partial index builds_last_success and the failures after it one range of
+# builds_failed_by_target (the indexes' WHEREs written out literally, so that sqlite uses
+# them): a few hundred lookups, whatever the number of builds
+SINCE_LAST_SUCCESS = (
+    "builds.id IN (SELECT failed.id FROM target_archs AS ta JOIN builds AS failed "
+    "ON failed.target_id = ta.target_id AND failed.arch = ta.value "
+    "AND failed.status IN ('failed', 'timeout') "
+    "AND failed.ended_at > COALESCE((SELECT MAX(last.ended_at) FROM builds AS last "
+    "WHERE last.status = 'success' AND last.target_id = ta.target_id "
+    "AND last.arch = ta.value), -1))")
+
 BUILDS_TABLE = TableSpec(
     table="builds",
     fields={"id": "id", "created_at": "created_at", "updated_at": BUILD_UPDATED_AT,
             "started_at": "started_at", "ended_at": "ended_at"},
     filters={"states": Choice(BUILD_STATE_CONDITIONS), "target_ids": In("target_id", True),
              "archs": In("arch"), "repos": In("repo"), "runners": In("runner"),
-             "tags": Related("build_tags", "build_id", "tag")},
+             "tags": Related("build_tags", "build_id", "tag"),
+             "since_last_success": Choice({"true": (SINCE_LAST_SUCCESS, ()),
+                                           "false": ("1", ())})},
     labels=("build_labels", "build_id"),
     # a build's access:read: everyone (the usual list, checked first), its owner, or a user
     # on the list

@@ -173,6 +173,14 @@ class RepoQueries(Base):
                          "(SELECT 1 FROM packages p WHERE p.repo = package_owners.repo "
                          "AND p.name = package_owners.name)", repo)
 
+    def repo_package_count(self, repo: str) -> int | None:
+        """How many package names a repo holds over its arch-repos (an 'any' package
+        once); None for a repo without arch-repos."""
+        if self._one("SELECT 1 FROM arch_repos WHERE repo = ? LIMIT 1", repo) is None:
+            return None
+        row = self._one("SELECT COUNT(DISTINCT name) FROM packages WHERE repo = ?", repo)
+        return row[0] if row is not None else 0
+
     def package_counts(self) -> dict[tuple[str, str], int]:
         rows = self._all("SELECT a.repo, a.arch, COUNT(p.name) AS n FROM arch_repos a "
                          "LEFT JOIN packages p ON p.repo = a.repo AND p.arch = a.arch "

@@ -342,4 +342,19 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX target_deps_by_dep ON target_deps (dep_id, arch);
     ALTER TABLE targets ADD COLUMN rebuild_on_dependency INTEGER NOT NULL DEFAULT 0;
     """,
+    # 13: the dashboard. Each target's builds per arch by end time, the successful ones
+    # and the failed or timed-out ones (the builds list's since_last_success: per target
+    # and arch the last success, then the failures after it); and the builds by creation
+    # time, of all targets or of one, with every column build statistics read (a window
+    # is read from the index alone, the readers' condition included)
+    """
+    CREATE INDEX builds_last_success ON builds (target_id, arch, ended_at)
+        WHERE status = 'success';
+    CREATE INDEX builds_failed_by_target ON builds (target_id, arch, ended_at)
+        WHERE status IN ('failed', 'timeout');
+    CREATE INDEX builds_stats ON builds
+        (created_at, started_at, ended_at, status, exit_code, owner, access_read);
+    CREATE INDEX builds_stats_by_target ON builds
+        (target_id, created_at, started_at, ended_at, status, exit_code, owner, access_read);
+    """,
 )

@@ -513,6 +513,18 @@ class RepoStore:
             result.setdefault(repo, {})[arch] = count
         return result
 
+    def package_count(self, repo: str) -> int:
+        """How many package names a repo holds (over its arch-repos); NotFound for an
+        unknown or invalid repo name."""
+        try:
+            names.check_repo(repo)
+        except ValueError:
+            raise NotFound(f"repository '{repo}' not found") from None
+        count = self.db.repo_package_count(repo)
+        if count is None:
+            raise NotFound(f"repository '{repo}' not found")
+        return count
+
     def listed_packages(self, repo: str, arch: str | None = None) -> list[ListedPackage]:
         """The packages of a repo's arch-repos (or of one), by arch then name; 404 for an
         unknown repo or arch-repo."""

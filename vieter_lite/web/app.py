@@ -13,7 +13,7 @@ import bottle
 from bottle import HTTPError, HTTPResponse, request
 
 from vieter_lite.errors import VieterError, full_disk
-from vieter_lite.web import agent, keys, repo, v1, v2
+from vieter_lite.web import agent, badges, keys, repo, v1, v2
 from vieter_lite.web.access_log import AccessLog, escape
 from vieter_lite.web.auth import AuthPlugin
 from vieter_lite.web.http import envelope, is_v2_path, normalise_path
@@ -125,6 +125,7 @@ def build_app(services: Services) -> bottle.Bottle:
     keys.register(app, services)
     agent.register(app, services)
     v2.register(app, services)
+    badges.register(app, services)   # before the repository routes' catch-alls
     repo.register(app, services)
     app.services = services
     return app

@@ -15,8 +15,8 @@ from bottle import request
 from vieter_lite import diskspace
 from vieter_lite.errors import Forbidden, Unauthorized
 from vieter_lite.models import Build
+from vieter_lite.tokens import ANONYMOUS, Principal
 from vieter_lite.tokens import SCOPES as TOKEN_SCOPES
-from vieter_lite.tokens import Principal
 from vieter_lite.web.http import given_key, normalise_path, path_id
 
 if TYPE_CHECKING:
@@ -27,8 +27,11 @@ if TYPE_CHECKING:
     from vieter_lite.services import Services
 
 PUBLIC = "public"
+# "any": every valid key (the api_key, any named token whatever its scopes; not a build's
+# token), e.g. /api/v2/whoami
+ANY = "any"
 # "build": the build routes an agent reports through (the api_key, or that build's token)
-SCOPES = (PUBLIC, "build", *TOKEN_SCOPES)
+SCOPES = (PUBLIC, "build", ANY, *TOKEN_SCOPES)
 # what a build token may do, besides nothing
 BUILD_TOKEN_SCOPES = ("build", "repos:publish")
 CALLER = "vieter.caller"
@@ -62,7 +65,7 @@ def resolve(services: Services, scope: str, key: str, build_token: bool = False)
             if not principal.allows("agent"):
                 raise Forbidden("Forbidden: only the build's own token, an agent's token or "
                                 "an admin reports on a build.")
-        elif not principal.allows(scope):
+        elif scope != ANY and not principal.allows(scope):
             raise Forbidden(f"Forbidden: this token lacks the scope '{scope}'.")
         return Caller(principal=principal)
     if scope in BUILD_TOKEN_SCOPES or build_token:
@@ -70,6 +73,12 @@ def resolve(services: Services, scope: str, key: str, build_token: bool = False)
         if build is not None:
             return Caller(build=build)
     raise Unauthorized("Unauthorized.")
+
+
+def no_key_at_all(environ: dict[str, Any]) -> bool:
+    """Whether a request carries no key header at all (an empty or wrong one is a key,
+    refused as such)."""
+    return "HTTP_X_API_KEY" not in environ and "HTTP_AUTHORIZATION" not in environ
 
 
 def own_build(queue: BuildQueue, build_id: str) -> int:
@@ -92,7 +101,9 @@ def caller() -> Caller:
 
 
 class AuthPlugin:
-    """Checks each route's declared scope before it runs."""
+    """Checks each route's declared scope before it runs. A route that declares
+    `dashboard=True` (a GET the dashboard reads) also takes a caller without any key when
+    public_dashboard is true: the ANONYMOUS principal, which reads only public builds."""
 
     name = "auth"
     api = 2
@@ -106,9 +117,17 @@ class AuthPlugin:
             return callback
         services = self.services
         build_token = bool(route.config.get("build_token", False))
+        dashboard = bool(route.config.get("dashboard", False))
+        if dashboard and (route.method != "GET" or not ANONYMOUS.allows(scope)):
+            raise ValueError(f"{route.method} {route.rule}: only a read route may be "
+                             "open to the public dashboard")
 
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            request.environ[CALLER] = resolve(services, scope, given_key(), build_token)
+            if dashboard and services.config.public_dashboard \
+                    and no_key_at_all(request.environ):
+                request.environ[CALLER] = Caller(principal=ANONYMOUS)
+            else:
+                request.environ[CALLER] = resolve(services, scope, given_key(), build_token)
             return callback(*args, **kwargs)
 
         return wrapper

@@ -30,7 +30,11 @@ SECURITY_SCHEMES: dict[str, Schema] = {
 SCOPE_TEXT: dict[str, str] = {
     **TOKEN_SCOPES,
     "build": "report on a build: the api_key (admin), or that very build's token",
+    "any": "any valid key: the api_key or a named token, whatever its scopes",
 }
+DASHBOARD_TEXT = ("With public_dashboard = true also without any key: then only builds "
+                  "whose access:read holds '*' show (another build is a 404), and no "
+                  "triggers or delivery destinations.")
 _PARAM = re.compile(r"<([A-Za-z_][A-Za-z0-9_]*)(?::[^>]*)?>")
 
 
@@ -150,13 +154,15 @@ class RouteInfo:
     rule: str
     scope: str
     api: str
+    dashboard: bool = False   # a caller without a key may use it when public_dashboard
 
 
 def route_infos(routes: Iterable[Any]) -> list[RouteInfo]:
     """bottle Route objects -> RouteInfo (a route that declares nothing is admin-only v1,
     as the plugins read it)."""
     return [RouteInfo(r.method, r.rule, r.config.get("scope", "admin"),
-                      r.config.get("api", "v1")) for r in routes]
+                      r.config.get("api", "v1"), bool(r.config.get("dashboard", False)))
+            for r in routes]
 
 
 def path_names(rule: str) -> list[str]:
@@ -219,6 +225,8 @@ def _reply(reply: Reply) -> Schema:
 def _auth_errors(scope: str) -> dict[int, str]:
     if scope == PUBLIC:
         return {}
+    if scope == "any":
+        return {401: "no key, or one the server does not know"}
     forbidden = "a named token, or another build's token" if scope == "build" \
         else f"a token without the scope '{scope}' (or outside its repos or archs)"
     return {401: "no key, or one the server does not know", 403: forbidden}
@@ -243,9 +251,11 @@ def operation_object(route: RouteInfo, op: Operation, doc: ApiDoc,
         "operationId": _operation_id(route),
         "summary": op.summary,
         "description": (op.description + "\n\n" if op.description else "")
-        + f"Scope: `{route.scope}` ({scope_text}).",
+        + f"Scope: `{route.scope}` ({scope_text})."
+        + (f" {DASHBOARD_TEXT}" if route.dashboard else ""),
         "tags": [doc.tags[route.api]],
         "x-scope": route.scope,
+        **({"x-public-dashboard": True} if route.dashboard else {}),
         "security": [] if route.scope == PUBLIC else KEYED,
     }
     if params:

@@ -12,6 +12,7 @@ from vieter_lite.web.openapi import (
     ApiDoc,
     Body,
     Operation,
+    Param,
     Reply,
     Schema,
     array,
@@ -147,6 +148,8 @@ NO_LISTING = Operation(
     "No listing", "A repo or arch-repo path is no file (its packages are in its db).",
     errors={404: "always"})
 
+BADGE_TYPE = "image/svg+xml; charset=utf-8"
+
 OPERATIONS: dict[tuple[str, str], Operation] = {
     # -- repository routes (web/repo.py, web/app.py) --------------------------------------
     ("GET", "/health"): Operation(
@@ -169,6 +172,21 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         replies={200: Reply("the script", STRING, TEXT_UTF8)},
         errors={400: "no repo, an unsafe name, or a host the script cannot name (set "
                      "public_url)", 404: "no such repository"}),
+    ("GET", "/badge/<name>.svg"): Operation(
+        "A status badge (SVG)",
+        "Digits name a target: `build | passing` (its latest finished build on each arch "
+        "succeeded), `failing` (one failed or timed out), `running` (one of its builds "
+        "runs) or `unknown` (none finished yet). Anything else names a repo: "
+        "`<repo> | N packages`. No key needed; `Cache-Control: no-cache` with an ETag.",
+        params=(Param("name", "path", {"type": "string",
+                                       "pattern": "^[A-Za-z0-9_][A-Za-z0-9._+@-]{0,127}$"},
+                      "a target's id (digits) or a repo's name", True),
+                header("If-None-Match", STRING, "an ETag of this badge: 304 if unchanged")),
+        replies={200: Reply("the badge", STRING, BADGE_TYPE, ("ETag", "Cache-Control")),
+                 304: Reply("not modified (If-None-Match)", media_type=None,
+                            headers=("ETag",)),
+                 404: Reply("no such target or repo: an `unknown` badge", STRING, BADGE_TYPE,
+                            ("ETag", "Cache-Control"))}),
     ("GET", "/"): Operation(
         "The index page", "The version and each repo with its pacman.conf stanza.",
         replies={200: Reply("an HTML page", STRING, "text/html")}),

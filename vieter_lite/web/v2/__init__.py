@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import bottle
 
 from vieter_lite.web.v2 import (
+    about,
     agents,
     builds,
     deliveries,
@@ -14,6 +15,7 @@ from vieter_lite.web.v2 import (
     jobs,
     logs,
     repos,
+    stats,
     targets,
     tokens,
 )
@@ -23,6 +25,7 @@ if TYPE_CHECKING:
 
 
 def register(app: bottle.Bottle, services: Services) -> None:
+    about.register(app, services)
     tokens.register(app, services)
     builds.register(app, services)
     jobs.register(app, services)
@@ -31,4 +34,5 @@ def register(app: bottle.Bottle, services: Services) -> None:
     logs.register(app, services)
     deliveries.register(app, services)
     agents.register(app, services)
+    stats.register(app, services)
     docs.register(app, services)

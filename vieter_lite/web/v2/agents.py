@@ -11,7 +11,16 @@ from vieter_lite import lists
 from vieter_lite.errors import Invalid
 from vieter_lite.models import Agent, AgentSpec
 from vieter_lite.web.http import base_url, json_body, path_id
-from vieter_lite.web.v2.common import V2, created, list_response, no_content, parse_list, principal
+from vieter_lite.web.v2.common import (
+    DASHBOARD,
+    V2,
+    created,
+    for_caller,
+    list_response,
+    no_content,
+    parse_list,
+    principal,
+)
 from vieter_lite.web.v2.shapes import agent_json
 
 if TYPE_CHECKING:
@@ -37,7 +46,7 @@ def register(app: bottle.Bottle, services: Services) -> None:
     agents, config = services.agents, services.config
 
     def shape(agent: Agent) -> dict[str, Any]:
-        return agent_json(agent, base_url(), agents.status(agent))
+        return for_caller(agent_json(agent, base_url(), agents.status(agent)))
 
     @app.post("/api/v2/agents", scope="agent", **V2)
     def register_agent() -> Any:
@@ -46,7 +55,7 @@ def register(app: bottle.Bottle, services: Services) -> None:
             return created(shape(agent), f"{base_url()}/api/v2/agents/{agent.id}")
         return shape(agent)  # registered again: updated
 
-    @app.get("/api/v2/agents", scope="builds:read", **V2)
+    @app.get("/api/v2/agents", scope="builds:read", **DASHBOARD)
     def list_agents() -> Any:
         query = parse_list(lists.AGENTS)
         found, total = agents.page(query)

@@ -13,8 +13,10 @@ from vieter_lite.models import Build, BuildDetails
 from vieter_lite.web.auth import LARGE_API_BODY
 from vieter_lite.web.http import base_url, json_body, path_id
 from vieter_lite.web.v2.common import (
+    DASHBOARD,
     V2,
     created,
+    for_caller,
     list_response,
     no_content,
     parse_list,
@@ -31,13 +33,13 @@ def register(app: bottle.Bottle, services: Services) -> None:
     queue, jobs = services.queue, services.jobs
 
     def shape(build: Build, details: BuildDetails) -> dict[str, Any]:
-        return build_json(build, base_url(), details.tags, details.labels, details.packages,
-                          details.blocked_by)
+        return for_caller(build_json(build, base_url(), details.tags, details.labels,
+                                     details.packages, details.blocked_by))
 
     def one(build: Build) -> dict[str, Any]:
         return shape(build, queue.details(build))
 
-    @app.get("/api/v2/builds", scope="builds:read", **V2)
+    @app.get("/api/v2/builds", scope="builds:read", **DASHBOARD)
     def list_builds() -> Any:
         who = principal()
         query = parse_list(lists.BUILDS)
@@ -52,7 +54,7 @@ def register(app: bottle.Bottle, services: Services) -> None:
         build = jobs.submit(principal(), json_body(LARGE_API_BODY))
         return created(one(build), f"{base_url()}/api/v2/builds/{build.id}")
 
-    @app.get("/api/v2/builds/<build_id>", scope="builds:read", **V2)
+    @app.get("/api/v2/builds/<build_id>", scope="builds:read", **DASHBOARD)
     def get_build(build_id: str) -> Any:
         return one(jobs.readable(principal(), path_id(build_id)))
 

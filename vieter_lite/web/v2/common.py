@@ -12,14 +12,27 @@ from vieter_lite import lists
 from vieter_lite.tokens import ADMIN, Principal
 from vieter_lite.web.auth import caller
 from vieter_lite.web.http import JSON, base_url
+from vieter_lite.web.v2 import shapes
 
 V2: dict[str, Any] = {"api": "v2"}
+# a GET the dashboard reads: with public_dashboard = true a caller without a key may use it
+# (web/auth.py AuthPlugin), as ANONYMOUS: public builds only, no triggers
+DASHBOARD: dict[str, Any] = {**V2, "dashboard": True}
 T = TypeVar("T")
 
 
 def principal() -> Principal:
     """The named token or api_key calling a route of a token scope."""
     return caller().principal or ADMIN
+
+
+def for_caller(shown: dict[str, Any]) -> dict[str, Any]:
+    """A resource as the caller may see it: without a key (public dashboard) no trigger,
+    no delivery destination or response (a webhook URL or an email address may be
+    private) and no agent's token id shows."""
+    if not principal().anonymous:
+        return shown
+    return shapes.without_private(shown)
 
 
 def query_pairs() -> list[tuple[str, str]]:

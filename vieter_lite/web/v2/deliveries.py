@@ -11,7 +11,7 @@ import bottle
 from vieter_lite import lists
 from vieter_lite.models import Build, BuildDetails
 from vieter_lite.web.http import base_url, path_id
-from vieter_lite.web.v2.common import V2, list_response, parse_list, principal
+from vieter_lite.web.v2.common import DASHBOARD, for_caller, list_response, parse_list, principal
 from vieter_lite.web.v2.shapes import attempt_json, build_json
 
 if TYPE_CHECKING:
@@ -30,10 +30,10 @@ def webhook_renderer(base: str) -> Render:
 def register(app: bottle.Bottle, services: Services) -> None:
     deliveries, jobs = services.deliveries, services.jobs
 
-    @app.get("/api/v2/builds/<build_id>/deliveries", scope="builds:read", **V2)
+    @app.get("/api/v2/builds/<build_id>/deliveries", scope="builds:read", **DASHBOARD)
     def list_deliveries(build_id: str) -> Any:
         build = jobs.readable(principal(), path_id(build_id))   # its access:read list
         query = parse_list(lists.DELIVERIES)
         found, total = deliveries.attempts(build.id, query)
         base = base_url()
-        return list_response(query, found, total, lambda a: attempt_json(a, base))
+        return list_response(query, found, total, lambda a: for_caller(attempt_json(a, base)))

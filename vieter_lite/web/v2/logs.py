@@ -14,7 +14,7 @@ from vieter_lite.web import files
 from vieter_lite.web.auth import caller, own_build
 from vieter_lite.web.http import json_body, path_id
 from vieter_lite.web.v2 import sse
-from vieter_lite.web.v2.common import V2, principal
+from vieter_lite.web.v2.common import DASHBOARD, V2, principal
 from vieter_lite.web.v2.shapes import log_json, rfc3339
 from vieter_lite.web.workers import hung_up
 
@@ -76,13 +76,13 @@ def register(app: bottle.Bottle, services: Services) -> None:
     def readable(build_id: str) -> int:
         return jobs.readable(principal(), path_id(build_id)).id
 
-    @app.get("/api/v2/builds/<build_id>/log", scope="builds:read", **V2)
+    @app.get("/api/v2/builds/<build_id>/log", scope="builds:read", **DASHBOARD)
     def get_log(build_id: str) -> Any:
         allow_params("offset")
         offset = offset_param(request.query.get("offset"), "offset")
         return log_json(build_logs.view(readable(build_id), offset))
 
-    @app.get("/api/v2/builds/<build_id>/log/content", scope="builds:read", **V2)
+    @app.get("/api/v2/builds/<build_id>/log/content", scope="builds:read", **DASHBOARD)
     def log_content(build_id: str) -> Any:
         allow_params("follow", "offset")
         number = readable(build_id)
@@ -101,7 +101,7 @@ def register(app: bottle.Bottle, services: Services) -> None:
             return files.send(b"", 0, record.created_at, files.TEXT)
         return files.send_file(path, files.TEXT)
 
-    @app.get("/api/v2/builds/<build_id>/tasks/<name>/log", scope="builds:read", **V2)
+    @app.get("/api/v2/builds/<build_id>/tasks/<name>/log", scope="builds:read", **DASHBOARD)
     def task_log(build_id: str, name: str) -> Any:
         allow_params()
         number = readable(build_id)

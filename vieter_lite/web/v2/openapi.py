@@ -5,7 +5,7 @@ parameters come from its lists.ListSpec."""
 
 from __future__ import annotations
 
-from vieter_lite import lists
+from vieter_lite import lists, stats
 from vieter_lite.tokens import SCOPES
 from vieter_lite.web.openapi import (
     BINARY,
@@ -213,6 +213,48 @@ BODY_ERRORS = {400: "the body is not a JSON object", 413: "over max_api_body",
 OPERATIONS: dict[tuple[str, str], Operation] = {
     ("GET", "/api/v2/openapi.json"): Operation(
         "This document", replies={200: Reply("OpenAPI 3.1", {"type": "object"})}),
+    # -- the server and the caller (web/v2/about.py) -------------------------------------
+    ("GET", "/api/v2/info"): Operation(
+        "What the server is",
+        "Its version, whether callers without a key may read the dashboard's routes "
+        "(public_dashboard), the fingerprint of its signing key, and its public_url.",
+        replies={200: Reply("the server", obj({
+            "version": STRING, "public_dashboard": {"type": "boolean"},
+            "signing": nullable(obj({"fingerprint": STRING})),
+            "public_url": nullable(STRING)}))}),
+    ("GET", "/api/v2/whoami"): Operation(
+        "Who the key is",
+        "Its name, every scope it holds (with the ones they imply; all for an admin), and "
+        "the repos and archs it is limited to (empty: all).",
+        replies={200: Reply("the caller", obj({
+            "name": STRING, "scopes": array({"enum": list(SCOPES)}),
+            "admin": {"type": "boolean"}, "repos": array(STRING),
+            "archs": array(STRING)}))}),
+    # -- build statistics (web/v2/stats.py) -----------------------------------------------
+    ("GET", "/api/v2/stats/builds"): Operation(
+        "Build statistics per day or hour",
+        "Over the builds the caller may read, by created_at: builds, success, failed "
+        "(failed and timeout), cancelled, success_rate (success / (success + failed)), "
+        "the median and longest duration of the builds that ran to an end and the median "
+        "and longest wait (started_at - created_at) of those that started, in seconds. "
+        "Oldest bucket first, empty ones too; at most 1000 buckets.",
+        params=(query("target_id", ID, "only this target's builds"),
+                query("bucket", {"enum": list(stats.BUCKETS)}, "default day"),
+                query("since", TIME, "rounded down to a bucket; default: 30 days before "
+                                     "until"),
+                query("until", TIME, "exclusive; default: the end of the current bucket")),
+        replies={200: Reply("the buckets", obj({
+            "bucket": {"enum": list(stats.BUCKETS)}, "target_id": nullable(ID),
+            "since": TIME, "until": TIME,
+            "buckets": array(obj({
+                "start": TIME, "builds": INTEGER, "success": INTEGER, "failed": INTEGER,
+                "cancelled": INTEGER,
+                "success_rate": nullable({"type": "number", "minimum": 0, "maximum": 1}),
+                "duration_p50": nullable(INTEGER), "duration_max": nullable(INTEGER),
+                "wait_p50": nullable(INTEGER), "wait_max": nullable(INTEGER)}))}))},
+        errors={400: "an unknown or repeated parameter (CF-BadQueryParameter)",
+                422: "a bad bucket, time or target_id, since not before until, or more "
+                     "than 1000 buckets"}),
     # -- tokens (web/v2/tokens.py) --------------------------------------------------------
     ("POST", "/api/v2/tokens"): Operation(
         "Add a named token",

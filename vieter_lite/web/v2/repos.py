@@ -14,7 +14,15 @@ from vieter_lite.repo.store import ListedPackage
 from vieter_lite.tokens import Principal
 from vieter_lite.web.auth import caller
 from vieter_lite.web.http import base_url, json_body
-from vieter_lite.web.v2.common import V2, list_response, no_content, page_of, parse_list, principal
+from vieter_lite.web.v2.common import (
+    DASHBOARD,
+    V2,
+    list_response,
+    no_content,
+    page_of,
+    parse_list,
+    principal,
+)
 from vieter_lite.web.v2.shapes import package_json, repo_json
 
 if TYPE_CHECKING:
@@ -58,7 +66,7 @@ def rollback_caller() -> Principal:
 def register(app: bottle.Bottle, services: Services) -> None:
     store, rollbacks, config = services.store, services.rollbacks, services.config
 
-    @app.get("/api/v2/repos", scope="repos:read", **V2)
+    @app.get("/api/v2/repos", scope="repos:read", **DASHBOARD)
     def list_repos() -> Any:
         query = parse_list(REPOS)
         if query.order_by == "id":
@@ -71,7 +79,7 @@ def register(app: bottle.Bottle, services: Services) -> None:
             name, repos[name], {a: store.archive_mtime(name, a) for a in repos[name]}, base,
             signer.fingerprint if signer else None))
 
-    @app.get("/api/v2/repos/<repo>/<arch>/packages", scope="repos:read", **V2)
+    @app.get("/api/v2/repos/<repo>/<arch>/packages", scope="repos:read", **DASHBOARD)
     def list_packages(repo: str, arch: str) -> Any:
         query = parse_list(PACKAGES)
         found = store.listed_packages(repo, arch)
@@ -95,7 +103,7 @@ def register(app: bottle.Bottle, services: Services) -> None:
         return package_json(listed, base_url(), [v.package.version for v in versions[1:]],
                             rollbacks.hold(repo, arch, name), versions)
 
-    @app.get("/api/v2/repos/<repo>/<arch>/packages/<name>", scope="repos:read", **V2)
+    @app.get("/api/v2/repos/<repo>/<arch>/packages/<name>", scope="repos:read", **DASHBOARD)
     def get_package(repo: str, arch: str, name: str) -> Any:
         return detail(repo, arch, name)
 

@@ -22,6 +22,7 @@ from vieter_lite.models import (
 from vieter_lite.repo.desc import parse_desc
 from vieter_lite.repo.store import ListedPackage
 from vieter_lite.rollback import PackageVersion
+from vieter_lite.stats import Bucket, StatsQuery
 from vieter_lite.web.http import MAX_TIME
 
 
@@ -97,6 +98,21 @@ def public_triggers(text: str) -> list[dict[str, Any]]:
             trigger["secret"] = "********" if trigger["secret"] else ""
         shown.append(trigger)
     return shown
+
+
+def without_private(shown: dict[str, Any]) -> dict[str, Any]:
+    """A build, target, agent or delivery attempt as a caller without a key sees it: no
+    triggers, no destination and no response of a delivery, no agent's token id."""
+    out = dict(shown)
+    if "token_id" in out:
+        out["token_id"] = None
+    if "triggers" in out:
+        out["triggers"] = []
+    if "destination" in out:
+        out["destination"] = ""
+        out["response"] = None
+        out["error"] = None
+    return out
 
 
 def target_json(target: Target, base: str, labels: dict[str, str], schedule: str,
@@ -225,3 +241,15 @@ def agent_json(agent: Agent, base: str, status: str) -> dict[str, Any]:
             "builds": [{"id": build_id, "links": {"self": link(base, f"/api/v2/builds/{build_id}")}}
                        for build_id in agent.builds],
             "links": {"self": link(base, here)}}
+
+
+def stats_json(query: StatsQuery, buckets: list[Bucket]) -> dict[str, Any]:
+    """Build statistics: the bucket size, the target (or null: all) and each bucket,
+    oldest first."""
+    return {"bucket": query.bucket, "target_id": query.target_id,
+            "since": rfc3339(query.since), "until": rfc3339(query.until),
+            "buckets": [{"start": rfc3339(b.start), "builds": b.builds, "success": b.success,
+                         "failed": b.failed, "cancelled": b.cancelled,
+                         "success_rate": b.success_rate, "duration_p50": b.duration_p50,
+                         "duration_max": b.duration_max, "wait_p50": b.wait_p50,
+                         "wait_max": b.wait_max} for b in buckets]}

@@ -12,7 +12,15 @@ from vieter_lite.errors import Invalid
 from vieter_lite.models import Target
 from vieter_lite.targets import TargetSpec
 from vieter_lite.web.http import base_url, json_body, path_id
-from vieter_lite.web.v2.common import V2, created, list_response, no_content, parse_list
+from vieter_lite.web.v2.common import (
+    DASHBOARD,
+    V2,
+    created,
+    for_caller,
+    list_response,
+    no_content,
+    parse_list,
+)
 from vieter_lite.web.v2.shapes import target_json
 
 if TYPE_CHECKING:
@@ -76,11 +84,11 @@ def register(app: bottle.Bottle, services: Services) -> None:
 
     def shape(target: Target) -> dict[str, Any]:
         schedule, is_global, _ = targets.plan(target.id)
-        return target_json(target, base_url(), targets.labels(target.id), schedule, is_global,
-                           targets.last_build(target.id),
-                           services.dependencies.of_target(target.id))
+        return for_caller(target_json(target, base_url(), targets.labels(target.id), schedule,
+                                      is_global, targets.last_build(target.id),
+                                      services.dependencies.of_target(target.id)))
 
-    @app.get("/api/v2/targets", scope="targets:read", **V2)
+    @app.get("/api/v2/targets", scope="targets:read", **DASHBOARD)
     def list_targets() -> Any:
         query = parse_list(lists.TARGETS)
         found, total = targets.page(query)
@@ -92,7 +100,7 @@ def register(app: bottle.Bottle, services: Services) -> None:
         return created(shape(targets.get(target_id)),
                        f"{base_url()}/api/v2/targets/{target_id}")
 
-    @app.get("/api/v2/targets/<target_id>", scope="targets:read", **V2)
+    @app.get("/api/v2/targets/<target_id>", scope="targets:read", **DASHBOARD)
     def get_target(target_id: str) -> Any:
         return shape(targets.get(path_id(target_id)))
 
