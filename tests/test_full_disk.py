@@ -4,6 +4,7 @@ no temp files, and works again once space is freed, without a restart."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import http.client
@@ -69,13 +70,13 @@ def _pages(size: int) -> int:
     return -(-size // PAGE) * PAGE
 
 
-def _mount_or_skip(mount: Path) -> None:
+def _mount_or_skip(mount: Path, size: int = DISK_SIZE) -> None:
     """Mount the tmpfs; without root, skip outside CI (and fail in CI, which runs as root)."""
     why = None
     if os.geteuid() != 0:
         why = "mounting a tmpfs needs root"
     else:
-        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={DISK_SIZE},mode=0755",
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755",
                                "tmpfs", str(mount)], capture_output=True, text=True)
         if done.returncode != 0:
             why = f"cannot mount a tmpfs: {done.stderr.strip()}"
@@ -85,16 +86,21 @@ def _mount_or_skip(mount: Path) -> None:
         pytest.skip(why)
 
 
-@pytest.fixture
-def disk(tmp_path: Path) -> Iterator[Disk]:
-    mount = tmp_path / "data"
+@contextlib.contextmanager
+def mounted(mount: Path, size: int = DISK_SIZE) -> Iterator[Disk]:
     mount.mkdir()
-    _mount_or_skip(mount)
+    _mount_or_skip(mount, size)
     try:
         yield Disk(mount)
     finally:
         if subprocess.run(["umount", str(mount)], capture_output=True).returncode != 0:
             subprocess.run(["umount", "-l", str(mount)], check=True)
+
+
+@pytest.fixture
+def disk(tmp_path: Path) -> Iterator[Disk]:
+    with mounted(tmp_path / "data") as data:
+        yield data
 
 
 @pytest.fixture
@@ -460,3 +466,29 @@ def test_full_disk_errors(exc, full):
     if found is not None and not isinstance(exc, errors.InsufficientStorage):
         assert found.status == 507
         assert found.message == f"{NO_SPACE} (writing it); free some space and try again"
+
+
+def test_a_package_copy_to_a_full_package_disk_leaves_no_partial_file(disk, tmp_path):
+    """pkg_dir on a filesystem of its own: the package is copied there (no hard link), and
+    a copy that fills that disk is a 507 that leaves no part of it behind."""
+    with mounted(tmp_path / "pkgs", 4 << 20) as pkgs:
+        proc = ServerProcess(disk.root, env_extra={"VIETER_MIN_FREE_SPACE": "0",
+                                                   "VIETER_PKG_DIR": str(pkgs.root)}).start()
+        try:
+            assert publish(proc, package(tmp_path, "1.0-1", b"old version"))[0] == 200
+            db_before = served_db(proc)
+            new = package(tmp_path, "2.0-1", os.urandom(BIG))
+            pkgs.fill(leave=BIG // 2)
+            status, body = publish(proc, new)
+            assert status == 507, body
+            assert NO_SPACE in body["message"]
+            assert served_db(proc) == db_before
+            arch_dir = pkgs.root / "core" / "x86_64"
+            assert sorted(p.name for p in arch_dir.iterdir()) == \
+                ["hello-1.0-1-x86_64.pkg.tar.zst"]
+            assert rows(disk.root) == {"hello-1.0-1-x86_64.pkg.tar.zst": "1.0-1"}
+            pkgs.free()
+            assert publish(proc, new)[0] == 200
+            assert db_entries(served_db(proc)) == {"hello-2.0-1"}
+        finally:
+            assert proc.stop() == 0

@@ -285,12 +285,16 @@ class RepoStore:
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.parent / f".tmp.{uuid.uuid4().hex}"
         try:
-            os.link(source, tmp)
-        except OSError as exc:
-            if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK):
-                raise
-            shutil.copyfile(source, tmp)
-        os.replace(tmp, dest)
+            try:
+                os.link(source, tmp)
+            except OSError as exc:
+                if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK):
+                    raise
+                shutil.copyfile(source, tmp)  # a full disk leaves part of a copy
+            os.replace(tmp, dest)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
         # rename(2) does nothing when both names are links of one file (`source` already
         # is `dest`: a rollback's kept file): then the temp name is left to remove
         tmp.unlink(missing_ok=True)
