@@ -32,7 +32,8 @@ def test_defaults():
     cfg = load_server(None, KEY)
     assert cfg == ServerConfig(
         api_key="secret", data_dir=Path("data"), pkg_dir=Path("data/pkgs"), host="0.0.0.0", port=8000,
-        default_arch=config.machine_arch(), log_level="INFO", max_upload_size=2 * 1024 ** 3, keep_versions=0, threads=8,
+        default_arch=config.machine_arch(), log_level="INFO", max_upload_size=2 * 1024 ** 3,
+        min_free_space=64 * 1024 ** 2, keep_versions=0, threads=8,
         connection_limit=100, channel_timeout=60, header_timeout=10, max_log_chunk=1024 ** 2,
         max_api_body=64 * 1024, max_log_followers=32, max_poll_wait=20,
         global_schedule="0 3", base_image="archlinux:base-devel", max_log_age=0,
@@ -92,6 +93,7 @@ port = 9000
 default_arch = "aarch64"
 log_level = "debug"
 max_upload_size = 1048576
+min_free_space = 0
 keep_versions = 3
 threads = 2
 max_log_followers = 5
@@ -122,7 +124,8 @@ def test_file_values(tmp_path):
     cfg = load_server(write(tmp_path, FULL_FILE), {})
     assert cfg == ServerConfig(
         api_key="from-file", data_dir=Path("/srv/vieter"), pkg_dir=Path("/srv/pkgs"), host="127.0.0.1",
-        port=9000, default_arch="aarch64", log_level="DEBUG", max_upload_size=1048576, keep_versions=3, threads=2,
+        port=9000, default_arch="aarch64", log_level="DEBUG", max_upload_size=1048576,
+        min_free_space=0, keep_versions=3, threads=2,
         connection_limit=100, channel_timeout=60, header_timeout=10, max_log_chunk=1024 ** 2,
         max_api_body=64 * 1024, max_log_followers=5, max_poll_wait=3,
         global_schedule="*/5 *", base_image="archlinux:latest", max_log_age=30, log_removal_schedule="0 4",

@@ -313,6 +313,9 @@ class BuildLogService:
         if change.append is not None:
             if record.done:
                 raise Conflict(f"the log of build {build_id} is DONE: nothing can be appended")
+            # the record first: when sqlite cannot write (a full disk), nothing was
+            # appended and the same PATCH can be sent again
+            self.db.touch_log(build_id, self.now())
             data = change.append.encode()
             self.logs.append(build_id, io.BytesIO(data).read, len(data))
         if change.logs is not None:

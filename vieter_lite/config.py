@@ -132,6 +132,9 @@ SERVER_KEYS: tuple[Key, ...] = (
         "arch-repo that receives 'any' packages, and targets without an arch"),
     Key("log_level", str, "INFO", _check_log_level, "FATAL, ERROR, WARN, INFO or DEBUG"),
     Key("max_upload_size", int, 2 * 1024 ** 3, check_positive, "largest package upload in bytes"),
+    Key("min_free_space", int, 64 * 1024 ** 2, _check_not_negative,
+        "bytes a package upload must leave free on the data disk (it is held there twice "
+        "while it is published), else it is refused up front with 507; 0: no check"),
     Key("keep_versions", int, 0, _check_not_negative,
         "replaced versions of each package kept on disk (out of the db) for rollbacks; "
         "0: the old file is removed after an upgrade"),
@@ -204,6 +207,7 @@ class ServerConfig:
     default_arch: str
     log_level: str
     max_upload_size: int
+    min_free_space: int
     keep_versions: int
     threads: int
     connection_limit: int

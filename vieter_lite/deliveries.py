@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 from vieter_lite import __version__, notify, triggers
 from vieter_lite.db import Database
-from vieter_lite.errors import NotFound
+from vieter_lite.errors import NotFound, full_disk
 from vieter_lite.lists import ListQuery
 from vieter_lite.models import Build, BuildDetails, Delivery, DeliveryAttempt, NewDelivery
 
@@ -167,8 +167,17 @@ class Deliveries:
             threading.Thread(target=self._sender, args=(work, stop), daemon=True,
                              name=f"deliveries-{n}").start()
         while not stop.is_set():
-            self.prepare()
-            for delivery in self.due():
+            try:
+                self.prepare()
+                due = self.due()
+            except Exception as exc:
+                # a full disk (sqlite cannot write): tried again after the next wait
+                full = full_disk(exc, "preparing notifications")
+                if full is None:
+                    raise
+                log.error("deliveries: %s", full.message)
+                due = []
+            for delivery in due:
                 with self._wake:
                     self._busy.add(delivery.id)
                 work.put(delivery)

@@ -1,5 +1,8 @@
 """One exception hierarchy for the whole program; each class carries its HTTP status."""
 
+import errno
+import sqlite3
+
 
 class VieterError(Exception):
     """Base class: a message meant for the client, and the HTTP status that goes with it."""
@@ -55,6 +58,35 @@ class ServiceUnavailable(VieterError):
     def __init__(self, message: str, retry_after: int = 10):
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class InsufficientStorage(VieterError):
+    """The data disk is full (or the quota spent): nothing of the request was kept unless
+    the message says so (507 in every API)."""
+
+    status = 507
+
+
+# what every full-disk answer says first; full_disk() adds what was being written
+NO_SPACE = "no space left on the data disk"
+_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+SQLITE_FULL = 13
+
+
+def full_disk(exc: BaseException, doing: str = "") -> InsufficientStorage | None:
+    """The InsufficientStorage a low-level error stands for: OSError ENOSPC or EDQUOT, or
+    sqlite's SQLITE_FULL ("database or disk is full"); None for any other error.
+    `doing` says what was being written ("writing the package")."""
+    if isinstance(exc, InsufficientStorage):
+        return exc
+    full = isinstance(exc, OSError) and exc.errno in _FULL_ERRNOS
+    if isinstance(exc, sqlite3.Error):
+        full = getattr(exc, "sqlite_errorcode", None) == SQLITE_FULL \
+            or "database or disk is full" in str(exc)
+    if not full:
+        return None
+    what = f" ({doing})" if doing else ""
+    return InsufficientStorage(f"{NO_SPACE}{what}; free some space and try again")
 
 
 class InvalidPackage(BadRequest):

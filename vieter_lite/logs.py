@@ -132,9 +132,11 @@ class BuildLogs:
 
     def append(self, build_id: int, read: Callable[[int], bytes], length: int) -> int:
         """Stream `length` bytes onto the build's log; returns the new size. A failed
-        upload leaves the log as it was."""
+        upload (a body cut short, a full disk) leaves the log as it was."""
         try:
-            with self._lock, open(self.path(build_id), "ab") as out:
+            # unbuffered: what a full disk refused is never written later (by a flush at
+            # close, after the log was cut back)
+            with self._lock, open(self.path(build_id), "ab", buffering=0) as out:
                 start = out.tell()
                 if start + length > MAX_LOG_SIZE:
                     raise PayloadTooLarge(f"a build log may not exceed {MAX_LOG_SIZE} bytes")

@@ -335,8 +335,11 @@ class BuildQueue:
         was closed (DONE) takes nothing more."""
         if self.running(build_id).log_done:
             raise Conflict(f"the log of build {build_id} is DONE: nothing can be appended")
+        # the record first: when sqlite cannot write (a full disk), nothing was appended
+        # and the agent sends the same chunk again
+        self.db.touch_log(build_id, self.now())
         size = self.logs.append(build_id, read, length)
-        self.log_changed(build_id)
+        self.logs.changed()
         return size
 
     def log_changed(self, build_id: int) -> None:

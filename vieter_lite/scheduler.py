@@ -10,7 +10,7 @@ from datetime import datetime
 
 from vieter_lite import cron
 from vieter_lite.db import Database
-from vieter_lite.errors import VieterError
+from vieter_lite.errors import VieterError, full_disk
 from vieter_lite.logs import BuildLogs
 from vieter_lite.models import Target
 from vieter_lite.queue import BuildQueue
@@ -122,11 +122,19 @@ class Scheduler:
         self.remove_old_logs()
         next_cleanup = next_run(self.log_removal_schedule, self.clock())
         while not stop.is_set():
-            self.tick()
-            self.queue.reap()
-            if self.clock() >= next_cleanup:
-                self.housekeeping()
-                next_cleanup = next_run(self.log_removal_schedule, self.clock())
+            try:
+                self.tick()
+                self.queue.reap()
+                if self.clock() >= next_cleanup:
+                    self.housekeeping()
+                    next_cleanup = next_run(self.log_removal_schedule, self.clock())
+            except Exception as exc:
+                # a full disk (sqlite cannot write): the same work is done at the next
+                # tick, once there is room; the server goes on serving
+                full = full_disk(exc, "scheduling builds")
+                if full is None:
+                    raise
+                log.error("scheduler: %s", full.message)
             stop.wait(self._sleep_time(next_cleanup))
 
     def _sleep_time(self, next_cleanup: int) -> float:

@@ -4,16 +4,18 @@ Both HTTP APIs work only through these."""
 from __future__ import annotations
 
 import socket
+import sqlite3
 from dataclasses import dataclass
+from pathlib import Path
 
-from vieter_lite import triggers
+from vieter_lite import diskspace, triggers
 from vieter_lite.agents import Agents
 from vieter_lite.buildlogs import BuildLogService
 from vieter_lite.config import ServerConfig
 from vieter_lite.db import Database
 from vieter_lite.deliveries import Deliveries
 from vieter_lite.dependencies import Dependencies
-from vieter_lite.errors import StartupError
+from vieter_lite.errors import NO_SPACE, StartupError, full_disk
 from vieter_lite.gpg import GpgError
 from vieter_lite.jobs import Jobs
 from vieter_lite.logs import BuildLogs
@@ -25,6 +27,9 @@ from vieter_lite.rollback import Rollbacks
 from vieter_lite.scheduler import Scheduler
 from vieter_lite.targets import Targets
 from vieter_lite.tokens import Tokens
+
+# free bytes under which a data dir that sqlite cannot open counts as full
+FULL_BELOW = 1 << 20
 
 
 @dataclass
@@ -51,7 +56,7 @@ class Services:
 def build_services(config: ServerConfig) -> Services:
     """Open the data dir: sqlite, the repo store; finish what a crash left behind."""
     config.data_dir.mkdir(parents=True, exist_ok=True)
-    db = Database(config.data_dir / "vieter.sqlite")
+    db = open_database(config.data_dir)
     store = RepoStore(db, config.data_dir, config.pkg_dir, config.default_arch,
                       max_upload_size=config.max_upload_size,
                       keep_versions=config.keep_versions)
@@ -79,6 +84,20 @@ def build_services(config: ServerConfig) -> Services:
                     jobs=Jobs(db, queue, targets, config.default_arch),
                     deliveries=deliveries, rollbacks=Rollbacks(db, store), agents=Agents(db),
                     signer=store.signer, dependencies=dependencies)
+
+
+def open_database(data_dir: Path) -> Database:
+    """The sqlite database; a full data disk (sqlite then cannot even map its WAL index:
+    "disk I/O error") stops start-up with one line saying so."""
+    path = data_dir / "vieter.sqlite"
+    try:
+        return Database(path)
+    except sqlite3.Error as exc:
+        full = full_disk(exc) is not None or diskspace.free_bytes(data_dir) < FULL_BELOW
+        if not full:
+            raise
+        raise StartupError(f"cannot open {path}: {NO_SPACE} ({exc}); free some space "
+                           "and start again") from None
 
 
 def start_signer(config: ServerConfig) -> signing.Signer | None:

@@ -22,7 +22,16 @@ def copy_exact(read: Callable[[int], bytes], length: int, out: BinaryIO,
             raise BadRequest(f"the body ended after {length - remaining} of {length} bytes")
         if on_chunk is not None:
             on_chunk(chunk)
-        out.write(chunk)
+        write_all(out, chunk)
         remaining -= len(chunk)
     out.flush()
     os.fsync(out.fileno())
+
+
+def write_all(out: BinaryIO, data: bytes) -> None:
+    """Write all of `data`: an unbuffered file may take part of it (a disk that fills up
+    takes what fits, then the next write fails with ENOSPC)."""
+    view = memoryview(data)
+    while view:
+        written = out.write(view)
+        view = view[written if written is not None else len(view):]

@@ -120,6 +120,8 @@ class Supervisor:
         self._spawn("scheduler", lambda: self.services.scheduler.run(self.stop_event))
         self._spawn("deliveries", lambda: self.services.deliveries.run(self.stop_event))
         self._spawn("signatures", self._sync_signatures, once=True)
+        # db archives a full disk held back are written once there is room again
+        self._spawn("archives", lambda: self.services.store.run(self.stop_event))
         while not self.signalled and not self.stop_event.wait(0.2):
             pass
         self.stop_event.set()

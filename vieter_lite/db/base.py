@@ -86,10 +86,22 @@ class Base:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 yield self
+                self._conn.execute("COMMIT")
             except BaseException:
-                self._conn.execute("ROLLBACK")
+                self._rollback()
                 raise
-            self._conn.execute("COMMIT")
+
+    def _rollback(self) -> None:
+        """End a failed transaction. sqlite may have rolled it back itself already (a full
+        disk, SQLITE_FULL, does, even on COMMIT): the original error is what counts, and
+        the connection must never stay inside a transaction that later writes would join
+        and that would never be committed."""
+        if self._conn.in_transaction:
+            try:
+                self._conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                if self._conn.in_transaction:
+                    raise
 
     def _all(self, sql: str, *args: object) -> list[sqlite3.Row]:
         with self._lock:

@@ -60,7 +60,11 @@ def ensure_symlink(path: Path, target: str) -> None:
         return
     tmp = path.with_name(f".tmp.{uuid.uuid4().hex}")
     tmp.symlink_to(target)
-    os.replace(tmp, path)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def write_generation(directory: Path, repo: str, mtime: int, write: Writer,
@@ -70,6 +74,23 @@ def write_generation(directory: Path, repo: str, mtime: int, write: Writer,
     directory.mkdir(parents=True, exist_ok=True)
     generation = directory / f"{GENERATION}{mtime}-{uuid.uuid4().hex[:8]}"
     generation.mkdir()
+    try:
+        count = _fill_generation(generation, repo, mtime, write, sign)
+    except BaseException:
+        # a full disk, a failed signature: the current generation stays what is served,
+        # and the partial one goes (it holds a truncated archive)
+        shutil.rmtree(generation, ignore_errors=True)
+        raise
+    ensure_symlink(directory / CURRENT, generation.name)
+    _link_names(directory, repo, signed=sign is not None)
+    _fsync(directory)
+    _prune(directory)
+    return count
+
+
+def _fill_generation(generation: Path, repo: str, mtime: int, write: Writer,
+                     sign: SignFiles | None) -> int:
+    """Write the archives (and signatures) into a new generation directory, synced."""
     paths = [generation / archive_name(repo, kind) for kind in KINDS]
     with open(paths[0], "wb") as db_out, open(paths[1], "wb") as files_out:
         count = write(db_out, files_out)
@@ -86,10 +107,6 @@ def write_generation(directory: Path, repo: str, mtime: int, write: Writer,
     for path in written:
         os.utime(path, (mtime, mtime))
     _fsync(generation)
-    ensure_symlink(directory / CURRENT, generation.name)
-    _link_names(directory, repo, signed=sign is not None)
-    _fsync(directory)
-    _prune(directory)
     return count
 
 

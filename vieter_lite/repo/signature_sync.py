@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from vieter_lite import pgp
+from vieter_lite.errors import InsufficientStorage
 from vieter_lite.gpg import GpgError
 from vieter_lite.repo.signing import SIG, Signer, signature_path
 from vieter_lite.repo.store import RepoStore
@@ -54,8 +55,11 @@ class SignatureSync:
         for repo, arch in self.store.db.arch_repos():
             if stop.is_set():
                 break
-            if self.store.write_archives(repo, arch):
-                count += 1
+            try:
+                if self.store.write_archives(repo, arch):
+                    count += 1
+            except InsufficientStorage:
+                continue  # pending: the store's archive writer writes it once there is room
         return count
 
     def _todo(self) -> list[tuple[str, str, str]]:

@@ -23,7 +23,16 @@ from pathlib import Path
 
 from vieter_lite import names, pgp
 from vieter_lite.db import Database
-from vieter_lite.errors import BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge
+from vieter_lite.errors import (
+    NO_SPACE,
+    BadRequest,
+    Conflict,
+    Forbidden,
+    InsufficientStorage,
+    NotFound,
+    PayloadTooLarge,
+    full_disk,
+)
 from vieter_lite.models import Build, Package, PackageOwner, RepoPackage
 from vieter_lite.repo import archives, database, desc, kept, signing
 from vieter_lite.repo.package import read_package, unpacked_limit
@@ -32,6 +41,8 @@ from vieter_lite.streams import copy_exact
 
 log = logging.getLogger(__name__)
 
+# seconds between attempts to write db archives a full disk held back
+RETRY_INTERVAL = 2.0
 DB_KINDS = {"db": "db", "files": "files"}
 
 
@@ -94,6 +105,11 @@ class RepoStore:
         self._segments: dict[tuple[str, str], dict[int, tuple[int, database.Segment]]] = {}
         self._last_mtime: dict[tuple[str, str], int] = {}
         self._locks_guard = threading.Lock()
+        # arch-repos whose db archives a full disk kept from being written: the served
+        # archives are the last good ones until retry_pending() writes them
+        self.pending: set[tuple[str, str]] = set()
+        # and those whose old package files are to go once their archives are out
+        self._unswept: set[tuple[str, str]] = set()
         for path in (self.repos_dir, self.tmp_dir, self.pkg_dir):
             path.mkdir(parents=True, exist_ok=True)
 
@@ -113,8 +129,11 @@ class RepoStore:
         try:
             with open(path, "wb") as out:
                 copy_exact(read, length, out, digest.update)
-        except BaseException:
+        except BaseException as exc:
             path.unlink(missing_ok=True)
+            full = full_disk(exc, "receiving the package")
+            if full is not None:
+                raise full from exc
             raise
         return path, digest.hexdigest()
 
@@ -185,39 +204,68 @@ class RepoStore:
             kept.check_holds(self.db, repo, targets, info.name, info.version)
             new_archs = [a for a in targets if a not in existing]
             backfill = self._any_packages(repo, existing) if new_archs else []
-            for arch in targets:
-                self._link_package(upload, self.pkg_dir / repo / arch / pkg.filename, sig)
-            for arch in new_archs:
-                for other in backfill:
-                    if other.name != info.name:
-                        source = self.pkg_dir / repo / other.arch / other.filename
-                        source_sig = signing.signature_path(source)
-                        self._link_package(source, self.pkg_dir / repo / arch / other.filename,
-                                           source_sig if source_sig.exists() else None)
-            now = int(self.clock())
-            with self.db.transaction():
-                for arch in new_archs:
-                    self.db.add_arch_repo(repo, arch)
-                    for other in backfill:
-                        if other.name != info.name:
-                            self.db.copy_package(other, arch)
-                for arch in targets:
-                    self.db.put_package(self._record(repo, arch, pkg, desc_text, now), *members)
-                freed = kept.replace(self.db, self.keep_versions, repo, current, info.name,
-                                     info.version, now)
-                target_id, user = (None, None) if build is None else build.publisher
-                if not keep_owner or self.db.package_owner(repo, info.name) is None:
-                    self.db.set_package_owner(repo, info.name, target_id, now, user)
-                if build is not None:
-                    self.db.fix_pkgbase(build.id, info.base or info.name)
-                    self.db.add_build_package(build.id, info.name, info.version, info.arch,
-                                              pkg.filename)
-        for arch in targets:
-            self.write_archives(repo, arch)
+            linked = [(arch, pkg.filename) for arch in targets] + \
+                [(arch, other.filename) for arch in new_archs for other in backfill]
+            try:
+                freed = self._link_and_commit(repo, upload, pkg, build, sig, keep_owner,
+                                              desc_text, members, targets, new_archs,
+                                              backfill, current)
+            except BaseException as exc:
+                # nothing was committed: the files just linked go again (those an
+                # earlier publish of the same file name still uses stay)
+                self._unlink_unreferenced_locked(repo, linked)
+                full = full_disk(exc, f"publishing {info.name} {info.version}")
+                if full is not None:
+                    raise full from exc
+                raise
+        failed = self._write_after_change(repo, targets)
+        if failed:
+            # the old files stay: the archives served (the last good ones) name them
+            raise InsufficientStorage(
+                f"{info.name} {info.version} is published in {repo}, but its db archive "
+                f"could not be rewritten: {NO_SPACE}. pacman sees the last good db until "
+                "space is freed; the archive is then written without a new publish")
         self._unlink_unreferenced(repo, [(arch, cur.filename) for arch, cur in current.items()
                                          if cur and cur.filename != pkg.filename] + freed)
         log.info("published %s %s to %s/%s", info.name, info.version, repo, ",".join(targets))
         return PublishResult(info.name, info.version, tuple(targets))
+
+    def _link_and_commit(self, repo: str, upload: Path, pkg: Package, build: Build | None,
+                         sig: Path | None, keep_owner: bool, desc_text: str,
+                         members: tuple[bytes, bytes], targets: list[str],
+                         new_archs: list[str], backfill: list[RepoPackage],
+                         current: dict[str, RepoPackage | None]) -> list[tuple[str, str]]:
+        """Link the package file into each arch-repo and commit its rows (under the repo's
+        lock); returns the kept versions' files that went."""
+        info = pkg.info
+        for arch in targets:
+            self._link_package(upload, self.pkg_dir / repo / arch / pkg.filename, sig)
+        for arch in new_archs:
+            for other in backfill:
+                if other.name != info.name:
+                    source = self.pkg_dir / repo / other.arch / other.filename
+                    source_sig = signing.signature_path(source)
+                    self._link_package(source, self.pkg_dir / repo / arch / other.filename,
+                                       source_sig if source_sig.exists() else None)
+        now = int(self.clock())
+        with self.db.transaction():
+            for arch in new_archs:
+                self.db.add_arch_repo(repo, arch)
+                for other in backfill:
+                    if other.name != info.name:
+                        self.db.copy_package(other, arch)
+            for arch in targets:
+                self.db.put_package(self._record(repo, arch, pkg, desc_text, now), *members)
+            freed = kept.replace(self.db, self.keep_versions, repo, current, info.name,
+                                 info.version, now)
+            target_id, user = (None, None) if build is None else build.publisher
+            if not keep_owner or self.db.package_owner(repo, info.name) is None:
+                self.db.set_package_owner(repo, info.name, target_id, now, user)
+            if build is not None:
+                self.db.fix_pkgbase(build.id, info.base or info.name)
+                self.db.add_build_package(build.id, info.name, info.version, info.arch,
+                                          pkg.filename)
+        return freed
 
     @staticmethod
     def _record(repo: str, arch: str, pkg: Package, desc_text: str, now: int) -> RepoPackage:
@@ -237,12 +285,16 @@ class RepoStore:
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.parent / f".tmp.{uuid.uuid4().hex}"
         try:
-            os.link(source, tmp)
-        except OSError as exc:
-            if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK):
-                raise
-            shutil.copyfile(source, tmp)
-        os.replace(tmp, dest)
+            try:
+                os.link(source, tmp)
+            except OSError as exc:
+                if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK):
+                    raise
+                shutil.copyfile(source, tmp)  # a full disk leaves part of a copy
+            os.replace(tmp, dest)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
         # rename(2) does nothing when both names are links of one file (`source` already
         # is `dest`: a rollback's kept file): then the temp name is left to remove
         tmp.unlink(missing_ok=True)
@@ -259,9 +311,12 @@ class RepoStore:
         """Remove package files (with their signatures) that no package or kept version
         uses any more (after the new db is out)."""
         with self._lock(repo):
-            for arch, filename in files:
-                if not self.db.file_referenced(repo, arch, filename):
-                    kept.unlink_file(self.pkg_dir / repo / arch / filename)
+            self._unlink_unreferenced_locked(repo, files)
+
+    def _unlink_unreferenced_locked(self, repo: str, files: list[tuple[str, str]]) -> None:
+        for arch, filename in files:
+            if not self.db.file_referenced(repo, arch, filename):
+                kept.unlink_file(self.pkg_dir / repo / arch / filename)
 
     def attach_signature(self, repo: str, arch: str, filename: str, sig: Path) -> bool:
         """Link `sig` next to a published package that has no signature yet; False when a
@@ -295,17 +350,78 @@ class RepoStore:
 
     def write_archives(self, repo: str, arch: str, signatures: bool = True) -> bool:
         """Bring the arch-repo's archives up to its newest generation, and (`signatures`)
-        signed or not as the store signs; False when they were current already."""
+        signed or not as the store signs; False when they were current already. On a full
+        disk the served archives stay the last good ones, the arch-repo is noted as
+        pending (retry_pending() writes it once there is room) and InsufficientStorage is
+        raised."""
+        try:
+            return self._write_archives(repo, arch, signatures)
+        except Exception as exc:
+            full = full_disk(exc, f"writing the db archive of {repo}/{arch}")
+            if full is None:
+                raise
+            with self._locks_guard:
+                if (repo, arch) not in self.pending:
+                    log.error("%s/%s: %s: the last good db archive is served until there "
+                              "is room (%s)", repo, arch, NO_SPACE, exc)
+                self.pending.add((repo, arch))
+                self._unswept.add((repo, arch))
+            raise full from exc
+
+    def _write_after_change(self, repo: str, archs: list[str]) -> list[str]:
+        """Write the archives of arch-repos that just changed; returns those a full disk
+        held back (noted as pending)."""
+        failed = []
+        for arch in archs:
+            try:
+                self.write_archives(repo, arch)
+            except InsufficientStorage:
+                failed.append(arch)
+        return failed
+
+    def retry_pending(self) -> int:
+        """Write the db archives a full disk held back; returns how many are still
+        pending. Once an arch-repo's archives are out, the package files that only the
+        old archives named (their removal was put off) go."""
+        with self._locks_guard:
+            waiting = sorted(self.pending)
+        for repo, arch in waiting:
+            try:
+                self.write_archives(repo, arch)
+                log.info("%s/%s: db archive written after the disk was full", repo, arch)
+            except InsufficientStorage:
+                continue
+        with self._locks_guard:
+            sweep = sorted(self._unswept - self.pending)
+        for repo, arch in sweep:
+            with self._lock(repo):
+                arch_dir = self.pkg_dir / repo / arch
+                if arch_dir.is_dir() and (repo, arch) in self.db.arch_repos(repo):
+                    self._remove_orphans(repo, arch_dir)
+            with self._locks_guard:
+                self._unswept.discard((repo, arch))
+        with self._locks_guard:
+            return len(self.pending)
+
+    def run(self, stop: threading.Event) -> None:
+        """The archive writer's thread: retries what a full disk held back, until stop."""
+        while not stop.wait(RETRY_INTERVAL):
+            if self.pending or self._unswept:
+                self.retry_pending()
+
+    def _write_archives(self, repo: str, arch: str, signatures: bool) -> bool:
         key = (repo, arch)
         directory = self.repos_dir / repo / arch
         with self._lock(("archives", repo, arch)), \
                 self.db.archive_snapshot(repo, arch) as snapshot:
             written = self.db.written_generation(repo, arch)
             if snapshot is None or written is None:
+                self._written(key)
                 return False
             if written >= snapshot.generation and self.archive_path(repo, arch, "db").exists() \
                     and (not signatures
                          or archives.is_signed(directory, repo) == (self.signer is not None)):
+                self._written(key)
                 return False
             cache = self._segments.setdefault(key, {})
             for bucket in set(cache) - set(snapshot.buckets):
@@ -321,9 +437,16 @@ class RepoStore:
                 lambda db_out, files_out: database.write_segments(segments, db_out, files_out),
                 None if self.signer is None else self.signer.sign)
             self.db.mark_written(repo, arch, snapshot.generation)
+            self._written(key)
             log.debug("wrote %s/%s db (generation %d, %d packages%s)", repo, arch,
                       snapshot.generation, count, ", signed" if self.signer else "")
             return True
+
+    def _written(self, key: tuple[str, str]) -> None:
+        """The arch-repo's archives are current (called under its archives lock, so a
+        failure after this write notes it pending again)."""
+        with self._locks_guard:
+            self.pending.discard(key)
 
     def _next_mtime(self, key: tuple[str, str], current: Path) -> float:
         """Now, but always a later second than the archive it replaces (even one deleted
@@ -349,7 +472,11 @@ class RepoStore:
                 self.db.remove_package(repo, arch, name)
                 freed = kept.forget(self.db, repo, arch, name)
                 self.db.prune_package_owners(repo)
-        self.write_archives(repo, arch)
+        if self._write_after_change(repo, [arch]):
+            raise InsufficientStorage(
+                f"package '{name}' is removed from {repo}/{arch}, but its db archive could "
+                f"not be rewritten: {NO_SPACE}. pacman sees the last good db until space "
+                "is freed; the archive is then written without a restart")
         self._unlink_unreferenced(repo, [(arch, f) for f in [pkg.filename, *freed]])
 
     def remove_arch_repo(self, repo: str, arch: str) -> None:
@@ -472,7 +599,10 @@ class RepoStore:
             leftover.unlink(missing_ok=True)
         known = set(self.db.arch_repos())
         for repo, arch in known:
-            self.write_archives(repo, arch, signatures=False)  # signatures: SignatureSync
+            try:
+                self.write_archives(repo, arch, signatures=False)  # signatures: SignatureSync
+            except InsufficientStorage:
+                pass  # pending: the archive writer's thread writes it once there is room
         own = {p.resolve() for p in (self.pkg_dir, self.repos_dir, self.tmp_dir)}
         for root in (self.pkg_dir, self.repos_dir):
             for repo_dir in [p for p in root.iterdir()

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import bottle
 from bottle import HTTPError, HTTPResponse, request
 
-from vieter_lite.errors import VieterError
+from vieter_lite.errors import VieterError, full_disk
 from vieter_lite.web import agent, badges, keys, repo, ui, v1, v2
 from vieter_lite.web.access_log import AccessLog, escape
 from vieter_lite.web.auth import AuthPlugin
@@ -70,7 +70,12 @@ class ErrorPlugin:
                 raise
             except VieterError as exc:
                 return renderer.render(exc)
-            except Exception:
+            except Exception as exc:
+                full = full_disk(exc)
+                if full is not None:  # the disk filled up: 507, not a crash
+                    log.error("%s %s: %s (%s)", escape(request.method), escape(request.path),
+                              full.message, exc)
+                    return renderer.render(full)
                 log.exception("error handling %s %s", escape(request.method),
                               escape(request.path))
                 return renderer.crash()

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from bottle import request
 
+from vieter_lite import diskspace
 from vieter_lite.errors import Forbidden, Unauthorized
 from vieter_lite.models import Build
 from vieter_lite.tokens import ANONYMOUS, Principal
@@ -165,7 +166,8 @@ def body_refusal(services: Services, path: str, key: str,
                  length: int | None) -> tuple[int, str] | None:
     """Why a request may not send its body, decided from its headers alone (before a byte
     of it is read): (401, ...) without a known key, (413, ...) over the route's limit,
-    (411, ...) for a chunked body on a route with a small limit; None to read it."""
+    (411, ...) for a chunked body on a route with a small limit, (507, ...) for an
+    upload that would leave less than min_free_space on the data disk; None to read it."""
     if not known_key(services, key):
         return 401, "Unauthorized."
     limit = body_limit(services.config, path)
@@ -173,4 +175,10 @@ def body_refusal(services: Services, path: str, key: str,
         return 411, "Content-Length is required."
     if length is not None and length > limit:
         return 413, f"the body is larger than this route's limit of {limit} bytes"
+    if limit >= services.config.max_upload_size:  # a package or a whole log
+        store = services.store
+        full = diskspace.upload_refusal(store.tmp_dir, store.pkg_dir, length,
+                                        services.config.min_free_space)
+        if full is not None:
+            return 507, full
     return None

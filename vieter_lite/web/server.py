@@ -20,6 +20,7 @@ from waitress.server import TcpWSGIServer
 from waitress.task import ErrorTask, ThreadedTaskDispatcher, WSGITask
 from waitress.utilities import Error
 
+from vieter_lite.errors import full_disk
 from vieter_lite.web.http import is_v2_path, key_of, normalise_path
 from vieter_lite.web.sendfile import SendfileChannel
 from vieter_lite.web.v2 import errors as v2_errors
@@ -70,6 +71,31 @@ class _BodyGuardParser(HTTPRequestParser):
         super().__init__(adj)
         # waitress makes a parser when the first byte of a request arrives
         self.started = time.time()
+
+    def received(self, data: bytes) -> int:
+        """waitress spools a large body to a temp file on the data disk: when the disk fills
+        up meanwhile, the request ends with a 507 instead of a dropped connection (waitress
+        would close it without an answer); the partial temp file goes at once."""
+        try:
+            return int(super().received(data))
+        except OSError as exc:
+            full = full_disk(exc, "receiving the request body")
+            if full is None:
+                raise
+            log.error("%s (%d of %d bytes received)", full.message,
+                      int(getattr(self, "body_bytes_received", 0)),
+                      int(getattr(self, "content_length", 0)))
+            receiver = getattr(self, "body_rcv", None)
+            if receiver is not None:
+                try:
+                    receiver.getbuf().close()
+                except OSError:
+                    pass  # its flush failed too; the file is closed (and gone) all the same
+            self.error = _Refused(507, full.message)
+            self.body_rcv = None
+            self.completed = True
+            self.expect_continue = False
+            return len(data)
 
     def parse_header(self, header_plus: bytes) -> None:
         super().parse_header(header_plus)

@@ -140,7 +140,9 @@ PUBLISH = Operation(
     errors={400: "not a readable package, an unsafe name, or a sig that is not a binary "
                  "OpenPGP signature",
             409: "an older version than the one published (without force)",
-            411: "no Content-Length", 413: "over max_upload_size"})
+            411: "no Content-Length", 413: "over max_upload_size",
+            507: "the data disk is full, or the upload would leave less than min_free_space "
+                 "(the message says whether the package was published all the same)"})
 
 NO_LISTING = Operation(
     "No listing", "A repo or arch-repo path is no file (its packages are in its db).",
@@ -352,7 +354,8 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "Append to a build's log", body=Body(TEXT, STRING, "a chunk of the log"),
         replies=ok(obj({"size": INTEGER}), "the log's size now"),
         errors={**BAD_ID, 404: "no such build", 409: "the build is not running",
-                411: "no Content-Length", 413: "over max_log_chunk"}),
+                411: "no Content-Length", 413: "over max_log_chunk",
+                507: "the data disk is full: nothing was appended"}),
     ("PATCH", "/api/v1/builds/<build_id>/tasks/<name>"): Operation(
         "Set a task's status",
         params=(query("status", {"enum": list(TASK_STATES)}, required=True),),

@@ -24,6 +24,7 @@ BY_STATUS: dict[int, tuple[int, str]] = {
     422: (10008, "CF-UnprocessableEntity"),
     500: (10001, "UnknownError"),
     503: (10015, "CF-ServiceUnavailable"),
+    507: (10016, "CF-InsufficientStorage"),
 }
 BAD_QUERY = (10005, "CF-BadQueryParameter")
 

@@ -425,7 +425,8 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
                              "lines": {"type": "integer", "minimum": 0},
                              "status": {"enum": ["NEW", "DONE"]}}, required=())),
         replies={200: Reply("changed", obj({"updated_at": TIME}))},
-        errors={**BODY_ERRORS, 404: "no such build", 409: "the log is DONE"}),
+        errors={**BODY_ERRORS, 404: "no such build", 409: "the log is DONE",
+                507: "the data disk is full: nothing was appended"}),
     ("DELETE", "/api/v2/builds/<build_id>/log"): Operation(
         "Empty a build's log", "The build stays; its log is empty and DONE.",
         replies={200: Reply("deleted", obj({"deleted": {"type": "boolean"},
