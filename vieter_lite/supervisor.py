@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from vieter_lite import __version__, preflight, triggers
 from vieter_lite.config import ServerConfig
+from vieter_lite.datalock import DataDirLock
 from vieter_lite.repo import signing
 from vieter_lite.repo.signature_sync import SignatureSync
 from vieter_lite.services import build_services
@@ -38,6 +39,9 @@ class Supervisor:
         # address is bound (waitress binds at construction; requests wait in the backlog
         # until run()), and only then is the data dir opened.
         preflight.check_dirs(config)
+        # one server per data dir; restore and check --repair look for this lock
+        self.lock = DataDirLock(config.data_dir)
+        self.lock.acquire()
         try:
             self.http = HttpServer(self._app, config.host, config.port,
                                    config.threads, config.max_upload_size,
@@ -46,11 +50,13 @@ class Supervisor:
                                    channel_timeout=config.channel_timeout,
                                    header_timeout=config.header_timeout)
         except (OSError, ValueError) as exc:
+            self.lock.release()
             raise preflight.listen_error(exc, config.host, config.port) from None
         try:
             self.services = build_services(config)
         except BaseException:
             self.http.stop()
+            self.lock.release()
             raise
         self._wsgi = make_app(self.services)
         # a log follower lasts as long as its build: it brings a worker thread of its own
@@ -135,6 +141,7 @@ class Supervisor:
         if self.services.signer is not None:
             self.services.signer.close()
         self.services.db.close()
+        self.lock.release()
         return 1 if self.failed else 0
 
     def _sync_signatures(self) -> None:
