@@ -213,7 +213,9 @@ def _signature_problems(config: ServerConfig, refs: list[FileRef], disk: dict[st
     try:
         checks: list[tuple[str, Path, Path, dict[str, str]]] = []
         for ref in {r.relpath: r for r in refs}.values():
-            if ref.relpath + signing.SIG in sigs and ref.relpath in disk:
+            # a file that differs from its sha256 is reported (and removed) as such
+            if ref.relpath + signing.SIG in sigs and ref.relpath in disk \
+                    and (not ref.sha256 or disk[ref.relpath] == ref.sha256):
                 path = config.pkg_dir / ref.relpath
                 checks.append((ref.relpath + signing.SIG, signing.signature_path(path), path,
                                dict(repo=ref.repo, arch=ref.arch, name=ref.name,
@@ -247,7 +249,8 @@ def _signature_problems(config: ServerConfig, refs: list[FileRef], disk: dict[st
 
 
 def _read_db(config: ServerConfig) -> tuple[list[FileRef], list[ArchRepoState]]:
-    conn = integrity.connect_readonly(config.data_dir / "vieter.sqlite")
+    conn = integrity.connect_readonly(config.data_dir / "vieter.sqlite",
+                                      immutable=not datalock.held(config.data_dir))
     try:
         return integrity.read_all(conn)
     finally:
@@ -306,14 +309,15 @@ def repair(config: ServerConfig, problems: list[Problem]) -> list[str]:
                     db.remove_package(p.repo, p.arch, p.name)
                     db.prune_package_owners(p.repo)
                 rewrite.add((p.repo, p.arch))
-                if p.kind == "bad-sha256" and not db.file_referenced(p.repo, p.arch,
-                                                                     path.name):
-                    kept.unlink_file(path)
+                if not db.file_referenced(p.repo, p.arch, path.name):
+                    kept.unlink_file(path)  # what is left of it, and its signature
                 done.append(f"removed {p.name} {p.version} from {p.repo}/{p.arch}: its file "
                             f"is {'missing' if p.kind == 'missing-file' else 'damaged'} "
                             "(publish it again)")
             elif p.kind == "missing-kept-file":
                 db.unkeep(p.repo, p.arch, p.name, p.version)
+                if not db.file_referenced(p.repo, p.arch, path.name):
+                    kept.unlink_file(path)
                 done.append(f"forgot kept version {p.name} {p.version} of {p.repo}/{p.arch}")
             elif p.kind in ("orphan", "temp-file"):
                 path.unlink(missing_ok=True)

@@ -36,10 +36,12 @@ class ArchRepoState:
     entries: frozenset[str]  # '<name>-<version>' of every package, what the db archive holds
 
 
-def connect_readonly(path: Path) -> sqlite3.Connection:
-    """A read-only connection (it never migrates nor writes, safe beside a running server)."""
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30,
-                           isolation_level=None)
+def connect_readonly(path: Path, immutable: bool = False) -> sqlite3.Connection:
+    """A read-only connection (it never migrates nor writes, safe beside a running server).
+    `immutable`: nobody writes the db (a stopped server's): sqlite then leaves no -wal or
+    -shm file behind either."""
+    conn = sqlite3.connect(f"file:{path}?mode=ro{'&immutable=1' if immutable else ''}",
+                           uri=True, timeout=30, isolation_level=None)
     conn.row_factory = sqlite3.Row
     return conn
 
