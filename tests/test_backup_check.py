@@ -186,7 +186,8 @@ def test_a_backup_taken_while_publishes_go_on_holds_every_file_its_db_names(tmp_
                        if p.is_file()}
             assert on_disk == {r for r, _, _ in named}
             print(f"backup {dest.name}: {manifest['packages']} packages, "
-                  f"{len(manifest['files'])} files; publishes during it: {after - before}")
+                  f"{len(manifest['files'])} files, {manifest['db_snapshots']} db snapshots; "
+                  f"publishes during it: {after - before}")
         assert publisher.count > 4  # the publisher did run beside the backups
         # a backup's DEST must be new
         again = cli(server, "backup", str(dests[0][0]))
@@ -322,3 +323,34 @@ def test_check_refuses_to_repair_beside_a_running_server(tmp_path):
         assert (server.data_dir / "pkgs" / REPO / ARCH / "stray.pkg.tar.zst").exists()
     finally:
         server.stop()
+
+
+def test_a_file_replaced_after_the_db_snapshot_makes_the_backup_take_the_db_again(
+        services, tmp_path, monkeypatch):
+    """A publish between the db snapshot and the file copy removes the file the snapshot
+    names (keep_versions = 0): the backup takes the db again and holds the new version."""
+    from vieter_lite import backup
+
+    def upload(version: str) -> Path:
+        return make_synthetic_package(
+            tmp_path / f"up-{version}.pkg", {"pkgname": "alpha", "pkgver": version,
+                                             "arch": ARCH},
+            {"usr/share/alpha/VERSION": version.encode()})
+
+    services.store.publish(REPO, upload("1-1"))
+    snapshot = backup._snapshot_db
+    taken: list[int] = []
+
+    def snapshot_then_publish(source: Path, dest: Path) -> None:
+        snapshot(source, dest)
+        taken.append(1)
+        if len(taken) == 1:
+            services.store.publish(REPO, upload("2-1"))
+
+    monkeypatch.setattr(backup, "_snapshot_db", snapshot_then_publish)
+    result = backup.backup(services.config, tmp_path / "backup")
+    assert (result.attempts, result.missing) == (2, [])
+    dest = tmp_path / "backup"
+    assert [r for r, _, _ in backed_up_db_files(dest)] == [rel("alpha-2-1-x86_64.pkg.tar.zst")]
+    assert sorted(p.name for p in (dest / "pkgs" / REPO / ARCH).iterdir()) == \
+        ["alpha-2-1-x86_64.pkg.tar.zst"]

@@ -207,6 +207,7 @@ def backup(config: ServerConfig, dest: Path, logs: bool = True) -> BackupResult:
     manifest = {"format": FORMAT, "version": __version__, "created": int(time.time()),
                 "data_dir": str(config.data_dir), "pkg_dir": str(config.pkg_dir),
                 "sign": config.sign, "packages": result.packages, "missing": wrong,
+                "db_snapshots": result.attempts,
                 "files": dict(sorted(files.items()))}
     (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
     _sync_tree(tmp)

@@ -82,7 +82,8 @@ def cmd_backup(args: argparse.Namespace) -> int:
         print(f"vieter-lite: {exc}", file=sys.stderr)
         return 1
     print(f"backed up {result.packages} packages in {result.files} files "
-          f"({result.bytes} bytes; {result.linked} hard-linked, {result.copied} copied) "
+          f"({result.bytes} bytes; {result.linked} hard-linked, {result.copied} copied; "
+          f"{result.attempts} db snapshot{'s' if result.attempts > 1 else ''}) "
           f"to {result.dest}")
     for rel in result.missing:
         print(f"missing {rel}: the db names it but it was gone or changed "
