@@ -45,6 +45,7 @@ from vieter_lite.repo import archives, kept, signing
 log = logging.getLogger(__name__)
 
 TEMP_PREFIX = ".tmp."
+SETTLE = 1.0  # s between the two looks beside a running server
 KINDS = ("missing-file", "bad-sha256", "missing-kept-file", "orphan", "temp-file",
          "missing-archive", "stale-archive", "bad-signature")
 
@@ -95,10 +96,12 @@ def file_problems(refs: Iterable[FileRef], disk: dict[str, str], sigs: set[str],
 
 
 def archive_problems(states: Iterable[ArchRepoState], later: dict[tuple[str, str], ArchRepoState],
-                     served: dict[tuple[str, str], frozenset[str] | None]) -> list[Problem]:
+                     served: dict[tuple[str, str], frozenset[str] | None],
+                     running: bool = False) -> list[Problem]:
     """The served db archives against the db: `served` holds each arch-repo's archive
     entries ('<name>-<version>'), None when it has none; `later` is a second read of the
-    db (an archive right by either read is right)."""
+    db (an archive right by either read is right). `running`: a server is at work, so an
+    arch-repo whose generation is not written yet is being written."""
     problems = []
     for state in states:
         key = (state.repo, state.arch)
@@ -112,6 +115,8 @@ def archive_problems(states: Iterable[ArchRepoState], later: dict[tuple[str, str
                                     root="data_dir", **where))
             continue
         reads = (state, later[key])
+        if running and any(s.written < s.generation for s in reads):
+            continue
         if any(s.written >= s.generation and entries == s.entries for s in reads):
             continue
         if entries not in [s.entries for s in reads]:
@@ -274,7 +279,7 @@ def inspect(config: ServerConfig, signatures: bool = True) -> Inspection:
     found.problems += file_problems(refs, disk, sigs, known)
     found.problems += _temp_files(config, pkg_temps)
     found.problems += archive_problems(states1, {(s.repo, s.arch): s for s in states2},
-                                       served)
+                                       served, running=datalock.held(config.data_dir))
     if signatures:
         found.problems += _signature_problems(config, refs, disk, sigs, states1, found)
     return found
