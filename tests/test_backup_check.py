@@ -389,3 +389,15 @@ def test_a_file_replaced_after_the_db_snapshot_makes_the_backup_take_the_db_agai
     assert [r for r, _, _ in backed_up_db_files(dest)] == [rel("alpha-2-1-x86_64.pkg.tar.zst")]
     assert sorted(p.name for p in (dest / "pkgs" / REPO / ARCH).iterdir()) == \
         ["alpha-2-1-x86_64.pkg.tar.zst"]
+
+
+@pytest.mark.integration
+def test_a_second_server_on_the_same_data_dir_is_refused(tmp_path):
+    first = ServerProcess(tmp_path / "data").start()
+    try:
+        with pytest.raises(RuntimeError, match="is in use by another vieter-lite server"):
+            ServerProcess(tmp_path / "data").start()
+        with urllib.request.urlopen(first.url + "/health") as resp:
+            assert resp.status == 200
+    finally:
+        assert first.stop() == 0
