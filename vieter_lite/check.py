@@ -97,7 +97,7 @@ def file_problems(refs: Iterable[FileRef], disk: dict[str, str], sigs: set[str],
 
 def archive_problems(states: Iterable[ArchRepoState], later: dict[tuple[str, str], ArchRepoState],
                      served: dict[tuple[str, str], frozenset[str] | None],
-                     running: bool = False) -> list[Problem]:
+                     running: bool = False, kind: str = "db") -> list[Problem]:
     """The served db archives against the db: `served` holds each arch-repo's archive
     entries ('<name>-<version>'), None when it has none; `later` is a second read of the
     db (an archive right by either read is right). `running`: a server is at work, so an
@@ -105,7 +105,7 @@ def archive_problems(states: Iterable[ArchRepoState], later: dict[tuple[str, str
     problems = []
     for state in states:
         key = (state.repo, state.arch)
-        path = f"repos/{state.repo}/{state.arch}/{archives.archive_name(state.repo, 'db')}"
+        path = f"repos/{state.repo}/{state.arch}/{archives.archive_name(state.repo, kind)}"
         where = dict(repo=state.repo, arch=state.arch)
         if key not in later:
             continue  # removed meanwhile
@@ -177,10 +177,10 @@ def _archive_entries(path: Path) -> frozenset[str] | None:
         return None
 
 
-def _served(repos_dir: Path, states: Iterable[ArchRepoState]
+def _served(repos_dir: Path, states: Iterable[ArchRepoState], kind: str
             ) -> dict[tuple[str, str], frozenset[str] | None]:
     return {(s.repo, s.arch): _archive_entries(
-        archives.current_path(repos_dir / s.repo / s.arch, s.repo, "db"))
+        archives.current_path(repos_dir / s.repo / s.arch, s.repo, kind))
         for s in states}
 
 
@@ -269,7 +269,8 @@ def inspect(config: ServerConfig, signatures: bool = True) -> Inspection:
         raise FileNotFoundError(f"there is no database at {db_path}")
     refs1, states1 = _read_db(config)
     disk, sigs, pkg_temps = _scan_pkg_dir(config.pkg_dir)
-    served = _served(config.data_dir / "repos", states1)
+    served = {kind: _served(config.data_dir / "repos", states1, kind)
+              for kind in archives.KINDS}
     refs2, states2 = _read_db(config)
     in_both = {(r.relpath, r.kind, r.sha256) for r in refs2}
     refs = [r for r in refs1 if (r.relpath, r.kind, r.sha256) in in_both]
@@ -278,8 +279,10 @@ def inspect(config: ServerConfig, signatures: bool = True) -> Inspection:
                        files=len(disk))
     found.problems += file_problems(refs, disk, sigs, known)
     found.problems += _temp_files(config, pkg_temps)
-    found.problems += archive_problems(states1, {(s.repo, s.arch): s for s in states2},
-                                       served, running=datalock.held(config.data_dir))
+    running = datalock.held(config.data_dir)
+    for kind in archives.KINDS:
+        found.problems += archive_problems(states1, {(s.repo, s.arch): s for s in states2},
+                                           served[kind], running=running, kind=kind)
     if signatures:
         found.problems += _signature_problems(config, refs, disk, sigs, states1, found)
     return found
