@@ -164,6 +164,7 @@ def test_a_backup_taken_while_publishes_go_on_holds_every_file_its_db_names(tmp_
 
     try:
         publisher.publish("alpha", "0-1")
+        publisher.publish("alpha", "0.1-1")  # 0-1 kept from the start
         thread = threading.Thread(target=publish_forever)
         thread.start()
         dests = []

@@ -307,7 +307,9 @@ def repair(config: ServerConfig, problems: list[Problem]) -> list[str]:
     db = Database(config.data_dir / "vieter.sqlite")
     store = RepoStore(db, config.data_dir, config.pkg_dir, config.default_arch,
                       keep_versions=config.keep_versions)
-    store.signer = start_signer(config)
+    # the server's own key only: a new one would sign what clients cannot check
+    if config.sign and signing.own_fingerprints(config.data_dir / signing.HOME):
+        store.signer = start_signer(config)
     rewrite: set[tuple[str, str]] = set()
     try:
         for p in problems:
