@@ -173,12 +173,12 @@ def test_a_backup_taken_while_publishes_go_on_holds_every_file_its_db_names(tmp_
                 dest = tmp_path / f"backup{i}"
                 before = publisher.count
                 done = cli(server, "backup", str(dest))
-                assert done.returncode == 0, done.stderr
+                assert done.returncode == 0, done.stdout + done.stderr
                 dests.append((dest, before, publisher.count))
         finally:
             stop.set()
             thread.join(timeout=60)
-        assert not errors, errors
+        assert not errors, (errors, server.log()[-3000:])
         for dest, before, after in dests:
             assert not (dest.parent / (dest.name + ".tmp")).exists()
             manifest = json.loads((dest / "manifest.json").read_text())

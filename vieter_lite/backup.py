@@ -96,6 +96,8 @@ def _snapshot_db(source: Path, dest: Path) -> None:
         out = sqlite3.connect(dest)
         try:
             src.backup(out)
+            # one file, no -wal beside it (the server turns WAL on again when it opens it)
+            out.execute("PRAGMA journal_mode=DELETE")
         finally:
             out.close()
     finally:
