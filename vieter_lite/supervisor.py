@@ -39,9 +39,6 @@ class Supervisor:
         # address is bound (waitress binds at construction; requests wait in the backlog
         # until run()), and only then is the data dir opened.
         preflight.check_dirs(config)
-        # one server per data dir; restore and check --repair look for this lock
-        self.lock = DataDirLock(config.data_dir)
-        self.lock.acquire()
         try:
             self.http = HttpServer(self._app, config.host, config.port,
                                    config.threads, config.max_upload_size,
@@ -50,8 +47,14 @@ class Supervisor:
                                    channel_timeout=config.channel_timeout,
                                    header_timeout=config.header_timeout)
         except (OSError, ValueError) as exc:
-            self.lock.release()
             raise preflight.listen_error(exc, config.host, config.port) from None
+        # one server per data dir; restore and check --repair look for this lock
+        self.lock = DataDirLock(config.data_dir)
+        try:
+            self.lock.acquire()
+        except BaseException:
+            self.http.stop()
+            raise
         try:
             self.services = build_services(config)
         except BaseException:
