@@ -402,3 +402,31 @@ def test_a_second_server_on_the_same_data_dir_is_refused(tmp_path):
             assert resp.status == 200
     finally:
         assert first.stop() == 0
+
+
+def test_build_logs_go_into_the_backup_and_come_back_with_restore(services, tmp_path):
+    from conftest import make_config
+    from vieter_lite import backup
+
+    (services.config.data_dir / "logs" / "7.log").write_bytes(b"==> Making package\n")
+    make_synthetic_package(tmp_path / "up.pkg", {"pkgname": "alpha", "pkgver": "1-1",
+                                                 "arch": ARCH})
+    services.store.publish(REPO, tmp_path / "up.pkg")
+    dest = tmp_path / "backup"
+    backup.backup(services.config, dest)
+    assert "logs/7.log" in json.loads((dest / "manifest.json").read_text())["files"]
+    without = tmp_path / "no-logs"
+    backup.backup(services.config, without, logs=False)
+    assert not (without / "logs").exists()
+
+    other = tmp_path / "other"
+    other.mkdir()
+    fresh = make_config(other, pkg_dir=str(tmp_path / "elsewhere"))
+    assert backup.restore(fresh, dest) == 3  # the db, the package, the log
+    assert (fresh.data_dir / "logs" / "7.log").read_bytes() == b"==> Making package\n"
+    assert (tmp_path / "elsewhere" / REPO / ARCH / "alpha-1-1-x86_64.pkg.tar.zst").is_file()
+    with pytest.raises(backup.BackupError, match="give --force"):
+        backup.restore(fresh, dest)
+    (fresh.data_dir / "logs" / "8.log").write_bytes(b"a later log\n")
+    backup.restore(fresh, dest, force=True)
+    assert sorted(p.name for p in (fresh.data_dir / "logs").iterdir()) == ["7.log"]
