@@ -13,7 +13,7 @@ from vieter_lite.errors import StartupError
 # What the server writes inside data_dir (store.py, logs.py, db.py, repo/signing.py): each
 # must stay writable.
 DATA_ENTRIES = ("vieter.sqlite", "vieter.sqlite-wal", "vieter.sqlite-shm", "repos", "tmp",
-                "logs", "gnupg")
+                "logs", "gnupg", "server.lock")
 
 
 def _user() -> str:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from vieter_lite import __version__, preflight, triggers
 from vieter_lite.config import ServerConfig
+from vieter_lite.datalock import DataDirLock
 from vieter_lite.repo import signing
 from vieter_lite.repo.signature_sync import SignatureSync
 from vieter_lite.services import build_services
@@ -47,10 +48,18 @@ class Supervisor:
                                    header_timeout=config.header_timeout)
         except (OSError, ValueError) as exc:
             raise preflight.listen_error(exc, config.host, config.port) from None
+        # one server per data dir; restore and check --repair look for this lock
+        self.lock = DataDirLock(config.data_dir)
+        try:
+            self.lock.acquire()
+        except BaseException:
+            self.http.stop()
+            raise
         try:
             self.services = build_services(config)
         except BaseException:
             self.http.stop()
+            self.lock.release()
             raise
         self._wsgi = make_app(self.services)
         # a log follower lasts as long as its build: it brings a worker thread of its own
@@ -137,6 +146,7 @@ class Supervisor:
         if self.services.signer is not None:
             self.services.signer.close()
         self.services.db.close()
+        self.lock.release()
         return 1 if self.failed else 0
 
     def _sync_signatures(self) -> None:
