@@ -244,6 +244,8 @@ ENV_VALUE = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"],
       labels=st.dictionaries(st.from_regex(r"[a-z][a-z0-9]{0,6}", fullmatch=True),
                              st.from_regex(r"[a-z0-9]{0,6}", fullmatch=True), max_size=3),
       review=st.sampled_from(["never", "changes", "always", "", "odd"]))
+@example(repo="r", arch="a", kind="git", url="https://a.org/", branch="", force=False,
+         timeout=0, environment={"A": "\x85"}, labels={}, review="never")  # came back " "
 def test_a_build_reads_back_from_its_manifest(repo, arch, kind, url, branch, force, timeout,
                                               environment, labels, review):
     build = Build(id=1, target_id=1, arch=arch, status="queued", force=force, created_at=0,
