@@ -8,6 +8,7 @@ from __future__ import annotations
 import itertools
 import json
 import time
+import urllib.parse
 import uuid
 from pathlib import Path
 from typing import Any
@@ -263,6 +264,26 @@ def test_builds_list_and_show_with_tasks_links_and_filters(client, u):
     assert build["links"]["target"]["href"].endswith(f"/api/v2/targets/{target['id']}")
     assert build["created_at"].endswith("Z") and build["ended_at"] is None
     cf_error(client.request("GET", "/api/v2/builds/999999999"), 404, 10010)
+
+
+def test_a_list_reads_its_query_as_utf8_and_links_it_so(client, u):
+    """Bottle holds a query's values as latin-1: a list filtered by a runner named in UTF-8
+    matched nothing, and its pagination links encoded the value twice (each following
+    link changed the query); bytes that are not UTF-8 read as U+FFFD."""
+    target = add_target(client, f"q{u}", review="never")
+    build = queue_build(client, target["id"])
+    runner = urllib.parse.quote(f"büro-{u}")
+    claimed = ok(client.request("GET", f"/api/v1/jobs/poll?arch=x86_64&max=1&build={build}"
+                                       f"&runner={runner}"))["data"]
+    assert [job["build_id"] for job in claimed] == [build]
+    page = ok(client.request("GET", f"/api/v2/builds?runners={runner}&per_page=1"))
+    assert [b["id"] for b in page["resources"]] == [build]
+    first = page["pagination"]["first"]["href"]
+    assert f"runners={runner}" in first, first
+    again = ok(client.request("GET", first[first.index("/api/v2/"):]))
+    assert again["pagination"]["first"]["href"] == first
+    page = ok(client.request("GET", "/api/v2/builds?runners=%FF"))
+    assert "runners=%EF%BF%BD" in page["pagination"]["first"]["href"], page
 
 
 def test_a_build_shows_the_packages_it_published_and_its_timeout(client, u, tmp_path):

@@ -481,6 +481,14 @@ def test_the_manifest_of_a_build_reads_back_to_the_build(build):
     assert got.environment == json.loads(build.environment)
 
 
+@pytest.mark.parametrize("value", ["\x85", "a\x85", "\x85a", "é\x85\x85b", "x\n\x85"])
+def test_a_value_with_a_yaml_line_break_reads_back_from_the_manifest(value):
+    """PyYAML writes U+0085 (NEL) raw in a single-quoted scalar and reads it back as a
+    line break folded into a space: the build's environment changed."""
+    build = replace(BUILD, environment=json.dumps({"V": value}))
+    assert parse_manifest(manifest_of(build), "x86_64").environment == {"V": value}
+
+
 def test_an_inline_pkgbuild_build_has_no_manifest_to_generate():
     with pytest.raises(ValueError, match="pkgbuild"):
         manifest_of(replace(BUILD, kind="pkgbuild", url=""))

@@ -55,6 +55,9 @@ HOSTILE = [
     ("absolute-path", lambda: _package(member(b"/etc/passwd")), "absolute or has a '..' segment"),
     ("dotdot-segment", lambda: _package(member(b"usr/../../etc/x")), "absolute or has a '..'"),
     ("dotdot-alone", lambda: _package(member(b"..", kind=b"5")), "absolute or has a '..'"),
+    # an empty path was listed as an empty line, which ends the %FILES% block of the files db
+    ("empty-name", lambda: _package(member(b"")), "an entry without a path"),
+    ("empty-pax-path", lambda: _package(pax_member(b"")), "an entry without a path"),
     ("dotdot-in-ustar-prefix", lambda: _package(header(b"x", prefix=b"usr/..")), "'..' segment"),
     ("200001-entries", lambda: hostile.many_entries(200_001), "more than 200000 entries"),
     ("path-bytes-over-32MiB", _path_bytes_over_limit, "paths add up to more than 33554432 bytes"),

@@ -93,6 +93,23 @@ def test_the_split_package_as_makepkg_prints_it():
     assert parse(text).pkgbase == "foo" and parse(text).archs() == ("x86_64", "aarch64")
 
 
+@pytest.mark.parametrize("separator", ["\u2028", "\x0c", "\x85", "\x1e"])
+def test_a_line_ends_only_at_a_newline(separator):
+    """A value holding a character that str.splitlines() breaks at (but makepkg and pacman
+    do not) stays one value: it was cut there, and its rest read as a line of its own,
+    here a second package. makepkg prints \x1e as it is (the others as spaces)."""
+    pkgdesc = f"x{separator}pkgname = evil"
+    text = f"pkgbase = a\n\tpkgdesc = {pkgdesc}\n\tpkgver = 1\n\npkgname = a\n"
+    texts = [text]
+    if makepkg_available():
+        texts.append(printsrcinfo(f"pkgname=a\npkgver=1\npkgrel=1\narch=(any)\n"
+                                  f"pkgdesc='{pkgdesc}'\npackage() {{ :; }}\n"))
+    for each in texts:
+        got = parse(each)
+        assert [p.name for p in got.packages] == ["a"], each
+        assert got.base.first("pkgdesc").endswith("pkgname = evil"), each
+
+
 @pytest.mark.parametrize("text, error", [
     ("", "no 'pkgbase = NAME' line"),
     ("pkgname = x\n\tpkgver = 1\n", "no 'pkgbase = NAME' line"),

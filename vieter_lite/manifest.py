@@ -458,5 +458,8 @@ def manifest_of(build: Build) -> str:
         agent_labels = {}
     if isinstance(agent_labels, dict) and agent_labels:
         doc["agent_labels"] = agent_labels
-    return str(yaml.safe_dump(doc, sort_keys=False, default_flow_style=False,
+    text = str(yaml.safe_dump(doc, sort_keys=False, default_flow_style=False,
                               allow_unicode=True))
+    if yaml.safe_load(text) != doc:  # PyYAML writes U+0085 raw, and reads it as a space
+        text = str(yaml.safe_dump(doc, sort_keys=False, default_flow_style=False))
+    return text

@@ -170,7 +170,7 @@ def parse(text: str) -> Srcinfo:
     than MAX_ITEMS values."""
     sections: list[tuple[str, str, list[tuple[str, str]]]] = []
     count = 0
-    for raw in text.splitlines():
+    for raw in text.split("\n"):  # as makepkg writes it (splitlines() also cuts at \x1e, ...)
         line = raw.strip()
         key, sep, value = line.partition(" = ")
         if not sep:

@@ -99,6 +99,8 @@ def _pax_records(data: bytes) -> dict[str, str]:
 
 
 def _checked_path(path: str) -> str:
+    if not path:  # libarchive cannot extract it, and a files db would hold an empty line
+        raise _refuse("an entry without a path")
     size = len(path.encode("utf-8", "surrogateescape"))
     if size > MAX_PATH:
         raise _refuse(f"a path is longer than {MAX_PATH} bytes (MAX_PATH)")

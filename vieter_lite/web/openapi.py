@@ -79,6 +79,9 @@ class Reply:
     schema: Schema | None = None
     media_type: str | tuple[str, ...] | None = JSON
     headers: tuple[str, ...] = ()
+    # OpenAPI links: name -> {"operationId", "parameters", "requestBody"}, what a client
+    # (and schemathesis' stateful tests) may call next with values from this answer
+    links: Mapping[str, Schema] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -219,6 +222,8 @@ def _reply(reply: Reply) -> Schema:
     if reply.headers:
         out["headers"] = {name: {"required": True, "schema": {"type": "string"}}
                           for name in reply.headers}
+    if reply.links:
+        out["links"] = dict(reply.links)
     return out
 
 

@@ -340,7 +340,12 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
                                      "(at most max_poll_wait) for a build; the answer then "
                                      "carries X-Vieter-Poll-Wait with the seconds waited "
                                      "at most")),
-        replies=ok(array(ref("Job"))),
+        replies={200: Reply("OK", envelope(array(ref("Job"))), links={
+            "FinishBuild": {"operationId": "post_api_v1_builds_by_build_id_finish",
+                            "parameters": {"path.build_id": "$response.body#/data/0/build_id"}},
+            "AppendLog": {"operationId": "post_api_v1_builds_by_build_id_log",
+                          "parameters": {"path.build_id": "$response.body#/data/0/build_id"}},
+        })},
         errors={400: "a missing or invalid value, or an arch the agent is not registered "
                      "for", 403: "an arch the token may not use, or another token's agent",
                 404: "no agent of that name is registered"}),
@@ -369,7 +374,12 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "End a build", "Its times are the server's, the agent's only within that window.",
         params=(query("exitCode", ANY_INT, required=True), query("startTime", COUNT),
                 query("endTime", COUNT)),
-        replies=ok(ref("Build")),
+        replies={200: Reply("OK", envelope(ref("Build")), links={
+            "GetBuild": {"operationId": "get_api_v2_builds_by_build_id",
+                         "parameters": {"path.build_id": "$request.path.build_id"}},
+            "ListBuilds": {"operationId": "get_api_v2_builds",
+                           "parameters": {"query.target_ids": "$response.body#/data/target_id"}},
+        })},
         errors={400: "a missing or invalid value", 404: "no such build",
                 409: "the build is not running"}),
 }

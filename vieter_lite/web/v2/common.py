@@ -35,8 +35,14 @@ def for_caller(shown: dict[str, Any]) -> dict[str, Any]:
     return shapes.without_private(shown)
 
 
+def _utf8(text: str) -> str:
+    """A query text as the client meant it: bottle holds it as latin-1, clients send UTF-8
+    (bytes that are not become U+FFFD)."""
+    return text.encode("latin-1").decode("utf-8", "replace")
+
+
 def query_pairs() -> list[tuple[str, str]]:
-    return [(str(k), str(v)) for k, v in request.query.allitems()]
+    return [(_utf8(str(k)), _utf8(str(v))) for k, v in request.query.allitems()]
 
 
 def parse_list(spec: lists.ListSpec) -> lists.ListQuery:

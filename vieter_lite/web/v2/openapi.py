@@ -157,6 +157,30 @@ TARGET_BODY = {"kind": {"enum": ["git", "url"]}, "url": STRING, "branch": STRING
                "agent_labels": {**LABELS, "description": "labels an agent must have to "
                                                          "build it (key: value)"},
                "rebuild_on_dependency": {"type": "boolean"}}
+# OpenAPI links: what to call next with this answer's ids (a target -> its builds; a
+# build -> poll it, claim it as an agent, start or cancel it, list its target's builds)
+BUILDS_OF_TARGET = {"operationId": "get_api_v2_builds",
+                    "parameters": {"query.target_ids": "$response.body#/id"}}
+TARGET_LINKS: dict[str, Schema] = {
+    "GetTarget": {"operationId": "get_api_v2_targets_by_target_id",
+                  "parameters": {"path.target_id": "$response.body#/id"}},
+    "SubmitBuild": {"operationId": "post_api_v2_builds",
+                    "requestBody": {"target_id": "$response.body#/id"}},
+    "ListBuilds": BUILDS_OF_TARGET,
+}
+BUILD_LINKS: dict[str, Schema] = {
+    "GetBuild": {"operationId": "get_api_v2_builds_by_build_id",
+                 "parameters": {"path.build_id": "$response.body#/id"}},
+    "ClaimBuild": {"operationId": "get_api_v1_jobs_poll",
+                   "parameters": {"query.build": "$response.body#/id",
+                                  "query.arch": "$response.body#/arch", "query.max": "1"}},
+    "StartBuild": {"operationId": "post_api_v2_builds_by_build_id_start",
+                   "parameters": {"path.build_id": "$response.body#/id"}},
+    "CancelBuild": {"operationId": "post_api_v2_builds_by_build_id_cancel",
+                    "parameters": {"path.build_id": "$response.body#/id"}},
+    "ListBuilds": {**BUILDS_OF_TARGET, "parameters": {
+        "query.target_ids": "$response.body#/target_id"}},
+}
 OFFSET = query("offset", {"type": "integer", "minimum": 0, "maximum": MAX_INT},
                "from this byte of the log")
 SCHEMAS["Agent"] = obj({
@@ -333,7 +357,8 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
             "access:read": array(STRING), "access:write": array(STRING),
             "triggers": array(TRIGGER), "execute": {"type": "boolean"},
             "metadata": {"type": "object", "properties": {"labels": LABELS}}}, required=())),
-        replies={201: Reply("the build", ref("BuildV2"), headers=("Location",))},
+        replies={201: Reply("the build", ref("BuildV2"), headers=("Location",),
+                            links=BUILD_LINKS)},
         errors={**BODY_ERRORS, 413: "over 1 MiB", 403: "a repo or arch the token may not use",
                 404: "no such target"}),
     ("GET", "/api/v2/builds/<build_id>/manifest"): Operation(
@@ -440,7 +465,8 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         errors=LIST_ERRORS),
     ("POST", "/api/v2/targets"): Operation(
         "Add a target", body=Body(JSON, obj(TARGET_BODY, required=("kind", "url", "repo"))),
-        replies={201: Reply("the target", ref("TargetV2"), headers=("Location",))},
+        replies={201: Reply("the target", ref("TargetV2"), headers=("Location",),
+                            links=TARGET_LINKS)},
         errors=BODY_ERRORS),
     ("GET", "/api/v2/targets/<target_id>"): Operation(
         "A target", replies={200: Reply("the target", ref("TargetV2"))},
