@@ -16,6 +16,7 @@ from typing import Any
 from vieter_lite.agent import bundle, script
 from vieter_lite.agent.bundle import BundleError, SourceFile
 from vieter_lite.agent.control import BuildControl, Stopped, gone
+from vieter_lite.agent.leftovers import Leftovers
 from vieter_lite.agent.output import OutputError, extract_packages
 from vieter_lite.agent.podman import BuildTimeout, Podman, PodmanError
 from vieter_lite.agent.poller import Identity, Poller
@@ -247,8 +248,12 @@ class Agent:
     """Polls for at most its free slots; each job builds in its own thread."""
 
     def __init__(self, settings: AgentSettings, podman: Podman, images: Images,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time, state: Leftovers | None = None):
         self.settings = settings
+        # the records of the builds it runs (in its data dir); the builds a killed run
+        # left there are handed back before the first poll
+        self.state = state
+        self._left = state.builds() if state is not None else []
         self.api = Client(settings.address, settings.api_key)
         self.podman = podman
         self.images = images
@@ -276,6 +281,8 @@ class Agent:
         self.hard_stop = hard_stop or threading.Event()
         last_poll = float("-inf")
         while not stop.is_set():
+            if self._left:
+                self.hand_back_left()
             free = self.free_slots()
             due = self.clock() - last_poll >= self.settings.polling_frequency
             # a free slot polls when due, when a build ended, or at once again while the
@@ -298,11 +305,32 @@ class Agent:
         for thread in list(self._workers.values()):
             thread.join()
 
+    def hand_back_left(self) -> None:
+        """Hand back the builds a killed run of this agent left running on the server: they
+        are queued again at once (not when their lease runs out). A server that cannot be
+        reached is asked again on the next turn; a build that is over there is forgotten."""
+        for job in list(self._left):
+            build_id = job["build_id"]
+            try:
+                Client(self.settings.address, job["token"]).release_build(build_id)
+                log.warning("build %d was left running by a killed run: handed back", build_id)
+            except ClientError as exc:
+                if not gone(exc):
+                    log.warning("build %d, left by a killed run: cannot hand it back yet: %s",
+                                build_id, exc)
+                    continue
+                log.info("build %d, left by a killed run, is over on the server", build_id)
+            self._left.remove(job)
+            if self.state is not None:
+                self.state.remove_build(build_id)
+
     def start(self, job: dict[str, Any]) -> threading.Thread:
         thread = threading.Thread(target=self._build, args=(job,), name=f"build-{job['build_id']}",
                                   daemon=True)
         with self._lock:
             self._workers[job["build_id"]] = thread
+        if self.state is not None:
+            self.state.add_build(job["build_id"], job["token"])
         thread.start()
         return thread
 
@@ -310,6 +338,8 @@ class Agent:
         try:
             return self.build(job, echo)
         finally:
+            if self.state is not None:
+                self.state.remove_build(job["build_id"])
             self._freed.set()
 
     def build(self, job: dict[str, Any], echo: Callable[[bytes], None] | None = None) -> int:
