@@ -375,7 +375,9 @@ class Report:
                  f"server RSS (kB): start {kb[0]}, peak {max(kb)}, end {kb[-1]}",
                  "server fds (last life): " + ", ".join(f"{k} {v}" for k, v in self.fds.items()),
                  f"lost: {len(self.lost)}"]
-        lines += [f"  LOST: {what}" for what in self.lost]
+        lines += [f"  LOST: {what}" for what in self.lost[:30]]
+        if len(self.lost) > 30:
+            lines.append(f"  ... and {len(self.lost) - 30} more")
         return "\n".join(lines)
 
 
@@ -431,10 +433,9 @@ class Soak:
                 if exc.status in (0, 502, 503):
                     self.expected_error(name)
                     self.stop.wait(0.2)
-                elif exc.status >= 500:
-                    self.lose(f"{name}: the server answered {exc.status}: {exc}")
                 else:
-                    self.lose(f"{name}: {exc.status} {exc}")
+                    self.lose(f"{name}: the server answered {exc.status}: {exc}")
+                    self.stop.wait(1)
             except Exception as exc:  # noqa: BLE001 - recorded, the soak goes on
                 self.lose(f"{name}: {type(exc).__name__}: {exc}")
                 self.stop.wait(1)
@@ -516,10 +517,10 @@ class Soak:
             self.submitted += 1
             n = self.submitted
             name = f"soak-build-{n}"
-            text = json.dumps({"repo": REPO, "arch": "x86_64", "note": name,
+            text = json.dumps({"repo": REPO, "arch": "x86_64",
                                "source": {"pkgbuild": pkgbuild(name, "1", self.build_seconds)}})
             try:
-                build = api.submit_build({"manifest": text, "execute": True})
+                build = api.submit_build({"manifest": text, "execute": True, "note": name})
             except ClientError as exc:
                 if exc.status == 0:  # maybe created: found by its note at the end
                     self.expected_error("build submit")
@@ -598,8 +599,9 @@ class Soak:
                                                                  {"states": "running"})]
         return []
 
-    def fault(self) -> None:
-        kind = self.random.choice(["server", "server", "agent", "container"])
+    KINDS = ("server", "agent", "server", "container")
+
+    def fault(self, kind: str) -> None:
         if kind == "server":
             with self.lock:
                 self.report.faults["server SIGKILL"] += 1
@@ -608,8 +610,12 @@ class Soak:
             self.server.start()
             self.report.fds[f"life {self.server.lives} start"] = fd_count(self.server.pid)
             return
-        running = [b for b in self.running_builds()
-                   if containers(f"{BUILD_LABEL}={b}")]
+        running: list[int] = []
+        for _ in range(30):  # a build that runs in a container, if one comes soon
+            running = [b for b in self.running_builds()
+                       if containers(f"{BUILD_LABEL}={b}")]
+            if running or self.stop.wait(1):
+                break
         if not running:
             return
         build_id = self.random.choice(running)
@@ -627,9 +633,11 @@ class Soak:
                         self.container_killed.add(build_id)
 
     def faults(self) -> None:
+        turn = self.random.randrange(len(self.KINDS))
         while not self.stop.wait(self.random.uniform(0.5, 1.5) * self.fault_every):
+            turn += 1
             try:
-                self.fault()
+                self.fault(self.KINDS[turn % len(self.KINDS)])
             except Exception as exc:  # noqa: BLE001
                 self.lose(f"fault injection: {type(exc).__name__}: {exc}")
 
@@ -753,13 +761,14 @@ class Soak:
         for path in data.rglob(".tmp.*"):
             self.lose(f"temp file left after a restart: {path}")
         db = sqlite3.connect(f"file:{data / 'vieter.sqlite'}?mode=ro", uri=True)
-        rows = {name: (version, filename, desc) for name, version, filename, desc in
-                db.execute("SELECT name, version, filename, desc FROM packages "
+        rows = {name: (version, data / "pkgs" / REPO / arch / filename, desc)
+                for name, arch, version, filename, desc in
+                db.execute("SELECT name, arch, version, filename, desc FROM packages "
                            "WHERE repo = ?", (REPO,))}
-        files = {p.name for p in (data / "pkgs" / REPO / "any").iterdir()} \
-            if (data / "pkgs" / REPO / "any").exists() else set()
-        wanted = {filename for _v, filename, _d in rows.values()}
-        for orphan in sorted(files - wanted - {f + ".sig" for f in wanted}):
+        db.close()
+        files = set((data / "pkgs" / REPO).glob("*/*"))
+        wanted = {path for _v, path, _d in rows.values()}
+        for orphan in sorted(files - wanted - {p.with_name(p.name + ".sig") for p in wanted}):
             self.lose(f"orphan package file after a restart: {orphan}")
         for name, (version, sha) in self.acked.items():
             row = rows.get(name)
@@ -770,12 +779,11 @@ class Soak:
             if db_version < version:
                 self.lose(f"acknowledged {name} {version} was replaced by {row[0]}")
             elif db_version == version:
-                path = data / "pkgs" / REPO / "any" / row[1]
+                path = row[1]
                 if desc_sha256(row[2]) != sha:
                     self.lose(f"{name} {version}: the db's sha256 is not the published one")
                 if not path.exists():
                     self.lose(f"{name} {version}: its file {path.name} is missing")
                 elif hashlib.sha256(path.read_bytes()).hexdigest() != sha:
                     self.lose(f"{name} {version}: its file's sha256 is not the published one")
-        db.close()
         self.report.ops["names checked"] = len(self.acked)
