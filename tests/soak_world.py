@@ -743,8 +743,16 @@ class Soak:
                 self.lose(f"build {build_id} ended {build['status']}"
                           + (" (its agent had been killed)" if build_id in self.agent_killed
                              else ""))
-        requeued = [b for b in self.agent_killed if b in by_id]
-        self.report.ops["builds requeued after an agent kill"] = len(requeued)
+        handed_back = 0
+        for build_id in sorted(by_id):
+            v1 = api.get_build(build_id)
+            if v1.get("expiries"):  # its agent lived, yet it stopped reporting: built twice
+                self.lose(f"build {build_id} lost its lease {v1['expiries']} time(s): it ran "
+                          "again from the start")
+            if build_id in self.agent_killed and \
+                    b"handed the build back" in api.build_log(build_id):
+                handed_back += 1
+        self.report.ops["builds handed back after an agent kill"] = handed_back
         for build_id, text in self.followed.items():
             if not text:
                 continue

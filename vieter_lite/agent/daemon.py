@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import shutil
@@ -28,8 +29,30 @@ LOG_FLUSH = 1.0        # seconds between log uploads while a build runs
 MAX_SRCINFO = 64 * 1024  # bytes of .SRCINFO kept for the server (its max_api_body)
 TIMEOUT_EXIT = 124     # exit code recorded for a build killed at its timeout
 ERROR_EXIT = -1        # exit code recorded when the build could not run at all
+RETRY_FOR = 90.0       # seconds a report is tried again while the server cannot be reached
+                       # (a restart), well under its lease of 120 s
+RETRY_WAIT = 1.0
+TRANSIENT = frozenset({0, 502, 503})  # no answer, or the server is not ready: try again
 BUILD_LABEL = "io.vieter-lite.build"  # the build id on each of its containers
 TASK_LABEL = "io.vieter-lite.task"    # which of its containers: source or build
+
+
+def again(call: Callable[[], Any], what: str, retry_for: float = RETRY_FOR,
+          sleep: Callable[[float], object] = time.sleep,
+          clock: Callable[[], float] = time.monotonic) -> Any:
+    """call(), tried again for `retry_for` seconds while the server cannot be reached: a
+    report (finish, hand-back, a package's upload) lost to a server restart would leave the
+    build running until its lease runs out, and then build it again. Every call it wraps
+    may be repeated (a repeated upload of the same file publishes it again, unchanged)."""
+    deadline = clock() + retry_for
+    while True:
+        try:
+            return call()
+        except ClientError as exc:
+            if exc.status not in TRANSIENT or clock() >= deadline:
+                raise
+            log.warning("%s: %s; trying again", what, exc)
+            sleep(RETRY_WAIT)
 
 
 class BuildFailed(Exception):
@@ -426,11 +449,13 @@ class Agent:
         stream.close()
         try:
             if handed_back:
-                api.release_build(build_id)
+                again(lambda: api.release_build(build_id), f"build {build_id}: hand back")
             else:
-                api.finish_build(build_id, exit_code, start_time=started,
-                                 end_time=int(self.clock()),
-                                 timed_out=exit_code == TIMEOUT_EXIT)
+                ended = int(self.clock())
+                again(lambda: api.finish_build(build_id, exit_code, start_time=started,
+                                               end_time=ended,
+                                               timed_out=exit_code == TIMEOUT_EXIT),
+                      f"build {build_id}: report the result")
         except ClientError as exc:
             log.error("build %d: could not report the result: %s", build_id, exc)
 
@@ -562,7 +587,7 @@ class Agent:
                 control.check()
             stream.line(f"+ publish {package.name}")
             try:
-                api.publish(repo, package)
+                again(functools.partial(api.publish, repo, package), f"publish {package.name}")
             except ClientError as exc:
                 if control is not None:
                     control.stop_if_ended(exc)
