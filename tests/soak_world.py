@@ -223,6 +223,8 @@ class AgentProcess:
     slots: int = 2
     proc: subprocess.Popen | None = None
     lives: int = 0
+    owners_seen: set[str] = field(default_factory=set)  # its lives' container owner labels
+    services_seen: list[dict[str, Any]] = field(default_factory=list)  # their podman services
 
     @property
     def data_dir(self) -> Path:
@@ -270,12 +272,22 @@ class AgentProcess:
         except (OSError, IndexError):
             return None
 
+    def note(self) -> None:
+        """Note this life's owner label and podman service (before it is killed)."""
+        owner, service = self.owner(), self.service()
+        if owner:
+            self.owners_seen.add(owner)
+        if service and service not in self.services_seen:
+            self.services_seen.append(service)
+
     def kill(self) -> None:
         assert self.proc is not None
+        self.note()
         self.proc.kill()
         self.proc.wait()
 
     def stop(self) -> int:
+        self.note()
         if self.proc is None:
             return 0
         if self.proc.poll() is None:
@@ -679,6 +691,7 @@ class Soak:
             self.quiet(self.client())
             self.check_fds()
             self.agent.stop()
+            self.check_agent_left_nothing()
             self.server.kill()  # a last crash: the restart must leave no temp or orphan file
             self.server.start()
             self.check_builds(self.client())
@@ -721,6 +734,16 @@ class Soak:
             self.lose(f"server fds: {baseline} at the start of its life, "
                       f"{self.report.fds['after quiet']} after a quiet minute")
 
+    def check_agent_left_nothing(self) -> None:
+        """After its last (clean) stop: none of the containers any of its lives made, no
+        process of any of its podman services."""
+        for owner in self.agent.owners_seen:
+            for cid in containers(f"{OWNER_LABEL}={owner}"):
+                self.lose(f"container {cid} of agent run {owner} is left")
+        for record in self.agent.services_seen:
+            if service_processes(record):
+                self.lose(f"the podman service {record['pid']} of an agent run is left")
+
     def check_builds(self, api: Client) -> None:
         builds = api.list_v2("/api/v2/builds")
         by_id = {b["id"]: b for b in builds}
@@ -739,6 +762,9 @@ class Soak:
                 continue
             if build_id in self.container_killed:
                 continue  # its container was killed: it may fail
+            tasks = {t["name"]: t["status"] for t in build.get("tasks", [])}
+            if build["status"] == "success" and set(tasks.values()) != {"success"}:
+                self.lose(f"build {build_id} succeeded with tasks {tasks}")
             if build["status"] != "success":
                 self.lose(f"build {build_id} ended {build['status']}"
                           + (" (its agent had been killed)" if build_id in self.agent_killed
