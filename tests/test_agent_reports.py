@@ -100,3 +100,18 @@ def test_again_gives_up_on_a_refusal_at_once_and_on_no_answer_after_its_time():
         again(unreachable, "x", retry_for=daemon.RETRY_FOR, sleep=lambda s: None,
               clock=lambda: now[0])
     assert now[0] >= daemon.RETRY_FOR
+
+
+def test_a_task_reported_while_the_server_restarts_is_running_on_the_server(server):
+    """(found by the soak: a build ended `success` with its task publish `skipped`)"""
+    build_id, token = claimed_build(server)
+    api = Client(server.url, token)
+    stream = LogStream(api, build_id)
+    restarting = restart_soon(server)
+    try:
+        stream.start_task("setup")
+    finally:
+        restarting.join()
+        stream.close()
+    build = Client(server.url, API_KEY).get_build_v2(build_id)
+    assert {t["name"]: t["status"] for t in build["tasks"]}["setup"] == "running"

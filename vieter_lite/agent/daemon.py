@@ -212,11 +212,14 @@ class LogStream:
             if name == self.task:
                 return
             self._send(at)
-            try:
+            try:  # (a report lost to a server restart would leave the task pending)
                 if self.task and not self.abandoned:
-                    self.api.set_task(self.build_id, self.task, "success")
+                    again(functools.partial(self.api.set_task, self.build_id, self.task,
+                                            "success"),
+                          f"build {self.build_id}: report task {self.task}")
                 if not self.abandoned:
-                    self.api.set_task(self.build_id, name, "running")
+                    again(functools.partial(self.api.set_task, self.build_id, name, "running"),
+                          f"build {self.build_id}: report task {name}")
             except ClientError as exc:
                 self._failed(exc, f"could not report task {name}")
             self.task = name
