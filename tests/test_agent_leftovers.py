@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -58,6 +59,7 @@ def world():
         for owner in Leftovers(agent.data_dir).owners():
             for cid in containers(f"{OWNER_LABEL}={owner}"):
                 podman("rm", "-f", "-t", "0", cid, check=False)
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def test_a_killed_agent_started_again_removes_its_leftovers_and_the_build_is_built(world):
