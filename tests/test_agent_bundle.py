@@ -183,3 +183,15 @@ def test_for_the_container_every_directory_is_there_and_readable(tmp_path: Path)
                       ("vieter-source/a/b/c.patch", False, "0o644"),
                       ("vieter-source/a/run", False, "0o755")]
     assert (tmp_path / "vieter-source/a/b/c.patch").read_bytes() == b"c"
+
+
+def test_for_the_container_the_tar_ends_at_its_end_marker_without_record_padding():
+    """Podman's copier stops reading at the end marker; padding after it made the copy into
+    the container fail now and then with "write |1: broken pipe" (HTTP 500), failing the
+    build (found by the soak, tests/test_soak.py)."""
+    packed = bundle.for_container([PKGBUILD], "vieter-source")
+    with tarfile.open(fileobj=io.BytesIO(packed)) as tar:
+        tar.getmembers()
+        last_member_end = tar.offset
+    assert len(packed) == last_member_end + 2 * tarfile.BLOCKSIZE
+    assert packed[last_member_end:] == b"\0" * 2 * tarfile.BLOCKSIZE

@@ -147,7 +147,10 @@ def make(files: Iterable[SourceFile]) -> bytes:
 
 def for_container(files: Iterable[SourceFile], top: str) -> bytes:
     """A tar to unpack at a container's `/`: directory `top` (and every directory on the
-    way to a file), root's and readable by all, holding the files."""
+    way to a file), root's and readable by all, holding the files. It ends with the two
+    zero blocks, without the padding to tar's 10 KiB records: Podman's copier stops reading
+    at the end marker and exits, and the API then fails the copy now and then with "write
+    |1: broken pipe" (HTTP 500) while it still sends the padding."""
     out = io.BytesIO()
     made: set[str] = set()
     with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
@@ -162,7 +165,8 @@ def for_container(files: Iterable[SourceFile], top: str) -> bytes:
             tar.addfile(_member(path, len(f.data), f.mode), io.BytesIO(f.data))
         if top not in made:
             tar.addfile(_member(top, 0, EXECUTABLE, tarfile.DIRTYPE))
-    return out.getvalue()
+        end = tar.offset + 2 * tarfile.BLOCKSIZE
+    return out.getvalue()[:end]
 
 
 def summary(files: list[SourceFile], data: bytes | None = None) -> str:

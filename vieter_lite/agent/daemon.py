@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import shutil
@@ -16,6 +17,7 @@ from typing import Any
 from vieter_lite.agent import bundle, script
 from vieter_lite.agent.bundle import BundleError, SourceFile
 from vieter_lite.agent.control import BuildControl, Stopped, gone
+from vieter_lite.agent.leftovers import Leftovers
 from vieter_lite.agent.output import OutputError, extract_packages
 from vieter_lite.agent.podman import BuildTimeout, Podman, PodmanError
 from vieter_lite.agent.poller import Identity, Poller
@@ -27,8 +29,30 @@ LOG_FLUSH = 1.0        # seconds between log uploads while a build runs
 MAX_SRCINFO = 64 * 1024  # bytes of .SRCINFO kept for the server (its max_api_body)
 TIMEOUT_EXIT = 124     # exit code recorded for a build killed at its timeout
 ERROR_EXIT = -1        # exit code recorded when the build could not run at all
+RETRY_FOR = 90.0       # seconds a report is tried again while the server cannot be reached
+                       # (a restart), well under its lease of 120 s
+RETRY_WAIT = 1.0
+TRANSIENT = frozenset({0, 502, 503})  # no answer, or the server is not ready: try again
 BUILD_LABEL = "io.vieter-lite.build"  # the build id on each of its containers
 TASK_LABEL = "io.vieter-lite.task"    # which of its containers: source or build
+
+
+def again(call: Callable[[], Any], what: str, retry_for: float = RETRY_FOR,
+          sleep: Callable[[float], object] = time.sleep,
+          clock: Callable[[], float] = time.monotonic) -> Any:
+    """call(), tried again for `retry_for` seconds while the server cannot be reached: a
+    report (finish, hand-back, a package's upload) lost to a server restart would leave the
+    build running until its lease runs out, and then build it again. Every call it wraps
+    may be repeated (a repeated upload of the same file publishes it again, unchanged)."""
+    deadline = clock() + retry_for
+    while True:
+        try:
+            return call()
+        except ClientError as exc:
+            if exc.status not in TRANSIENT or clock() >= deadline:
+                raise
+            log.warning("%s: %s; trying again", what, exc)
+            sleep(RETRY_WAIT)
 
 
 class BuildFailed(Exception):
@@ -188,11 +212,14 @@ class LogStream:
             if name == self.task:
                 return
             self._send(at)
-            try:
+            try:  # (a report lost to a server restart would leave the task pending)
                 if self.task and not self.abandoned:
-                    self.api.set_task(self.build_id, self.task, "success")
+                    again(functools.partial(self.api.set_task, self.build_id, self.task,
+                                            "success"),
+                          f"build {self.build_id}: report task {self.task}")
                 if not self.abandoned:
-                    self.api.set_task(self.build_id, name, "running")
+                    again(functools.partial(self.api.set_task, self.build_id, name, "running"),
+                          f"build {self.build_id}: report task {name}")
             except ClientError as exc:
                 self._failed(exc, f"could not report task {name}")
             self.task = name
@@ -247,8 +274,12 @@ class Agent:
     """Polls for at most its free slots; each job builds in its own thread."""
 
     def __init__(self, settings: AgentSettings, podman: Podman, images: Images,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time, state: Leftovers | None = None):
         self.settings = settings
+        # the records of the builds it runs (in its data dir); the builds a killed run
+        # left there are handed back before the first poll
+        self.state = state
+        self._left = state.builds() if state is not None else []
         self.api = Client(settings.address, settings.api_key)
         self.podman = podman
         self.images = images
@@ -276,6 +307,8 @@ class Agent:
         self.hard_stop = hard_stop or threading.Event()
         last_poll = float("-inf")
         while not stop.is_set():
+            if self._left:
+                self.hand_back_left()
             free = self.free_slots()
             due = self.clock() - last_poll >= self.settings.polling_frequency
             # a free slot polls when due, when a build ended, or at once again while the
@@ -298,11 +331,32 @@ class Agent:
         for thread in list(self._workers.values()):
             thread.join()
 
+    def hand_back_left(self) -> None:
+        """Hand back the builds a killed run of this agent left running on the server: they
+        are queued again at once (not when their lease runs out). A server that cannot be
+        reached is asked again on the next turn; a build that is over there is forgotten."""
+        for job in list(self._left):
+            build_id = job["build_id"]
+            try:
+                Client(self.settings.address, job["token"]).release_build(build_id)
+                log.warning("build %d was left running by a killed run: handed back", build_id)
+            except ClientError as exc:
+                if not gone(exc):
+                    log.warning("build %d, left by a killed run: cannot hand it back yet: %s",
+                                build_id, exc)
+                    continue
+                log.info("build %d, left by a killed run, is over on the server", build_id)
+            self._left.remove(job)
+            if self.state is not None:
+                self.state.remove_build(build_id)
+
     def start(self, job: dict[str, Any]) -> threading.Thread:
         thread = threading.Thread(target=self._build, args=(job,), name=f"build-{job['build_id']}",
                                   daemon=True)
         with self._lock:
             self._workers[job["build_id"]] = thread
+        if self.state is not None:
+            self.state.add_build(job["build_id"], job["token"])
         thread.start()
         return thread
 
@@ -310,6 +364,8 @@ class Agent:
         try:
             return self.build(job, echo)
         finally:
+            if self.state is not None:
+                self.state.remove_build(job["build_id"])
             self._freed.set()
 
     def build(self, job: dict[str, Any], echo: Callable[[bytes], None] | None = None) -> int:
@@ -396,11 +452,13 @@ class Agent:
         stream.close()
         try:
             if handed_back:
-                api.release_build(build_id)
+                again(lambda: api.release_build(build_id), f"build {build_id}: hand back")
             else:
-                api.finish_build(build_id, exit_code, start_time=started,
-                                 end_time=int(self.clock()),
-                                 timed_out=exit_code == TIMEOUT_EXIT)
+                ended = int(self.clock())
+                again(lambda: api.finish_build(build_id, exit_code, start_time=started,
+                                               end_time=ended,
+                                               timed_out=exit_code == TIMEOUT_EXIT),
+                      f"build {build_id}: report the result")
         except ClientError as exc:
             log.error("build %d: could not report the result: %s", build_id, exc)
 
@@ -532,7 +590,7 @@ class Agent:
                 control.check()
             stream.line(f"+ publish {package.name}")
             try:
-                api.publish(repo, package)
+                again(functools.partial(api.publish, repo, package), f"publish {package.name}")
             except ClientError as exc:
                 if control is not None:
                     control.stop_if_ended(exc)

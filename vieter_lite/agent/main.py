@@ -16,6 +16,7 @@ from vieter_lite import __version__, agents
 from vieter_lite.agent import emulation, script
 from vieter_lite.agent.check import network_problems
 from vieter_lite.agent.daemon import Agent, AgentSettings, Images
+from vieter_lite.agent.leftovers import Leftovers
 from vieter_lite.config import AGENT_KEYS, load_values, machine_arch
 from vieter_lite.errors import ConfigError
 
@@ -73,13 +74,20 @@ def run(settings: AgentSettings, values: dict) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda number, _frame: signals.append(number))
     crashed: list[BaseException] = []
-    service = PodmanService(values["podman_url"] or None)  # empty: a private service
+    # what a killed run left: its podman service first (its containers do not depend on it)
+    state = Leftovers(data_dir)
+    state.stop_service()
+    service = PodmanService(values["podman_url"] or None,  # empty: a private service
+                            on_start=state.record_service)
     try:
         podman = Podman(service.start(), platform=settings.platform)
+        removed = state.remove_containers(podman.owner, podman.remove_owned)
+        if removed:
+            log.warning("removed %d container(s) a killed run left", removed)
         agent = Agent(settings, podman,
                       Images(podman, settings.prepare_script, settings.image_rebuild_frequency,
                              network=settings.build_network,
-                             platform=settings.platform))
+                             platform=settings.platform), state=state)
         log.warning("agent %s polling %s for %s%s (%d slot(s))", settings.runner,
                     settings.address, settings.arch,
                     f" under qemu-user emulation ({settings.platform})"
@@ -104,4 +112,5 @@ def run(settings: AgentSettings, values: dict) -> int:
                 hard_stop.set()
     finally:
         service.stop()
+        state.forget_service()
     return 1 if crashed else 0

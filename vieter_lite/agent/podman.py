@@ -90,8 +90,10 @@ class PodmanService:
     """
 
     def __init__(self, url: str | None = None, *, user: str | None = None,
-                 podman: str = "podman", start_timeout: float = 30.0) -> None:
+                 podman: str = "podman", start_timeout: float = 30.0,
+                 on_start: Callable[[int, Path], None] | None = None) -> None:
         self.configured_url = url
+        self.on_start = on_start  # told the service's pid and dir once it started
         self.user = user
         self.podman = podman
         self.start_timeout = start_timeout
@@ -126,6 +128,8 @@ class PodmanService:
                 self._remove_dir()
                 raise PodmanError(f"cannot start podman ({self.podman}): {exc}") from exc
         log.info("started podman service pid %d at %s", self.proc.pid, self.url)
+        if self.on_start is not None:
+            self.on_start(self.proc.pid, self.dir)
         try:
             wait_for_ping(self.url, self.start_timeout, self.proc, sock)
         except PodmanError as exc:
@@ -270,7 +274,7 @@ class Podman:
         # os/arch[/variant] of every container and image made here (an arch built under
         # qemu-user emulation, e.g. linux/arm64 on x86_64); empty: the machine's own
         self.platform = platform
-        self.owner = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
+        self.owner = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"  # OWNER_LABEL of its containers
         self._client = PodmanClient(base_url=url, timeout=timeout)
         # Log streams can stay silent for long (a quiet compile): no read timeout there.
         self._stream_client = PodmanClient(base_url=url)
@@ -552,6 +556,22 @@ class Podman:
         for cid in self.containers():
             with contextlib.suppress(PodmanError), self._call(f"kill container {cid[:12]}"):
                 self._client.containers.get(cid).kill(signal="SIGKILL")
+
+    def remove_owned(self, owner: str) -> int:
+        """Kill and remove every container labelled with `owner` (another instance's: one
+        of a run that was killed); returns how many there were."""
+        with self._call("list containers"):
+            found = self._client.containers.list(all=True,
+                                                 filters={"label": f"{OWNER_LABEL}={owner}"})
+        for container in found:
+            log.warning("removing container %s (%s) that a killed run left", container.id[:12],
+                        ", ".join(f"{k}={v}" for k, v in sorted(
+                            (container.labels or {}).items()) if k != OWNER_LABEL))
+            with contextlib.suppress(PodmanError), \
+                    self._call(f"kill container {container.id[:12]}"):
+                container.kill(signal="SIGKILL")
+            self._remove_container(container)
+        return len(found)
 
     def containers(self, mine: bool = True) -> list[str]:
         """Ids of the containers (any state) this instance (or, with mine=False, any instance
