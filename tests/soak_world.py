@@ -12,7 +12,6 @@ import hashlib
 import io
 import json
 import os
-import pwd
 import random
 import re
 import shutil
@@ -37,22 +36,12 @@ for _path in (str(ROOT), str(HERE)):
     if _path not in sys.path:
         sys.path.insert(0, _path)
 
-from pacman_client import PacmanClient, pacman_available  # noqa: E402
+from agent_env import AGENT_PYTHON, AGENT_USER, BASE_IMAGE, PREPARE, agent_env, agent_ready, podman  # noqa: E402,F401,E501
+from pacman_client import PacmanClient  # noqa: E402
 from pkgfactory import make_synthetic_package  # noqa: E402
 from vieter_lite.client import Client, ClientError  # noqa: E402
 
 API_KEY = "soak-secret"
-AGENT_USER = os.environ.get("VIETER_AGENT_USER", "vieter-agent")
-AGENT_PYTHON = os.environ.get("VIETER_AGENT_PYTHON", "/opt/vieter-lite-agent/bin/python")
-BASE_IMAGE = os.environ.get("VIETER_TEST_BASE_IMAGE", "localhost/vieter-lite-test-base:latest")
-# the builder image's preparation for the Debian test base image (Arch's is the default)
-PREPARE = """set -e
-id build >/dev/null 2>&1 || useradd -m -u 1000 -s /bin/bash build
-pacman -Q >/dev/null 2>&1 || true
-test -f /var/lib/pacman/local/ALPM_DB_VERSION
-sed -i "s/^PKGEXT=.*/PKGEXT='.pkg.tar.zst'/" /etc/makepkg.conf
-install -m 4755 /bin/bash /usr/local/bin/rootbash
-"""
 OWNER_LABEL = "io.vieter-lite.owner"
 BUILD_LABEL = "io.vieter-lite.build"
 FINAL = ("success", "failed", "cancelled", "timeout")
@@ -64,41 +53,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def agent_env() -> list[str]:
-    home = pwd.getpwnam(AGENT_USER).pw_dir
-    return ["setpriv", f"--reuid={AGENT_USER}", f"--regid={AGENT_USER}", "--init-groups",
-            "env", "-i", f"HOME={home}", "PATH=/usr/local/bin:/usr/bin:/bin"]
-
-
-def podman(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    """`podman ARGS` as the agent user (its own rootless store)."""
-    return subprocess.run([*agent_env(), "podman", *args], cwd="/", capture_output=True,
-                          text=True, timeout=120, check=check)
 
 
 def containers(label: str) -> list[str]:
     """Ids of the agent user's containers (any state) with `label` (key=value)."""
     return podman("ps", "-a", "-q", "--filter", f"label={label}").stdout.split()
 
-
-def agent_ready() -> str | None:
-    """None when a real agent can run here, else why not."""
-    if os.geteuid() != 0:
-        return "needs root (runs the agent as another user)"
-    for tool in ("podman", "setpriv", "bsdtar"):
-        if shutil.which(tool) is None:
-            return f"{tool} is not installed (.ci/podman-setup installs it)"
-    try:
-        pwd.getpwnam(AGENT_USER)
-    except KeyError:
-        return f"user {AGENT_USER} is missing (.ci/podman-setup creates it)"
-    if not os.access(AGENT_PYTHON, os.X_OK):
-        return f"{AGENT_PYTHON} is missing (.ci/podman-setup creates it)"
-    if podman("image", "exists", BASE_IMAGE, check=False).returncode != 0:
-        return f"image {BASE_IMAGE} is missing (.ci/podman-setup builds it)"
-    if not pacman_available():
-        return "pacman is missing"
-    return None
 
 
 def proc_status(pid: int, key: str) -> int | None:

@@ -26,9 +26,10 @@ from pathlib import Path
 
 import pytest
 
+from agent_env import AGENT_USER, BASE_IMAGE, agent_ready
 from conftest import API_KEY, ROOT, ServerProcess
 from pacman_client import PacmanClient
-from test_agent_e2e import AGENT_USER, BASE_IMAGE, _agent_ready, start_agent
+from test_agent_e2e import start_agent
 from vieter_lite.agent import emulation
 
 ARM64_IMAGE = os.environ.get("VIETER_TEST_ARM64_IMAGE",
@@ -61,7 +62,7 @@ def as_agent(*argv: str) -> subprocess.CompletedProcess:
 
 
 def _why_skip() -> str | None:
-    reason = _agent_ready()
+    reason = agent_ready()
     if reason is not None:
         return reason
     if platform.machine() != "x86_64":

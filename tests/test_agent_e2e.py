@@ -8,7 +8,6 @@ import functools
 import http.server
 import io
 import json
-import os
 import pwd
 import shutil
 import signal
@@ -23,22 +22,10 @@ from pathlib import Path
 
 import pytest
 
+from agent_env import AGENT_PYTHON, AGENT_USER, BASE_IMAGE, PREPARE, agent_ready  # noqa: F401
 from conftest import API_KEY, ROOT, ServerProcess, free_port
-from pacman_client import PacmanClient, pacman_available
+from pacman_client import PacmanClient
 from receivers import SmtpReceiver
-
-AGENT_USER = os.environ.get("VIETER_AGENT_USER", "vieter-agent")
-AGENT_PYTHON = os.environ.get("VIETER_AGENT_PYTHON", "/opt/vieter-lite-agent/bin/python")
-BASE_IMAGE = os.environ.get("VIETER_TEST_BASE_IMAGE", "localhost/vieter-lite-test-base:latest")
-
-# Builder image preparation for the Debian base image (the default is Arch's).
-PREPARE = """set -e
-id build >/dev/null 2>&1 || useradd -m -u 1000 -s /bin/bash build
-pacman -Q >/dev/null 2>&1 || true
-test -f /var/lib/pacman/local/ALPM_DB_VERSION
-sed -i "s/^PKGEXT=.*/PKGEXT='.pkg.tar.zst'/" /etc/makepkg.conf
-install -m 4755 /bin/bash /usr/local/bin/rootbash  # the build user can be root, as with Arch's sudo
-"""
 
 
 def pkgbuild(base: str, version: str = "1.0", body: str = "", bin_arch: str = "x86_64") -> str:
@@ -65,29 +52,7 @@ package_{base}-data() {{
 """
 
 
-def _agent_ready() -> str | None:
-    if os.geteuid() != 0:
-        return "needs root (runs the agent as another user)"
-    for tool in ("podman", "git", "runuser"):
-        if shutil.which(tool) is None:
-            return f"{tool} is not installed (.ci/podman-setup installs it)"
-    try:
-        pwd.getpwnam(AGENT_USER)
-    except KeyError:
-        return f"user {AGENT_USER} is missing (.ci/podman-setup creates it)"
-    if not os.access(AGENT_PYTHON, os.X_OK):
-        return f"{AGENT_PYTHON} is missing (.ci/podman-setup creates it)"
-    exists = subprocess.run(["runuser", "-u", AGENT_USER, "--", "env", "-u", "XDG_RUNTIME_DIR",
-                             f"HOME={pwd.getpwnam(AGENT_USER).pw_dir}", "podman", "image",
-                             "exists", BASE_IMAGE], cwd="/", capture_output=True)
-    if exists.returncode != 0:
-        return f"image {BASE_IMAGE} is missing (.ci/podman-setup builds it)"
-    if not pacman_available():
-        return "pacman is missing"
-    return None
-
-
-pytestmark = pytest.mark.skipif(_agent_ready() is not None, reason=str(_agent_ready()))
+pytestmark = pytest.mark.skipif(agent_ready() is not None, reason=str(agent_ready()))
 
 
 class Api:

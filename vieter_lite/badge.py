@@ -84,12 +84,3 @@ def etag(body: str) -> str:
     """A strong ETag of a badge's body."""
     return '"' + hashlib.sha256(body.encode()).hexdigest()[:32] + '"'
 
-
-def matches(if_none_match: str, tag: str) -> bool:
-    """Whether an If-None-Match header names `tag` (or is '*'); weak tags compare by
-    their value, as If-None-Match asks."""
-    for candidate in if_none_match.split(","):
-        candidate = candidate.strip()
-        if candidate == "*" or candidate.removeprefix("W/") == tag:
-            return True
-    return False

@@ -13,6 +13,7 @@ from bottle import HTTPResponse, request
 
 from vieter_lite import badge
 from vieter_lite.errors import NotFound
+from vieter_lite.web.http import etag_matches
 
 if TYPE_CHECKING:
     from vieter_lite.services import Services
@@ -23,8 +24,8 @@ REPO = {"api": "repo"}
 def badge_response(svg: str, status: int, if_none_match: str) -> HTTPResponse:
     tag = badge.etag(svg)
     headers = {"ETag": tag, "Cache-Control": "no-cache"}
-    if status == 200 and if_none_match and badge.matches(if_none_match, tag):
-        return HTTPResponse(status=304, headers={"ETag": tag, "Cache-Control": "no-cache"})
+    if status == 200 and if_none_match and etag_matches(if_none_match, tag):
+        return HTTPResponse(status=304, headers=headers)
     return HTTPResponse(svg.encode(), status=status,
                         headers={**headers, "Content-Type": badge.CONTENT_TYPE})
 

@@ -14,6 +14,7 @@ from typing import BinaryIO
 from bottle import HTTPResponse, request
 
 from vieter_lite.errors import NotFound
+from vieter_lite.web.http import not_modified_since
 
 OCTET = "application/octet-stream"
 TEXT = "text/plain; charset=utf-8"
@@ -53,16 +54,6 @@ def _int(digits: str) -> int:
     return int(digits) if len(digits) <= 19 else 1 << 63
 
 
-def _not_modified_since(mtime: int) -> bool:
-    header = request.environ.get("HTTP_IF_MODIFIED_SINCE")
-    if not header:
-        return False
-    try:
-        since = email.utils.parsedate_to_datetime(header)
-    except (TypeError, ValueError):
-        return False
-    return since is not None and mtime <= since.timestamp()
-
 
 def _read_range(fh: BinaryIO, start: int, length: int) -> Iterator[bytes]:
     try:
@@ -81,7 +72,7 @@ def send(body: bytes | BinaryIO, size: int, mtime: int, content_type: str) -> HT
     """A 200/206/304/416 response for a body of `size` bytes last changed at `mtime`."""
     headers = {"Content-Type": content_type, "Accept-Ranges": "bytes",
                "Last-Modified": email.utils.formatdate(mtime, usegmt=True)}
-    if _not_modified_since(mtime):
+    if not_modified_since(mtime):
         _close(body)
         return HTTPResponse(status=304, headers={"Last-Modified": headers["Last-Modified"]})
     status, start, length = 200, 0, size

@@ -3,6 +3,7 @@ helpers every API's routes share."""
 
 from __future__ import annotations
 
+import email.utils
 import json
 import re
 from collections.abc import Callable
@@ -130,3 +131,26 @@ def base_url() -> str:
 def is_v2_path(path: str) -> bool:
     """Whether a (normalised) path is under /api/v2, where errors use v2's envelope."""
     return path == "/api/v2" or path.startswith("/api/v2/")
+
+
+def etag_matches(if_none_match: str, tag: str) -> bool:
+    """Whether an If-None-Match header names `tag` (or is '*'); weak tags compare by
+    their value, as If-None-Match asks."""
+    for candidate in if_none_match.split(","):
+        candidate = candidate.strip()
+        if candidate == "*" or candidate.removeprefix("W/") == tag:
+            return True
+    return False
+
+
+def not_modified_since(mtime: int) -> bool:
+    """Whether the request's If-Modified-Since is at or after `mtime` (an unreadable date:
+    no)."""
+    header = request.environ.get("HTTP_IF_MODIFIED_SINCE")
+    if not header:
+        return False
+    try:
+        since = email.utils.parsedate_to_datetime(header)
+    except (TypeError, ValueError):
+        return False
+    return since is not None and mtime <= since.timestamp()

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import bottle
 from bottle import HTTPResponse, request
 
-from vieter_lite.web.http import envelope
+from vieter_lite.web.http import envelope, etag_matches, not_modified_since
 
 if TYPE_CHECKING:
     from vieter_lite.services import Services
@@ -67,16 +67,8 @@ def not_modified(asset: Asset) -> bool:
     """If-None-Match decides when sent (RFC 9110 13.2.2), else If-Modified-Since."""
     tags = request.environ.get("HTTP_IF_NONE_MATCH")
     if tags is not None:
-        wanted = {t.strip().removeprefix("W/") for t in tags.split(",")}
-        return "*" in wanted or asset.etag in wanted
-    since = request.environ.get("HTTP_IF_MODIFIED_SINCE")
-    if not since:
-        return False
-    try:
-        when = email.utils.parsedate_to_datetime(since)
-    except (TypeError, ValueError):
-        return False
-    return when is not None and asset.mtime <= when.timestamp()
+        return etag_matches(tags, asset.etag)
+    return not_modified_since(asset.mtime)
 
 
 def respond(asset: Asset) -> HTTPResponse:
