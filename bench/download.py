@@ -252,17 +252,20 @@ def run(args: argparse.Namespace, nginx: str) -> int:
                     print(f"#   run {rep + 1}: {name:<11} {n} at once {gbps:6.2f} GB/s",
                           file=sys.stderr, flush=True)
 
-        header = f"{'downloads':<12} {'vieter-lite GB/s':>17} {'nginx GB/s':>11} {'ratio':>7}"
+        header = (f"{'downloads':<12} {'vieter-lite GB/s':>17} {'nginx GB/s':>11} "
+                  f"{'ratio':>7} {'paired':>7}")
         print(header)
         print("-" * len(header))
         for n in (1, args.clients):
-            ours = c.median(samples[("vieter-lite", n)])
-            theirs = c.median(samples[("nginx", n)])
+            ours, theirs = samples[("vieter-lite", n)], samples[("nginx", n)]
+            paired = c.median([a / b for a, b in zip(ours, theirs, strict=True)])
             label = "1" if n == 1 else f"{n} at once"
-            print(f"{label:<12} {ours:>17.2f} {theirs:>11.2f} {ours / theirs:>6.2f}x")
+            print(f"{label:<12} {c.median(ours):>17.2f} {c.median(theirs):>11.2f} "
+                  f"{c.median(ours) / c.median(theirs):>6.2f}x {paired:>6.2f}x")
         print(f"# GB/s = 10^9 bytes/s, median of {args.repeat} runs; for N at once: all bytes "
-              f"/ (last end - first start); ratio = vieter-lite / nginx "
-              f"(target >= {RATIO_TARGET:g}x)")
+              f"/ (last end - first start); ratio = vieter-lite / nginx of the medians; "
+              f"paired = the median of each round's vieter-lite / nginx (the two measured "
+              f"back to back) (target >= {RATIO_TARGET:g}x)")
         return 0
     finally:
         if pool is not None:

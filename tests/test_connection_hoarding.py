@@ -1,6 +1,7 @@
 """Clients without a key cannot hold connections until nobody else gets one: headers that
-trickle in are cut off, and a full server closes the longest-waiting connection to make
-room. Each test runs a real server process and real sockets."""
+trickle in are cut off, and a full server closes the longest-waiting connection, then one
+address's extra downloads, then slow readers' downloads, to make room. The server tests
+run a real server process and real sockets; the rules of web/room.py have tables."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import pytest
 
 from conftest import API_KEY, ServerProcess
 from pkgfactory import make_synthetic_package
-from vieter_lite.web.server import address_key, hoarded, waiting_since
+from vieter_lite.web.room import SendRate, address_key, hoarded, slow_readers, waiting_since
 
 
 def _server(tmp_path: Path, **keys: int) -> ServerProcess:
@@ -132,7 +133,7 @@ def test_trickling_connections_at_the_limit_do_not_lock_others_out(tmp_path):
         proc.stop()
 
 
-def test_making_room_never_closes_a_download_in_progress(tmp_path):
+def test_making_room_closes_waiting_connections_before_a_download_in_progress(tmp_path):
     proc = _server(tmp_path, connection_limit=12, header_timeout=600, channel_timeout=600)
     try:
         payload = os.urandom(32 << 20)  # more than the socket buffers hold
@@ -284,3 +285,116 @@ def test_address_keys(host, key):
 ])
 def test_which_downloads_are_cut_for_room(served, limit, count, expected):
     assert hoarded(served, limit, count) == expected
+
+
+class SteadyReader:
+    """A download read at about 1.3 MB/s (64 KiB every 50 ms) until `finish` reads the
+    rest at full speed: a client on a slow but honest link."""
+
+    def __init__(self, port: int):
+        self.sock = _stalled_download(port, "127.0.0.1")
+        self.sock.settimeout(30)
+        self.received = bytearray()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.stop.wait(0.05):
+            try:
+                chunk = self.sock.recv(64 << 10)
+            except OSError:
+                return
+            if not chunk:
+                return
+            self.received += chunk
+
+    def finish(self, size: int) -> tuple[bytes, bytes]:
+        self.stop.set()
+        self.thread.join()
+        head, _, body = bytes(self.received).partition(b"\r\n\r\n")
+        rest = _read_response_body(self.sock, size - len(body))
+        return head, body + rest
+
+
+def _read_response_body(sock: socket.socket, size: int) -> bytes:
+    """Up to `size` more bytes of a response, or what came before EOF."""
+    body = bytearray()
+    while len(body) < size:
+        chunk = sock.recv(1 << 20)
+        if not chunk:
+            break
+        body += chunk
+    return bytes(body)
+
+
+def test_slow_readers_from_many_addresses_are_cut_to_make_room(tmp_path):
+    """Downloads that a client does not read, each from an address of its own, fill every
+    connection the server has left: none waits on its client and no address holds over
+    half, so only their speed tells them apart. Measured over a window, they are cut to
+    make room and a new client is served, while a download read at an honest speed keeps
+    its connection to the last byte."""
+    limit = 12
+    proc = _server(tmp_path, connection_limit=limit, header_timeout=600, channel_timeout=600,
+                   min_send_rate=4096)
+    socks: list[socket.socket] = []
+    steady = None
+    try:
+        pkg = _big_package(tmp_path, proc)
+        size = pkg.stat().st_size
+        steady = SteadyReader(proc.port)
+        time.sleep(0.5)
+        socks += [_stalled_download(proc.port, f"127.0.0.{10 + n}") for n in range(limit - 1)]
+        time.sleep(1)  # every download started, the stalled ones blocked on their readers
+        assert _get(proc.url + "/health", timeout=40) == 200
+        head, body = steady.finish(size)
+        assert head.startswith(b"HTTP/1.1 200") and body == pkg.read_bytes()
+        short = 0
+        for sock in socks:
+            try:
+                short += len(_read_response(sock, size)[1]) < size
+            except ConnectionResetError:
+                short += 1
+        assert short >= 1
+    finally:
+        if steady is not None:
+            steady.stop.set()
+            steady.sock.close()
+        for sock in socks:
+            sock.close()
+        proc.stop()
+
+
+@pytest.mark.parametrize("steps, expected", [
+    # (now, bytes sent so far, output waiting) ... -> the rate after the last step
+    ([(0.0, 0, True)], None),                                   # a window has not passed
+    ([(0.0, 0, True), (10.0, 5000, True)], 500.0),
+    ([(0.0, 100, True), (4.0, 150, True), (12.5, 100 + 25_000, True)], 2000.0),
+    ([(0.0, 0, True), (10.0, 0, True)], 0.0),                   # a reader that stopped
+    # nothing left to send: not slow, and the next window starts afresh
+    ([(0.0, 0, True), (10.0, 0, True), (11.0, 0, False)], None),
+    ([(0.0, 0, True), (10.0, 0, True), (11.0, 0, False), (12.0, 0, True),
+      (21.0, 0, True)], None),
+    # each window is measured on its own: a fast start does not cover a stall
+    ([(0.0, 0, True), (10.0, 10 << 20, True), (20.0, 10 << 20, True)], 0.0),
+])
+def test_send_rate_over_windows(steps, expected):
+    rate = SendRate(window=10.0)
+    for now, sent, pending in steps:
+        rate.update(now, sent, pending)
+    assert rate.rate == expected
+
+
+@pytest.mark.parametrize("served, min_rate, count, expected", [
+    ([], 4096, 1, []),
+    # not yet measured, or fast enough: never cut
+    ([(None, "new"), (5000.0, "ok")], 4096, 3, []),
+    # the slowest first, as many as asked
+    ([(100.0, "b"), (0.0, "a"), (9000.0, "fast"), (2000.0, "c")], 4096, 2, ["a", "b"]),
+    ([(100.0, "b"), (0.0, "a"), (2000.0, "c")], 4096, 5, ["a", "b", "c"]),
+    ([(0.0, "a")], 4096, 0, []),
+    # min_send_rate 0: nobody is slow
+    ([(0.0, "a")], 0, 1, []),
+])
+def test_which_slow_readers_are_cut_for_room(served, min_rate, count, expected):
+    assert slow_readers(served, min_rate, count) == expected

@@ -147,6 +147,10 @@ SERVER_KEYS: tuple[Key, ...] = (
         "keep-alive, a client that stopped reading) before it is closed"),
     Key("header_timeout", int, 10, check_positive,
         "seconds a client has to send a request's headers from their first byte"),
+    Key("min_send_rate", int, 4096, _check_not_negative,
+        "bytes a second below which a download's client counts as a slow reader (measured "
+        "over 10 s while output waits for it); at connection_limit, slow readers are cut, "
+        "slowest first, to make room; 0: downloads are never cut for speed"),
     Key("max_log_chunk", int, 1024 ** 2, check_positive,
         "largest build-log chunk an agent may send in one request, bytes (413 above it)"),
     Key("max_api_body", int, 64 * 1024, check_positive,
@@ -213,6 +217,7 @@ class ServerConfig:
     connection_limit: int
     channel_timeout: int
     header_timeout: int
+    min_send_rate: int
     max_log_chunk: int
     max_api_body: int
     max_log_followers: int

@@ -45,7 +45,8 @@ class Supervisor:
                                    refusal=self._refusal,
                                    connection_limit=config.connection_limit,
                                    channel_timeout=config.channel_timeout,
-                                   header_timeout=config.header_timeout)
+                                   header_timeout=config.header_timeout,
+                                   min_send_rate=config.min_send_rate)
         except (OSError, ValueError) as exc:
             raise preflight.listen_error(exc, config.host, config.port) from None
         # one server per data dir; restore and check --repair look for this lock

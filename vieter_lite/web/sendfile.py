@@ -59,6 +59,8 @@ class SendfileChannel(HTTPChannel):
     sends at most the buffer's `remain` (waitress caps that at Content-Length, and a Range
     response seeks to its start first), then `skip` moves both on."""
 
+    sent_total = 0  # bytes sent on this connection so far (web/room.py's SendRate reads it)
+
     def _flush_some(self, do_close: bool = True) -> bool:
         # waitress's HTTPChannel._flush_some (3.0), with the sendfile branch added
         sent = 0
@@ -100,6 +102,7 @@ class SendfileChannel(HTTPChannel):
             if dobreak:
                 break
         if sent:
+            self.sent_total += sent
             self.last_activity = time.time()
             return True
         return False

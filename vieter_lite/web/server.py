@@ -3,14 +3,13 @@ their headers, connections that cannot starve the others, and a clean stop."""
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
 import socket
 import time
 from collections.abc import Callable
 from http import HTTPStatus
-from typing import Any, TypeVar
+from typing import Any
 
 from waitress import wasyncore
 from waitress.adjustments import Adjustments
@@ -22,14 +21,18 @@ from waitress.utilities import Error
 
 from vieter_lite.errors import full_disk
 from vieter_lite.web.http import is_v2_path, key_of, normalise_path
+from vieter_lite.web.room import (
+    ROOM_GRACE,
+    SendRate,
+    address_key,
+    hoarded,
+    slow_readers,
+    waiting_since,
+)
 from vieter_lite.web.sendfile import SendfileChannel
 from vieter_lite.web.v2 import errors as v2_errors
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
-# seconds a new connection has to send its first request before it may be closed for room:
-# at the limit, the connection just accepted would otherwise be the one closed
-ROOM_GRACE = 1.0
 
 
 class _JsonErrorTask(ErrorTask):
@@ -143,53 +146,9 @@ class _Channel(SendfileChannel, HTTPChannel):
     error_task_class = _JsonErrorTask
     parser_class = _BodyGuardParser
 
-
-def waiting_since(channel: HTTPChannel) -> float | None:
-    """When a connection began waiting on its client for a request (time.time()): the
-    first byte of headers still incomplete, or the end of its last exchange when idle.
-    None while the server owes it something: a request running, a response being sent, or
-    a request body being received (only a known key gets that far)."""
-    if channel.requests or channel.total_outbufs_len or channel.will_close \
-            or channel.close_when_flushed:
-        return None
-    request = channel.request
-    if request is None:
-        return float(channel.last_activity)
-    if request.headers_finished:
-        return None
-    return float(getattr(request, "started", channel.last_activity))
-
-
-def address_key(host: str) -> str:
-    """Whose connection this is, for sharing connection slots: an IPv4 address, or an IPv6
-    address's /64 (one machine commonly holds a whole /64); an IPv4-mapped IPv6 address is
-    its IPv4 address."""
-    try:
-        address = ipaddress.ip_address(host.split("%", 1)[0])
-    except ValueError:
-        return host  # a Unix socket's path, or anything else: itself
-    if isinstance(address, ipaddress.IPv6Address):
-        if address.ipv4_mapped is not None:
-            return str(address.ipv4_mapped)
-        return str(ipaddress.IPv6Network((address, 64), strict=False))
-    return str(address)
-
-
-def hoarded(served: list[tuple[str, float, T]], limit: int, count: int) -> list[T]:
-    """Which of the connections being served (address key, last activity, connection) to
-    cut so that `count` others can be accepted: only those of an address that holds more
-    than half of `limit` slots, its quietest first, never leaving it fewer than half."""
-    by_address: dict[str, list[tuple[float, T]]] = {}
-    for key, last_activity, channel in served:
-        by_address.setdefault(key, []).append((last_activity, channel))
-    if not by_address:
-        return []
-    share = limit // 2
-    heaviest = max(by_address.values(), key=len)
-    if len(heaviest) <= share:
-        return []
-    heaviest.sort(key=lambda pair: pair[0])
-    return [channel for _, channel in heaviest[:min(count, len(heaviest) - share)]]
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.send_rate = SendRate()
 
 
 def _close_soon(channel: HTTPChannel) -> None:
@@ -216,18 +175,20 @@ class _GuardedServer(TcpWSGIServer):
 
     - request headers must arrive within header_timeout of their first byte (a client
       that trickles a byte a second keeps waitress's idle timer fresh forever);
-    - at connection_limit, instead of no longer accepting, the connection that has waited
-      longest on its client (idle or with incomplete headers) is closed to make room.
-      Connections being served are not closed for room, unless one address holds more
-      than half of the slots: then its quietest downloads are cut down to half, so that
-      slow readers from one client cannot hold every connection. Otherwise, when every
-      connection is being served, waitress stops accepting until one ends.
+    - at connection_limit, instead of no longer accepting, connections give up their slot
+      in the order of web/room.py: the one waiting longest on its client (idle or with
+      incomplete headers); then, when one address holds more than half of the slots, its
+      quietest downloads, down to half; then downloads whose client takes less than
+      min_send_rate bytes a second, slowest first. Only when every connection is being
+      served at a reasonable speed does waitress stop accepting until one ends.
     """
 
     header_timeout: float = 10.0
+    min_send_rate: float = 4096.0
     _closed_slow = 0
     _closed_for_room = 0
     _cut_hoarded = 0
+    _cut_slow_readers = 0
     _next_report = 0.0
 
     def readable(self) -> bool:
@@ -249,12 +210,20 @@ class _GuardedServer(TcpWSGIServer):
             self._closed_for_room += 1
         count -= len(closing)
         if count > 0:
-            served = [(address_key(str(channel.addr[0]) if channel.addr else ""),
-                       float(channel.last_activity), channel) for channel in channels
+            served = [channel for channel in channels
                       if not channel.will_close and waiting_since(channel) is None]
-            for channel in hoarded(served, self.adj.connection_limit, count):
+            keyed = [(address_key(str(channel.addr[0]) if channel.addr else ""),
+                      float(channel.last_activity), channel) for channel in served]
+            for channel in hoarded(keyed, self.adj.connection_limit, count):
                 _cut(channel)
                 self._cut_hoarded += 1
+                count -= 1
+            if count > 0:
+                rated = [(channel.send_rate.rate, channel) for channel in served
+                         if not channel.will_close]
+                for channel in slow_readers(rated, self.min_send_rate, count):
+                    _cut(channel)
+                    self._cut_slow_readers += 1
         self._report(time.time())
 
     def maintenance(self, now: float) -> None:
@@ -266,19 +235,23 @@ class _GuardedServer(TcpWSGIServer):
             if since is not None and channel.request is not None and since < cutoff:
                 _close_soon(channel)
                 self._closed_slow += 1
+            channel.send_rate.update(now, channel.sent_total, channel.total_outbufs_len > 0)
         self._report(now)
 
     def _report(self, now: float) -> None:
         """One line a minute at most, however many connections an attack costs."""
-        if not (self._closed_slow or self._closed_for_room or self._cut_hoarded) \
-                or now < self._next_report:
+        if not (self._closed_slow or self._closed_for_room or self._cut_hoarded
+                or self._cut_slow_readers) or now < self._next_report:
             return
         log.warning("closed %d connections whose request headers took over %gs, %d idle "
-                    "ones and %d downloads of an address holding over half the connections "
-                    "to make room under connection_limit=%d (within the last minute)",
+                    "ones, %d downloads of an address holding over half the connections and "
+                    "%d downloads slower than %g bytes/s to make room under "
+                    "connection_limit=%d (within the last minute)",
                     self._closed_slow, self.header_timeout, self._closed_for_room,
-                    self._cut_hoarded, self.adj.connection_limit)
+                    self._cut_hoarded, self._cut_slow_readers, self.min_send_rate,
+                    self.adj.connection_limit)
         self._closed_slow = self._closed_for_room = self._cut_hoarded = 0
+        self._cut_slow_readers = 0
         self._next_report = now + 60
 
 
@@ -289,7 +262,7 @@ class HttpServer:
                  max_body: int,
                  refusal: Callable[[str, str, int | None], tuple[int, str] | None] | None = None,
                  connection_limit: int = 100, channel_timeout: int = 60,
-                 header_timeout: float = 10.0):
+                 header_timeout: float = 10.0, min_send_rate: float = 4096.0):
         adj = Adjustments(host=host, port=port, threads=threads,
                           max_request_body_size=max_body, ident="vieter-lite",
                           clear_untrusted_proxy_headers=True,
@@ -302,7 +275,8 @@ class HttpServer:
                       if refusal else {})
         channel = type("_GuardedChannel", (_Channel,), {"parser_class": parser})
         server_class = type("_Server", (_GuardedServer,), {"channel_class": channel,
-                                                            "header_timeout": header_timeout})
+                                                            "header_timeout": header_timeout,
+                                                            "min_send_rate": min_send_rate})
         # one listening socket: the first address the host resolves to
         self._server = server_class(app, {}, True, None, dispatcher=dispatcher, adj=adj,
                                     sockinfo=adj.listen[0])
