@@ -3,9 +3,9 @@
 idle and then while 50 slow readers, 100 trickling connections and 10 unauthenticated
 large uploads run at once, side by side in the same run.
 
-    python3 bench/frontend.py [--readers 50] [--tricklers 100] [--uploads 10]
-                              [--health 40] [--publishes 8] [--package-mb 40]
-                              [--settle 3] [--tmpdir DIR]
+    python3 bench/frontend.py [--readers 50] [--reader-addresses 1] [--tricklers 100]
+                              [--uploads 10] [--health 40] [--publishes 8]
+                              [--package-mb 40] [--settle 3] [--tmpdir DIR]
 
 The attack runs in its own process (a non-blocking socket loop), so it does not share the
 measuring process's interpreter lock. See bench/README.md for what each figure means.
@@ -47,11 +47,14 @@ UPLOAD_SIZE = 300 << 20  # what each unauthenticated upload announces
 # -- the attack (its own process) ------------------------------------------------------
 
 class _Conn:
-    def __init__(self, kind: str, port: int, request: bytes, rcvbuf: int = 0):
+    def __init__(self, kind: str, port: int, request: bytes, rcvbuf: int = 0,
+                 source: str = ""):
         self.kind = kind
         self.sock = socket.socket()
         if rcvbuf:
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        if source:
+            self.sock.bind((source, 0))
         self.sock.connect(("127.0.0.1", port))
         self.sock.setblocking(False)
         self.request = request
@@ -60,9 +63,11 @@ class _Conn:
         self.next_at = 0.0
 
 
-def attack(port: int, path: str, readers: int, tricklers: int, uploads: int,
-           stop: multiprocessing.synchronize.Event, stats: dict) -> None:
-    """Runs until `stop`; a connection the server closes is opened again, and counted."""
+def attack(port: int, path: str, readers: int, reader_addresses: int, tricklers: int,
+           uploads: int, stop: multiprocessing.synchronize.Event, stats: dict) -> None:
+    """Runs until `stop`; a connection the server closes is opened again, and counted.
+    Readers connect from `reader_addresses` loopback addresses in turn (127.0.1.x, ...);
+    the measuring client's 127.0.0.1 is none of them."""
     trickle = (b"GET /health HTTP/1.1\r\nHost: bench\r\nX-Trickle: " + b"t" * 1_000_000)
     download = f"GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n".encode()
     upload = (f"POST /{REPO}/publish HTTP/1.1\r\nHost: bench\r\n"
@@ -72,10 +77,12 @@ def attack(port: int, path: str, readers: int, tricklers: int, uploads: int,
               "upload_401": 0, "upload_other": 0, "upload_body_bytes_sent": 0,
               "reader_bytes": 0, "reader_not_200": 0, "connect_errors": 0}
 
-    def open_conn(kind: str) -> _Conn | None:
+    def open_conn(kind: str, index: int) -> _Conn | None:
         try:
             if kind == "reader":
-                conn = _Conn(kind, port, download, rcvbuf=4096)
+                n = index % reader_addresses
+                source = f"127.0.{1 + n // 250}.{1 + n % 250}" if reader_addresses > 1 else ""
+                conn = _Conn(kind, port, download, rcvbuf=4096, source=source)
             elif kind == "trickler":
                 conn = _Conn(kind, port, trickle)
             else:
@@ -91,13 +98,13 @@ def attack(port: int, path: str, readers: int, tricklers: int, uploads: int,
         return conn
 
     wanted = ["reader"] * readers + ["trickler"] * tricklers + ["upload"] * uploads
-    conns: list[_Conn | None] = [open_conn(kind) for kind in wanted]
+    conns: list[_Conn | None] = [open_conn(kind, i) for i, kind in enumerate(wanted)]
     while not stop.is_set():
         now = time.monotonic()
         for index, conn in enumerate(conns):
             kind = wanted[index]
             if conn is None:
-                conns[index] = open_conn(kind)
+                conns[index] = open_conn(kind, index)
                 continue
             closed = False
             try:
@@ -135,7 +142,7 @@ def attack(port: int, path: str, readers: int, tricklers: int, uploads: int,
             if closed:
                 conn.sock.close()
                 counts[f"{kind}_reopened"] += 1
-                conns[index] = open_conn(kind)
+                conns[index] = open_conn(kind, index)
         time.sleep(0.02)
     for conn in conns:
         if conn is not None:
@@ -208,6 +215,9 @@ def dir_bytes(path: Path) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--readers", type=int, default=50)
+    parser.add_argument("--reader-addresses", type=int, default=1,
+                        help="loopback addresses the readers connect from, in turn "
+                             "(at most 2500)")
     parser.add_argument("--tricklers", type=int, default=100)
     parser.add_argument("--uploads", type=int, default=10)
     parser.add_argument("--health", type=int, default=40, help="/health requests per phase")
@@ -218,6 +228,8 @@ def main() -> int:
                         help="seconds the attack runs before measuring")
     parser.add_argument("--tmpdir", help="where the scratch data dir goes")
     args = parser.parse_args()
+    if not 1 <= args.reader_addresses <= 2500:
+        parser.error("--reader-addresses must be 1 to 2500")
     unwind_on_signals()
     print("$", shlex.join([sys.executable, *sys.argv]))
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load "
@@ -252,7 +264,8 @@ def main() -> int:
         stats = manager.dict()
         attacker = multiprocessing.Process(
             target=attack, args=(port, f"/{REPO}/x86_64/{BIG}-1.0-1-x86_64.pkg.tar.gz",
-                                 args.readers, args.tricklers, args.uploads, stop, stats),
+                                 args.readers, args.reader_addresses, args.tricklers,
+                                 args.uploads, stop, stats),
             daemon=True)
         attacker.start()
         time.sleep(args.settle)
@@ -268,7 +281,8 @@ def main() -> int:
 
         print()
         print(f"attack: {args.readers} slow readers (1 KiB/s of a {args.package_mb} MB "
-              f"package), {args.tricklers} trickling connections (a header byte a second), "
+              f"package, from {args.reader_addresses} address(es)), {args.tricklers} "
+              "trickling connections (a header byte a second), "
               f"{args.uploads} unauthenticated uploads of {UPLOAD_SIZE >> 20} MB; "
               f"{args.health} /health requests and {args.publishes} publishes per phase, "
               "each on a new connection")
