@@ -1,7 +1,7 @@
 """A data disk that fills up: a real server on a small tmpfs answers 507 with the reason,
 keeps everything it acknowledged (package files and rows, the served db archives and
 their signatures), leaves no temp files, and works again once space is freed, without a
-restart."""
+restart. Also signing an existing repo at start on a full disk."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import hashlib
 import http.client
 import io
 import json
+import logging
 import os
 import shutil
 import socket
@@ -32,9 +33,12 @@ from gpgkeys import gpg_available, stop_agents, verify
 from pacman_client import PacmanClient, pacman_available
 from pkgfactory import make_synthetic_package
 from vieter_lite import diskspace, errors, gpg
+from vieter_lite.config import ServerConfig
 from vieter_lite.db import Database
 from vieter_lite.gpg import GpgError, GpgNoSpace
-from vieter_lite.services import build_services, start_signer
+from vieter_lite.repo.signature_sync import SignatureSync
+from vieter_lite.repo.signing import signature_path
+from vieter_lite.services import Services, build_services, start_signer
 from vieter_lite.targets import TargetSpec
 
 DISK_SIZE = 24 << 20
@@ -664,6 +668,67 @@ def test_a_package_copy_to_a_full_package_disk_leaves_no_partial_file(disk, tmp_
             assert db_entries(served_db(proc)) == {"hello-2.0-1"}
         finally:
             assert proc.stop() == 0
+
+
+def signed_services(config: ServerConfig) -> Services:
+    if not gpg_available():
+        pytest.skip("gpg, gpgv or gpg-agent missing")
+    return build_services(config.replace(sign=True))
+
+
+def close(svc: Services) -> None:
+    if svc.signer is not None:
+        svc.signer.close()
+    svc.db.close()
+
+
+def named_package(directory: Path, name: str) -> Path:
+    directory.mkdir(exist_ok=True)
+    return make_synthetic_package(directory / f"{name}-1.0-1-x86_64.pkg.tar.zst",
+                                  {"pkgname": name, "pkgver": "1.0-1", "arch": "x86_64",
+                                   "size": "6"}, {f"usr/share/{name}/hello": b"hello\n"})
+
+
+def test_signing_an_existing_repo_goes_on_once_there_is_room(disk, tmp_path, caplog):
+    """Signing turned on for a repo on a full disk: the signatures thread (which stops the
+    server when it dies) waits, saying so once, and signs every package once there is
+    room, without a restart."""
+    caplog.set_level(logging.INFO, logger="vieter_lite")
+    config = make_config(tmp_path).replace(data_dir=disk.root, pkg_dir=disk.root / "pkgs")
+    svc = build_services(config)  # sign = false
+    try:
+        for name in ("one", "two", "three", "four", "five"):  # two batches of gpg
+            svc.store.publish("core", named_package(tmp_path / "src", name))
+    finally:
+        close(svc)
+    svc = signed_services(config)
+    stop = threading.Event()
+    try:
+        files = [svc.store.package_file("core", "x86_64", p.filename)
+                 for p in svc.db.packages("core", "x86_64")]
+        assert files and not any(signature_path(f).exists() for f in files)
+        disk.fill()
+        sync = SignatureSync(svc.store, svc.signer, svc.signer.own)
+        thread = threading.Thread(target=sync.run, args=(stop,), daemon=True)
+        thread.start()
+        wait_for(lambda: f"signatures: {NO_SPACE}: going on once there is room "
+                         "(gpg --detach-sign failed: " in caplog.text,
+                 "the signatures thread meets the full disk")
+        assert not sync.done.is_set()
+        assert not any(signature_path(f).exists() for f in files)
+        disk.free()
+        wait_for(sync.done.is_set, "the packages signed")
+        assert "signatures: there is room again: going on" in caplog.text
+        key = svc.signer.public_key
+        for path in files:
+            valid, status_lines = verify(key, signature_path(path).read_bytes(),
+                                         path.read_bytes())
+            assert valid, (path.name, status_lines)
+        assert caplog.text.count(f"signatures: {NO_SPACE}") == 1
+        assert not list((disk.root / "tmp").iterdir())
+    finally:
+        stop.set()
+        close(svc)
 
 
 def test_signing_on_a_full_disk_stops_start_up_with_one_line(disk, tmp_path):
