@@ -1,7 +1,8 @@
 """A data disk that fills up: a real server on a small tmpfs answers 507 with the reason,
 keeps everything it acknowledged (package files and rows, the served db archives and
 their signatures), leaves no temp files, and works again once space is freed, without a
-restart. Also signing an existing repo at start on a full disk."""
+restart. Also what else writes signatures on a full disk: signing an existing repo at start,
+and check --repair."""
 
 from __future__ import annotations
 
@@ -752,3 +753,42 @@ def test_signing_on_a_full_disk_stops_start_up_with_one_line(disk, tmp_path):
         assert again.fingerprint == first.fingerprint
     finally:
         again.close()
+
+
+def test_check_repair_on_a_full_disk_stops_with_one_line_and_goes_on_later(tmp_path):
+    """check --repair signs a package again in <data_dir>/tmp: a disk with no room there
+    (here: no inode left, so gpg cannot create the file) stops it with one line, leaving
+    the bad signature as it was; once there is room it repairs."""
+    if not gpg_available():
+        pytest.skip("gpg, gpgv or gpg-agent missing")
+    server = ServerProcess(tmp_path / "data", env_extra={"VIETER_SIGN": "true"}).start()
+    try:
+        assert publish(server, package(tmp_path, "1.0-1", b"hello"))[0] == 200
+    finally:
+        assert server.stop() == 0, server.log()
+    data = server.data_dir
+    sig = data / "pkgs" / "core" / "x86_64" / "hello-1.0-1-x86_64.pkg.tar.zst.sig"
+    damaged = bytearray(sig.read_bytes())
+    damaged[-5] ^= 0xFF
+    sig.write_bytes(bytes(damaged))
+
+    def repair() -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "vieter_lite", "check", "--repair"],
+                              env=server.env(), capture_output=True, text=True, timeout=300,
+                              cwd=ROOT)
+
+    (data / "tmp").rmdir()
+    with mounted(data / "tmp", 64 << 10, inodes=1):
+        stopped = repair()
+        assert stopped.returncode == 1, stopped
+        assert "Traceback" not in stopped.stderr
+        assert f"vieter-lite: check --repair stopped: {NO_SPACE} (repairing); free some " \
+               "space and try again (gpg --detach-sign failed: hello-1.0-1-x86_64.pkg.tar.zst" \
+               ": gpg: can't create " in stopped.stderr
+        assert "still wrong: bad-signature core/x86_64/hello-1.0-1-x86_64.pkg.tar.zst" \
+               ".sig" in stopped.stdout
+        assert sig.read_bytes() == damaged
+    done = repair()
+    assert done.returncode == 0, done
+    assert "repaired: signed core/x86_64/hello-1.0-1-x86_64.pkg.tar.zst again" in done.stdout
+    assert sig.read_bytes() != damaged
