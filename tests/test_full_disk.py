@@ -1,8 +1,8 @@
 """A data disk that fills up: a real server on a small tmpfs answers 507 with the reason,
 keeps everything it acknowledged (package files and rows, the served db archives and
 their signatures), leaves no temp files, and works again once space is freed, without a
-restart. Also what else writes signatures on a full disk: signing an existing repo at start,
-and check --repair."""
+restart. Also what else writes signatures or copies of them on a full disk: signing an
+existing repo at start, check --repair, backup and restore."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ from conftest import API_KEY, ROOT, ServerProcess, make_config
 from gpgkeys import gpg_available, stop_agents, verify
 from pacman_client import PacmanClient, pacman_available
 from pkgfactory import make_synthetic_package
-from vieter_lite import diskspace, errors, gpg
+from vieter_lite import backup, diskspace, errors, gpg
 from vieter_lite.config import ServerConfig
 from vieter_lite.db import Database
 from vieter_lite.gpg import GpgError, GpgNoSpace
@@ -792,3 +792,58 @@ def test_check_repair_on_a_full_disk_stops_with_one_line_and_goes_on_later(tmp_p
     assert done.returncode == 0, done
     assert "repaired: signed core/x86_64/hello-1.0-1-x86_64.pkg.tar.zst again" in done.stdout
     assert sig.read_bytes() != damaged
+
+
+def signed_data_dir(tmp_path: Path) -> ServerConfig:
+    """A signing server's data dir (stopped) holding one package of BIG bytes."""
+    config = make_config(tmp_path)
+    svc = signed_services(config)
+    try:
+        package(tmp_path, "2.0-1", os.urandom(BIG))  # written to tmp_path, and returned
+        svc.store.publish("core", tmp_path / "hello-2.0-1-x86_64.pkg.tar.zst")
+    finally:
+        close(svc)
+    return config
+
+
+def test_a_backup_that_fills_its_disk_is_removed_and_says_so(tmp_path):
+    config = signed_data_dir(tmp_path)
+    with mounted(tmp_path / "backups", 4 << 20) as disk:
+        dest = disk.root / "monday"
+        disk.fill(leave=BIG // 2)
+        with pytest.raises(backup.BackupError) as caught:
+            backup.backup(config, dest)
+        assert str(caught.value).startswith(f"no space left on the disk of {dest} (")
+        assert str(caught.value).endswith("; the partial backup is removed: free some "
+                                          "space and try again")
+        assert [p.name for p in disk.root.iterdir()] == ["filler"]
+        disk.free()
+        backup.backup(config, dest)
+        manifest = backup.read_manifest(dest)
+        assert backup.verify(dest, manifest) == []
+        assert "pkgs/core/x86_64/hello-2.0-1-x86_64.pkg.tar.zst.sig" in manifest["files"]
+
+
+def test_a_restore_that_fills_the_disk_says_so_and_is_run_again(tmp_path):
+    config = signed_data_dir(tmp_path)
+    backup.backup(config, tmp_path / "monday")
+    manifest = backup.read_manifest(tmp_path / "monday")
+    with mounted(tmp_path / "new", 4 << 20) as disk:
+        target = config.replace(data_dir=disk.root / "data", pkg_dir=disk.root / "data" / "pkgs")
+        disk.fill(leave=BIG // 2)
+        with pytest.raises(backup.BackupError) as caught:
+            backup.restore(target, tmp_path / "monday")
+        assert str(caught.value).startswith("no space left to restore into (")
+        assert str(caught.value).endswith("the data dir holds no server's data yet: free some "
+                                          "space and run restore again with --force")
+        assert not (target.data_dir / "vieter.sqlite").exists()
+        partial = {str(p.relative_to(target.data_dir)): sha(p)
+                   for p in target.data_dir.rglob("*") if p.is_file()}
+        assert partial and all(manifest["files"][rel] == digest
+                               for rel, digest in partial.items())  # no part of a file
+        disk.free()
+        assert backup.restore(target, tmp_path / "monday", force=True) == \
+            len(manifest["files"])
+        assert sha(target.pkg_dir / "core" / "x86_64" / "hello-2.0-1-x86_64.pkg.tar.zst") \
+            == manifest["files"]["pkgs/core/x86_64/hello-2.0-1-x86_64.pkg.tar.zst"]
+
