@@ -1,6 +1,8 @@
 """A data disk that fills up: a real server on a small tmpfs answers 507 with the reason,
-keeps everything it acknowledged (package files and rows, the served db archives), leaves
-no temp files, and works again once space is freed, without a restart."""
+keeps everything it acknowledged (package files and rows, the served db archives and
+their signatures), leaves no temp files, and works again once space is freed, without a
+restart. Also what else writes signatures or copies of them on a full disk: signing an
+existing repo at start, check --repair, backup and restore."""
 
 from __future__ import annotations
 
@@ -10,11 +12,15 @@ import hashlib
 import http.client
 import io
 import json
+import logging
 import os
+import shutil
 import socket
 import sqlite3
 import subprocess
+import sys
 import tarfile
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -23,12 +29,17 @@ from typing import Any
 
 import pytest
 
-from conftest import API_KEY, ServerProcess, make_config
+from conftest import API_KEY, ROOT, ServerProcess, make_config
+from gpgkeys import gpg_available, stop_agents, verify
 from pacman_client import PacmanClient, pacman_available
 from pkgfactory import make_synthetic_package
-from vieter_lite import diskspace, errors
+from vieter_lite import backup, diskspace, errors, gpg
+from vieter_lite.config import ServerConfig
 from vieter_lite.db import Database
-from vieter_lite.services import build_services
+from vieter_lite.gpg import GpgError, GpgNoSpace
+from vieter_lite.repo.signature_sync import SignatureSync
+from vieter_lite.repo.signing import signature_path
+from vieter_lite.services import Services, build_services, start_signer
 from vieter_lite.targets import TargetSpec
 
 DISK_SIZE = 24 << 20
@@ -70,14 +81,16 @@ def _pages(size: int) -> int:
     return -(-size // PAGE) * PAGE
 
 
-def _mount_or_skip(mount: Path, size: int = DISK_SIZE) -> None:
-    """Mount the tmpfs; without root, skip outside CI (and fail in CI, which runs as root)."""
+def _mount_or_skip(mount: Path, size: int = DISK_SIZE, inodes: int | None = None) -> None:
+    """Mount the tmpfs (`inodes`: at most that many files, the root directory counted);
+    without root, skip outside CI (and fail in CI, which runs as root)."""
     why = None
+    options = f"size={size},mode=0755" + (f",nr_inodes={inodes}" if inodes else "")
     if os.geteuid() != 0:
         why = "mounting a tmpfs needs root"
     else:
-        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755",
-                               "tmpfs", str(mount)], capture_output=True, text=True)
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(mount)],
+                              capture_output=True, text=True)
         if done.returncode != 0:
             why = f"cannot mount a tmpfs: {done.stderr.strip()}"
     if why is not None:
@@ -87,9 +100,9 @@ def _mount_or_skip(mount: Path, size: int = DISK_SIZE) -> None:
 
 
 @contextlib.contextmanager
-def mounted(mount: Path, size: int = DISK_SIZE) -> Iterator[Disk]:
+def mounted(mount: Path, size: int = DISK_SIZE, inodes: int | None = None) -> Iterator[Disk]:
     mount.mkdir()
-    _mount_or_skip(mount, size)
+    _mount_or_skip(mount, size, inodes)
     try:
         yield Disk(mount)
     finally:
@@ -243,6 +256,122 @@ def test_a_publish_that_fills_the_disk_keeps_what_was_there(server, disk, tmp_pa
         client.sync_db()
         assert "core hello 2.0-1" in client.run("-Sl", "core").stdout
         client.install("hello")
+    assert server.proc is not None and server.proc.poll() is None  # no restart
+
+
+@pytest.fixture
+def signed_server(disk: Disk) -> Iterator[ServerProcess]:
+    """A signing server (sign = true, its key in the data dir) on the small disk."""
+    if not gpg_available():
+        pytest.skip("gpg, gpgv or gpg-agent missing")
+    proc = ServerProcess(disk.root, env_extra={"VIETER_MIN_FREE_SPACE": "0",
+                                               "VIETER_SIGN": "true"}).start()
+    yield proc
+    if proc.proc is not None and proc.proc.poll() is None:
+        assert proc.stop() == 0, proc.log()
+
+
+def served(proc: ServerProcess, name: str) -> bytes:
+    status, body = request(proc, "GET", f"/core/x86_64/{name}")
+    assert status == 200, (name, status)
+    return bytes(body)
+
+
+@contextlib.contextmanager
+def trusting_pacman(proc: ServerProcess) -> Iterator[PacmanClient]:
+    """pacman in a private root whose keyring trusts the server's key (`vieter-lite client
+    setup`), with `SigLevel = Required` for the repo."""
+    root = Path(tempfile.mkdtemp(prefix="vlp", dir="/tmp"))  # gpg's sockets: a short path
+    client = PacmanClient(root, {})
+    gpgdir = root / "etc/pacman.d/gnupg"
+    try:
+        subprocess.run(["pacman-key", "--config", str(client.conf), "--gpgdir", str(gpgdir),
+                        "--init"], check=True, capture_output=True, timeout=120)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("VIETER_")}
+        subprocess.run([sys.executable, "-m", "vieter_lite", "client", "setup", proc.url,
+                        "core", "--pacman-conf", str(client.conf), "--gpgdir", str(gpgdir)],
+                       check=True, capture_output=True, timeout=120,
+                       env={**env, "PYTHONPATH": str(ROOT)})
+        assert "[core]\nSigLevel = Required\n" in client.conf.read_text()
+        yield client
+    finally:
+        stop_agents(gpgdir)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+# signing: where the disk fills up, as room left before publishing the new version. The
+# package's signature is written after waitress's copy of the body and the upload file;
+# the db archives' after both archives (a page each), with sqlite's WAL reused
+SIGNED_WHERE = {
+    "package signature": lambda size: 2 * _pages(size),
+    "db signature": lambda size: 2 * _pages(size) + 3 * PAGE,
+}
+
+
+@pytest.mark.parametrize("where", list(SIGNED_WHERE))
+def test_a_signature_that_does_not_fit_is_a_507_and_keeps_what_was_there(
+        signed_server, disk, tmp_path, where):
+    """gpg that finds no room for a signature (the package's before the publish is done,
+    a db archive's after it is committed) is a full disk like any other write, not a 500."""
+    server, data = signed_server, disk.root
+    arch_dir = data / "pkgs" / "core" / "x86_64"
+    old_file = arch_dir / "hello-1.0-1-x86_64.pkg.tar.zst"
+    assert publish(server, package(tmp_path, "1.0-1", b"old version"))[0] == 200
+    files_before = {p.name: sha(p) for p in arch_dir.iterdir()}
+    assert set(files_before) == {old_file.name, old_file.name + ".sig"}
+    served_before = {name: served(server, name) for name in
+                     ("core.db", "core.db.sig", "core.files", "core.files.sig")}
+    gens = generations(data)
+    new = package(tmp_path, "2.0-1", os.urandom(BIG))
+    if where == "db signature":
+        restart_wal(data)
+    disk.fill(leave=SIGNED_WHERE[where](len(new)))
+
+    status, body = publish(server, new)
+
+    assert status == 507, body
+    assert {name: served(server, name) for name in served_before} == served_before
+    assert generations(data) == gens  # no partial generation
+    assert leftovers(data) == []
+    files_now = {p.name: sha(p) for p in arch_dir.iterdir()}
+    if where == "package signature":
+        # nothing of the publish was done: no row, no file
+        assert body == {"message": f"{NO_SPACE} (writing the signature of hello 2.0-1); "
+                                   "free some space and try again", "data": ""}
+        assert rows(data) == {old_file.name: "1.0-1"}
+        assert files_now == files_before
+    else:
+        # committed, and the answer says so; the files the served db names stay, and the
+        # archives come once there is room
+        assert body["message"].startswith(
+            f"hello 2.0-1 is published in core, but its db archive could not be "
+            f"rewritten: {NO_SPACE}. pacman sees the last good db until space is freed")
+        assert set(rows(data).values()) == {"2.0-1"}
+        assert {k: files_now.get(k) for k in files_before} == files_before
+        assert "the last good db archive is served until there is room (gpg --detach-sign " \
+               "failed: core.db.tar.gz: " in server.log()
+    assert "Traceback" not in server.log()
+
+    disk.free()
+    if where == "package signature":
+        assert publish(server, new)[0] == 200
+    # the archive writer writes (and signs) what a full disk held back, without a request
+    wait_for(lambda: db_entries(served(server, "core.db")) == {"hello-2.0-1"},
+             "the new db served")
+    wait_for(lambda: not old_file.exists(), "the replaced file removed")
+    assert leftovers(data) == []
+    key = request(server, "GET", "/key")[1]
+    new_name = "hello-2.0-1-x86_64.pkg.tar.zst"
+    for name, signed in [("core.db", served(server, "core.db")),
+                         ("core.files", served(server, "core.files")),
+                         (new_name, served(server, new_name))]:
+        valid, status_lines = verify(key, served(server, name + ".sig"), signed)
+        assert valid, (name, status_lines)
+    if pacman_available() and shutil.which("pacman-key"):
+        with trusting_pacman(server) as client:
+            client.sync_db()
+            assert "core hello 2.0-1" in client.run("-Sl", "core").stdout
+            client.install("hello")
     assert server.proc is not None and server.proc.poll() is None  # no restart
 
 
@@ -459,6 +588,10 @@ def test_a_server_started_on_a_full_disk_says_so_in_one_line(disk, tmp_path):
     (sqlite3.OperationalError("database is locked"), False),
     (errors.InsufficientStorage("already one"), True),
     (ValueError("no space left on device"), False),
+    (GpgNoSpace(errno.ENOSPC, "gpg --detach-sign failed: ..."), True),
+    (GpgNoSpace(errno.EDQUOT, "gpg --detach-sign failed: ..."), True),
+    # the words alone do not make a full disk: gpg.failure() decides, from gpg's stderr
+    (GpgError("gpg --detach-sign failed: No space left on device"), False),
 ])
 def test_full_disk_errors(exc, full):
     found = errors.full_disk(exc, "writing it")
@@ -466,6 +599,50 @@ def test_full_disk_errors(exc, full):
     if found is not None and not isinstance(exc, errors.InsufficientStorage):
         assert found.status == 507
         assert found.message == f"{NO_SPACE} (writing it); free some space and try again"
+
+
+# what gpg 2.2 writes on stderr when a call fails (LC_ALL=C)
+GPG_STDERR = {
+    "the signature's write on a full disk": (
+        b"gpg: error writing to '/d/gnupg/.#lk0x0000560a5c293350.vm.27800': No space left on "
+        b"device\ngpg: can't allocate lock for '/d/gnupg/pubring.kbx'\n"
+        b"gpg: /d/tmp/sig-1f2e: write error: No space left on device\n"
+        b"gpg: filter_flush failed on close: No space left on device\n", errno.ENOSPC),
+    "the signature's file not created (no inode left)": (
+        b"gpg: can't create '/d/tmp/sig-1f2e': No space left on device\n"
+        b"gpg: signing failed: No space left on device\n", errno.ENOSPC),
+    "a spent quota": (
+        b"gpg: /d/tmp/sig-1f2e: write error: Disk quota exceeded\n", errno.EDQUOT),
+    # the lock is not fatal to gpg, but says the disk is full: a 507 asks to free space
+    # first (a missing key then shows as itself)
+    "a lock that did not fit, and a missing key": (
+        b"gpg: error writing to '/d/gnupg/.#lk0x1': No space left on device\n"
+        b"gpg: skipped \"ABCD\": No secret key\n"
+        b"gpg: signing failed: No secret key\n", errno.ENOSPC),
+    "another write error": (
+        b"gpg: /d/tmp/sig-1f2e: write error: Input/output error\n", None),
+    "a key that wants a passphrase": (
+        b"gpg: signing failed: Bad passphrase\n", None),
+    "a file that is gone": (
+        b"gpg: can't open '/d/pkgs/x': No such file or directory\n", None),
+    "nothing": (b"", None),
+}
+
+
+@pytest.mark.parametrize("case", GPG_STDERR)
+def test_gpg_out_of_space_is_read_from_its_stderr(case):
+    stderr, code = GPG_STDERR[case]
+    assert gpg.no_space(stderr) == code
+    err = gpg.failure("gpg --detach-sign failed: x", stderr)
+    assert isinstance(err, GpgError)
+    assert str(err) == "gpg --detach-sign failed: x"
+    full = errors.full_disk(err, "signing it")
+    if code is None:
+        assert full is None and not isinstance(err, OSError)
+    else:
+        assert isinstance(err, GpgNoSpace) and err.errno == code
+        assert full is not None and full.status == 507
+        assert full.message == f"{NO_SPACE} (signing it); free some space and try again"
 
 
 def test_a_package_copy_to_a_full_package_disk_leaves_no_partial_file(disk, tmp_path):
@@ -492,3 +669,181 @@ def test_a_package_copy_to_a_full_package_disk_leaves_no_partial_file(disk, tmp_
             assert db_entries(served_db(proc)) == {"hello-2.0-1"}
         finally:
             assert proc.stop() == 0
+
+
+def signed_services(config: ServerConfig) -> Services:
+    if not gpg_available():
+        pytest.skip("gpg, gpgv or gpg-agent missing")
+    return build_services(config.replace(sign=True))
+
+
+def close(svc: Services) -> None:
+    if svc.signer is not None:
+        svc.signer.close()
+    svc.db.close()
+
+
+def named_package(directory: Path, name: str) -> Path:
+    directory.mkdir(exist_ok=True)
+    return make_synthetic_package(directory / f"{name}-1.0-1-x86_64.pkg.tar.zst",
+                                  {"pkgname": name, "pkgver": "1.0-1", "arch": "x86_64",
+                                   "size": "6"}, {f"usr/share/{name}/hello": b"hello\n"})
+
+
+def test_signing_an_existing_repo_goes_on_once_there_is_room(disk, tmp_path, caplog):
+    """Signing turned on for a repo on a full disk: the signatures thread (which stops the
+    server when it dies) waits, saying so once, and signs every package once there is
+    room, without a restart."""
+    caplog.set_level(logging.INFO, logger="vieter_lite")
+    config = make_config(tmp_path).replace(data_dir=disk.root, pkg_dir=disk.root / "pkgs")
+    svc = build_services(config)  # sign = false
+    try:
+        for name in ("one", "two", "three", "four", "five"):  # two batches of gpg
+            svc.store.publish("core", named_package(tmp_path / "src", name))
+    finally:
+        close(svc)
+    svc = signed_services(config)
+    stop = threading.Event()
+    try:
+        files = [svc.store.package_file("core", "x86_64", p.filename)
+                 for p in svc.db.packages("core", "x86_64")]
+        assert files and not any(signature_path(f).exists() for f in files)
+        disk.fill()
+        sync = SignatureSync(svc.store, svc.signer, svc.signer.own)
+        thread = threading.Thread(target=sync.run, args=(stop,), daemon=True)
+        thread.start()
+        wait_for(lambda: f"signatures: {NO_SPACE}: going on once there is room "
+                         "(gpg --detach-sign failed: " in caplog.text,
+                 "the signatures thread meets the full disk")
+        assert not sync.done.is_set()
+        assert not any(signature_path(f).exists() for f in files)
+        disk.free()
+        wait_for(sync.done.is_set, "the packages signed")
+        assert "signatures: there is room again: going on" in caplog.text
+        key = svc.signer.public_key
+        for path in files:
+            valid, status_lines = verify(key, signature_path(path).read_bytes(),
+                                         path.read_bytes())
+            assert valid, (path.name, status_lines)
+        assert caplog.text.count(f"signatures: {NO_SPACE}") == 1
+        assert not list((disk.root / "tmp").iterdir())
+    finally:
+        stop.set()
+        close(svc)
+
+
+def test_signing_on_a_full_disk_stops_start_up_with_one_line(disk, tmp_path):
+    """At start gpg lists the keys and the key signs a few bytes (a key that wants a
+    passphrase fails there): on a full disk start-up stops saying the disk is full, in the
+    words every full-disk answer uses, not with gpg's messages alone (or as a passphrase
+    problem)."""
+    if not gpg_available():
+        pytest.skip("gpg, gpgv or gpg-agent missing")
+    config = make_config(tmp_path, sign="true").replace(data_dir=disk.root)
+    first = start_signer(config)  # makes the key
+    first.close()
+    disk.fill()
+    with pytest.raises(errors.StartupError) as caught:
+        start_signer(config).close()
+    assert str(caught.value).startswith(f"cannot sign (sign = true): {NO_SPACE} (")
+    assert str(caught.value).endswith("; free some space and start again")
+    disk.free()
+    again = start_signer(config)
+    try:
+        assert again.fingerprint == first.fingerprint
+    finally:
+        again.close()
+
+
+def test_check_repair_on_a_full_disk_stops_with_one_line_and_goes_on_later(tmp_path):
+    """check --repair signs a package again in <data_dir>/tmp: a disk with no room there
+    (here: no inode left, so gpg cannot create the file) stops it with one line, leaving
+    the bad signature as it was; once there is room it repairs."""
+    if not gpg_available():
+        pytest.skip("gpg, gpgv or gpg-agent missing")
+    server = ServerProcess(tmp_path / "data", env_extra={"VIETER_SIGN": "true"}).start()
+    try:
+        assert publish(server, package(tmp_path, "1.0-1", b"hello"))[0] == 200
+    finally:
+        assert server.stop() == 0, server.log()
+    data = server.data_dir
+    sig = data / "pkgs" / "core" / "x86_64" / "hello-1.0-1-x86_64.pkg.tar.zst.sig"
+    damaged = bytearray(sig.read_bytes())
+    damaged[-5] ^= 0xFF
+    sig.write_bytes(bytes(damaged))
+
+    def repair() -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "vieter_lite", "check", "--repair"],
+                              env=server.env(), capture_output=True, text=True, timeout=300,
+                              cwd=ROOT)
+
+    (data / "tmp").rmdir()
+    with mounted(data / "tmp", 64 << 10, inodes=1):
+        stopped = repair()
+        assert stopped.returncode == 1, stopped
+        assert "Traceback" not in stopped.stderr
+        assert f"vieter-lite: check --repair stopped: {NO_SPACE} (repairing); free some " \
+               "space and try again (gpg --detach-sign failed: hello-1.0-1-x86_64.pkg.tar.zst" \
+               ": gpg: can't create " in stopped.stderr
+        assert "still wrong: bad-signature core/x86_64/hello-1.0-1-x86_64.pkg.tar.zst" \
+               ".sig" in stopped.stdout
+        assert sig.read_bytes() == damaged
+    done = repair()
+    assert done.returncode == 0, done
+    assert "repaired: signed core/x86_64/hello-1.0-1-x86_64.pkg.tar.zst again" in done.stdout
+    assert sig.read_bytes() != damaged
+
+
+def signed_data_dir(tmp_path: Path) -> ServerConfig:
+    """A signing server's data dir (stopped) holding one package of BIG bytes."""
+    config = make_config(tmp_path)
+    svc = signed_services(config)
+    try:
+        package(tmp_path, "2.0-1", os.urandom(BIG))  # written to tmp_path, and returned
+        svc.store.publish("core", tmp_path / "hello-2.0-1-x86_64.pkg.tar.zst")
+    finally:
+        close(svc)
+    return config
+
+
+def test_a_backup_that_fills_its_disk_is_removed_and_says_so(tmp_path):
+    config = signed_data_dir(tmp_path)
+    with mounted(tmp_path / "backups", 4 << 20) as disk:
+        dest = disk.root / "monday"
+        disk.fill(leave=BIG // 2)
+        with pytest.raises(backup.BackupError) as caught:
+            backup.backup(config, dest)
+        assert str(caught.value).startswith(f"no space left on the disk of {dest} (")
+        assert str(caught.value).endswith("; the partial backup is removed: free some "
+                                          "space and try again")
+        assert [p.name for p in disk.root.iterdir()] == ["filler"]
+        disk.free()
+        backup.backup(config, dest)
+        manifest = backup.read_manifest(dest)
+        assert backup.verify(dest, manifest) == []
+        assert "pkgs/core/x86_64/hello-2.0-1-x86_64.pkg.tar.zst.sig" in manifest["files"]
+
+
+def test_a_restore_that_fills_the_disk_says_so_and_is_run_again(tmp_path):
+    config = signed_data_dir(tmp_path)
+    backup.backup(config, tmp_path / "monday")
+    manifest = backup.read_manifest(tmp_path / "monday")
+    with mounted(tmp_path / "new", 4 << 20) as disk:
+        target = config.replace(data_dir=disk.root / "data", pkg_dir=disk.root / "data" / "pkgs")
+        disk.fill(leave=BIG // 2)
+        with pytest.raises(backup.BackupError) as caught:
+            backup.restore(target, tmp_path / "monday")
+        assert str(caught.value).startswith("no space left to restore into (")
+        assert str(caught.value).endswith("the data dir holds no server's data yet: free some "
+                                          "space and run restore again with --force")
+        assert not (target.data_dir / "vieter.sqlite").exists()
+        partial = {str(p.relative_to(target.data_dir)): sha(p)
+                   for p in target.data_dir.rglob("*") if p.is_file()}
+        assert partial and all(manifest["files"][rel] == digest
+                               for rel, digest in partial.items())  # no part of a file
+        disk.free()
+        assert backup.restore(target, tmp_path / "monday", force=True) == \
+            len(manifest["files"])
+        assert sha(target.pkg_dir / "core" / "x86_64" / "hello-2.0-1-x86_64.pkg.tar.zst") \
+            == manifest["files"]["pkgs/core/x86_64/hello-2.0-1-x86_64.pkg.tar.zst"]
+

@@ -17,6 +17,10 @@ linked), a few times, before the backup gives up naming what is missing.
 Restore (the server stopped) verifies every sha256, then puts the files in the configured
 data dir and pkg_dir; the server's start-up rewrites the db archives from sqlite (and signs
 them) as after a crash: archives are not part of a backup.
+
+A disk that fills up is a BackupError saying so: a backup removes its DEST.tmp; a restore
+has not put the db in place yet, so the data dir holds no server's data (run it again with
+--force once there is room).
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from pathlib import Path
 from vieter_lite import __version__, datalock
 from vieter_lite.config import ServerConfig
 from vieter_lite.db import integrity
+from vieter_lite.errors import full_disk
 from vieter_lite.repo import signing
 
 log = logging.getLogger(__name__)
@@ -169,7 +174,19 @@ def backup(config: ServerConfig, dest: Path, logs: bool = True) -> BackupResult:
     tmp = dest.with_name(dest.name + ".tmp")
     if tmp.exists():
         shutil.rmtree(tmp)  # a backup that did not finish
-    tmp.mkdir(parents=True)
+    try:
+        tmp.mkdir(parents=True)
+        return _backup(config, dest, tmp, logs)
+    except Exception as exc:
+        if full_disk(exc) is None:
+            raise
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise BackupError(f"no space left on the disk of {dest} ({exc}); the partial backup "
+                          "is removed: free some space and try again") from None
+
+
+def _backup(config: ServerConfig, dest: Path, tmp: Path, logs: bool) -> BackupResult:
+    db_path = config.data_dir / DB_NAME
     result = BackupResult(dest)
     files: dict[str, str] = {}
     wrong: list[str] = []
@@ -299,13 +316,29 @@ def restore(config: ServerConfig, src: Path, force: bool = False) -> int:
         shutil.rmtree(path, ignore_errors=True)
     for suffix in ("", "-wal", "-shm"):
         (config.data_dir / (DB_NAME + suffix)).unlink(missing_ok=True)
+    try:
+        _restore_files(config, src, manifest)
+    except Exception as exc:
+        if full_disk(exc) is None:
+            raise
+        raise BackupError(f"no space left to restore into ({exc}); the db goes in last and "
+                          "is not there, so the data dir holds no server's data yet: free "
+                          "some space and run restore again with --force") from None
+    return len(manifest["files"])
+
+
+def _restore_files(config: ServerConfig, src: Path, manifest: dict) -> None:
     config.data_dir.mkdir(parents=True, exist_ok=True)
     for rel, digest in sorted(manifest["files"].items()):
         if rel == DB_NAME:
             continue
         target = _destination(config, rel)
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(src / rel, target)
+        try:
+            shutil.copy2(src / rel, target)
+        except BaseException:
+            target.unlink(missing_ok=True)  # a part of it
+            raise
         if sha256_file(target) != digest:
             raise BackupError(f"{target}: the copy's sha256 differs from the manifest")
     home = config.data_dir / signing.HOME
@@ -314,9 +347,10 @@ def restore(config: ServerConfig, src: Path, force: bool = False) -> int:
             os.chmod(directory, 0o700)
     # the db last: a data dir with a db is a restored one
     tmp_db = config.data_dir / (DB_NAME + ".restoring")
-    shutil.copy2(src / DB_NAME, tmp_db)
-    if sha256_file(tmp_db) != manifest["files"][DB_NAME]:
-        tmp_db.unlink()
-        raise BackupError("the db copy's sha256 differs from the manifest")
-    os.replace(tmp_db, config.data_dir / DB_NAME)
-    return len(manifest["files"])
+    try:
+        shutil.copy2(src / DB_NAME, tmp_db)
+        if sha256_file(tmp_db) != manifest["files"][DB_NAME]:
+            raise BackupError("the db copy's sha256 differs from the manifest")
+        os.replace(tmp_db, config.data_dir / DB_NAME)
+    finally:
+        tmp_db.unlink(missing_ok=True)  # a part of it, or a bad copy

@@ -39,6 +39,7 @@ from vieter_lite import datalock, pgp
 from vieter_lite.config import ServerConfig
 from vieter_lite.db import integrity
 from vieter_lite.db.integrity import ArchRepoState, FileRef
+from vieter_lite.errors import full_disk
 from vieter_lite.gpg import GnuPG, GpgError
 from vieter_lite.repo import archives, kept, signing
 
@@ -294,24 +295,33 @@ class CheckError(Exception):
     """check --repair refused (the server runs)."""
 
 
+class RepairStopped(CheckError):
+    """check --repair stopped part way, the data disk being full; `done`: what it did
+    before (one line each)."""
+
+    def __init__(self, message: str, done: list[str]):
+        super().__init__(message)
+        self.done = done
+
+
 def repair(config: ServerConfig, problems: list[Problem]) -> list[str]:
-    """Fix what can be fixed; one line per thing done."""
-    from vieter_lite.db import Database
+    """Fix what can be fixed; one line per thing done. A full disk stops it
+    (RepairStopped); run again once there is room, it goes on from what is left."""
     from vieter_lite.repo.store import RepoStore
-    from vieter_lite.services import start_signer
+    from vieter_lite.services import open_database, start_signer
 
     if datalock.held(config.data_dir):
         raise CheckError(f"a server is running on {config.data_dir}: stop it before "
                          "check --repair")
     done: list[str] = []
-    db = Database(config.data_dir / "vieter.sqlite")
+    db = open_database(config.data_dir)
     store = RepoStore(db, config.data_dir, config.pkg_dir, config.default_arch,
                       keep_versions=config.keep_versions)
-    # the server's own key only: a new one would sign what clients cannot check
-    if config.sign and signing.own_fingerprints(config.data_dir / signing.HOME):
-        store.signer = start_signer(config)
     rewrite: set[tuple[str, str]] = set()
     try:
+        # the server's own key only: a new one would sign what clients cannot check
+        if config.sign and signing.own_fingerprints(config.data_dir / signing.HOME):
+            store.signer = start_signer(config)
         for p in problems:
             path = (config.pkg_dir if p.root == "pkg_dir" else config.data_dir) / p.path
             if p.kind in ("missing-file", "bad-sha256"):
@@ -355,6 +365,12 @@ def repair(config: ServerConfig, problems: list[Problem]) -> list[str]:
                 db.bump_generation(repo, arch)
             store.write_archives(repo, arch)
             done.append(f"rewrote the db archives of {repo}/{arch}")
+    except Exception as exc:
+        full = full_disk(exc, "repairing")
+        if full is None:
+            raise
+        why = "" if full is exc else f" ({exc})"
+        raise RepairStopped(f"check --repair stopped: {full.message}{why}", done) from exc
     finally:
         if store.signer is not None:
             store.signer.close()

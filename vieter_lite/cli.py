@@ -128,6 +128,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     if args.repair and problems:
         try:
             done = check.repair(cfg, problems)
+        except check.RepairStopped as exc:  # a full disk: what is left is reported below
+            done = exc.done
+            print(f"vieter-lite: {exc}", file=sys.stderr)
         except check.CheckError as exc:
             print(f"vieter-lite: {exc}", file=sys.stderr)
             return 2

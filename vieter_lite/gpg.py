@@ -3,6 +3,7 @@ it holds, new and imported keys, detached binary signatures, and the end of its 
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import shutil
@@ -29,6 +30,43 @@ BATCH = ("--batch", "--no-tty", "--quiet", "--no-auto-check-trustdb", "--pinentr
 
 class GpgError(Exception):
     """gpg is missing, or a call of it failed: the message says which and why."""
+
+
+class GpgNoSpace(GpgError, OSError):
+    """A call of gpg failed for lack of space (writing its output, e.g. a signature):
+    also an OSError with ENOSPC or EDQUOT, so errors.full_disk() takes it for a full disk
+    like any other write that did not fit."""
+
+    def __init__(self, code: int, message: str):
+        OSError.__init__(self, code, message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+# what gpg's stderr says (LC_ALL=C: strerror's text) when a write found no room
+NO_SPACE_TEXTS = {
+    "no space left on device": errno.ENOSPC,
+    "disk quota exceeded": errno.EDQUOT,
+}
+
+
+def no_space(stderr: bytes) -> int | None:
+    """The errno (ENOSPC, EDQUOT) of a gpg failure whose stderr says a write found no
+    room, None for any other failure."""
+    text = stderr.decode("utf-8", "replace").lower()
+    for words, code in NO_SPACE_TEXTS.items():
+        if words in text:
+            return code
+    return None
+
+
+def failure(text: str, *stderr: bytes) -> GpgError:
+    """The error for a failed gpg call, saying `text`: GpgNoSpace when what one of its
+    processes wrote on stderr says it ran out of room, else GpgError."""
+    codes = [code for code in map(no_space, stderr) if code is not None]
+    return GpgNoSpace(codes[0], text) if codes else GpgError(text)
 
 
 @dataclass(frozen=True)
@@ -140,7 +178,7 @@ class GnuPG:
         except subprocess.TimeoutExpired:
             raise GpgError(f"gpg {' '.join(args[:2])} took over {TIMEOUT} s") from None
         if proc.returncode != 0:
-            raise GpgError(f"gpg {args[0]} failed: {stderr_text(proc.stderr)}")
+            raise failure(f"gpg {args[0]} failed: {stderr_text(proc.stderr)}", proc.stderr)
         return proc.stdout
 
     # -- keys --------------------------------------------------------------------------
@@ -185,8 +223,10 @@ class GnuPG:
 
     def sign(self, fingerprint: str, files: Sequence[tuple[Path, Path]]) -> None:
         """Detached binary signatures, each (file, signature path) by its own gpg process,
-        all running at once."""
+        all running at once. When one fails, GpgError (GpgNoSpace for lack of room) and
+        none of the signature paths is left (gpg leaves an empty or partial file)."""
         running = []
+        failures: list[tuple[Path, bytes]] = []
         try:
             for path, out in files:
                 running.append((path, subprocess.Popen(
@@ -195,7 +235,6 @@ class GnuPG:
         except FileNotFoundError:
             raise GpgError(f"'{self.program}' is not installed") from None
         finally:
-            failures = []
             for path, proc in running:
                 try:
                     _, err = proc.communicate(timeout=TIMEOUT)
@@ -203,9 +242,13 @@ class GnuPG:
                     proc.kill()
                     _, err = proc.communicate()
                 if proc.returncode != 0:
-                    failures.append(f"{path.name}: {stderr_text(err)}")
+                    failures.append((path, err))
         if failures:
-            raise GpgError("gpg --detach-sign failed: " + "; ".join(failures))
+            for _, out in files:
+                out.unlink(missing_ok=True)
+            raise failure("gpg --detach-sign failed: " + "; ".join(
+                f"{path.name}: {stderr_text(err)}" for path, err in failures),
+                *(err for _, err in failures))
 
 
 def stderr_text(raw: bytes) -> str:

@@ -107,8 +107,13 @@ def start_signer(config: ServerConfig) -> signing.Signer | None:
     uid = signing.key_uid(config.sign_key_name, config.sign_key_email, socket.gethostname())
     try:
         return signing.Signer.start(config.data_dir / signing.HOME, uid, config.sign_key_file)
-    except GpgError as exc:
-        raise StartupError(f"cannot sign (sign = true): {exc}") from None
+    except (GpgError, OSError) as exc:
+        if full_disk(exc) is not None:
+            raise StartupError(f"cannot sign (sign = true): {NO_SPACE} ({exc}); free some "
+                               "space and start again") from None
+        if isinstance(exc, GpgError):
+            raise StartupError(f"cannot sign (sign = true): {exc}") from None
+        raise
 
 
 def make_deliveries(db: Database, config: ServerConfig) -> Deliveries:

@@ -3,19 +3,24 @@ existing repo, or removes the server's signatures when signing was turned off)."
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
+import shutil
 import tempfile
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from vieter_lite import pgp
-from vieter_lite.errors import InsufficientStorage
+from vieter_lite.errors import NO_SPACE, InsufficientStorage, full_disk
 from vieter_lite.gpg import GpgError
 from vieter_lite.repo.signing import SIG, Signer, signature_path
-from vieter_lite.repo.store import RepoStore
+from vieter_lite.repo.store import RETRY_INTERVAL, RepoStore
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +30,9 @@ class SignatureSync:
     archives of every arch-repo are rewritten with signatures, then every package without
     a signature is signed (files shared by several arch-repos once). Signing off: the db
     archives are rewritten without, and the package signatures the server's keys made are
-    removed (those uploaded with a package stay). Progress goes to the log."""
+    removed (those uploaded with a package stay). Progress goes to the log. A full disk
+    holds the signing up (logged once; tried again every RETRY_INTERVAL s) until there is
+    room; db archives it held back are the store's archive writer's."""
 
     BATCH = 4  # gpg processes at once
 
@@ -89,21 +96,57 @@ class SignatureSync:
         log.info("signatures: %s %d packages", verb, len(todo))
         done = 0
         next_report = self.clock() + self.report_every
-        with tempfile.TemporaryDirectory(dir=self.store.tmp_dir) as scratch:
+        scratch = self._with_room(stop, functools.partial(tempfile.mkdtemp,
+                                                          dir=self.store.tmp_dir))
+        if scratch is None:
+            return 0
+        try:
             signed: dict[tuple[int, int], Path] = {}
             for start in range(0, len(todo), self.BATCH):
-                if stop.is_set():
+                batch = todo[start:start + self.BATCH]
+                count = self._batch(stop, batch, Path(scratch), signed)
+                if count is None:
                     log.info("signatures: stopped after %d of %d packages", done, len(todo))
                     break
-                batch = todo[start:start + self.BATCH]
-                if self.signer is not None:
-                    done += self._sign_batch(batch, Path(scratch), signed)
-                else:
-                    done += sum(self.store.detach_signature(*item, self.own) for item in batch)
+                done += count
                 if self.clock() >= next_report:
                     log.info("signatures: %d of %d packages", start + len(batch), len(todo))
                     next_report = self.clock() + self.report_every
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
         return done
+
+    def _batch(self, stop: threading.Event, batch: list[tuple[str, str, str]], scratch: Path,
+               signed: dict[tuple[int, int], Path]) -> int | None:
+        """Sign a batch of packages (or remove their signatures): how many; None when
+        stopped."""
+        if stop.is_set():
+            return None
+        if self.signer is None:
+            return sum(self.store.detach_signature(*item, self.own) for item in batch)
+        return self._with_room(stop, functools.partial(self._sign_batch, batch, scratch,
+                                                       signed))
+
+    def _with_room(self, stop: threading.Event, action: Callable[[], T]) -> T | None:
+        """action(), done again every RETRY_INTERVAL s while the disk is full (logged once);
+        None when `stop` is set first."""
+        waiting = False
+        while True:
+            try:
+                result = action()
+            except Exception as exc:
+                if full_disk(exc) is None:
+                    raise
+                if not waiting:
+                    log.error("signatures: %s: going on once there is room (%s)",
+                              NO_SPACE, exc)
+                    waiting = True
+                if stop.wait(RETRY_INTERVAL):
+                    return None
+                continue
+            if waiting:
+                log.info("signatures: there is room again: going on")
+            return result
 
     def _sign_batch(self, batch: list[tuple[str, str, str]], scratch: Path,
                     signed: dict[tuple[int, int], Path]) -> int:
@@ -126,6 +169,8 @@ class SignatureSync:
             try:
                 self.signer.sign(pairs)
             except GpgError as exc:
+                if full_disk(exc) is not None:
+                    raise  # the batch is tried again once there is room
                 log.warning("signatures: could not sign %s: %s",
                             ", ".join(p.name for p, _ in pairs), exc)
                 return 0

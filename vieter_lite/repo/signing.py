@@ -16,8 +16,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from vieter_lite import pgp
-from vieter_lite.errors import BadRequest
-from vieter_lite.gpg import GnuPG, GpgError, Key
+from vieter_lite.errors import BadRequest, full_disk
+from vieter_lite.gpg import GnuPG, GpgError, GpgNoSpace, Key
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +103,8 @@ class Signer:
             probe.write_bytes(b"vieter-lite signing check\n")
             try:
                 self.sign([(probe, signature_path(probe))])
+            except GpgNoSpace:
+                raise  # the disk is full: the key is not the problem
             except GpgError as exc:
                 raise GpgError(f"the key {self.fingerprint} cannot sign without a passphrase "
                                f"({exc}); give sign_key_file a key without one") from None
@@ -154,19 +156,27 @@ def own_fingerprints(home: Path) -> set[str]:
 
 @contextlib.contextmanager
 def package_signature(signer: Signer | None, upload: Path, uploaded: bytes | None,
-                      tmp_dir: Path) -> Iterator[Path | None]:
-    """The signature that goes with a package being published, as a temp file (removed
-    afterwards): the uploaded one as it is, else the server's when it signs, else None."""
+                      tmp_dir: Path, what: str = "the package") -> Iterator[Path | None]:
+    """The signature that goes with a package being published (`what`: its name and
+    version), as a temp file (removed afterwards): the uploaded one as it is, else the
+    server's when it signs, else None. A full disk is InsufficientStorage, before anything
+    of the publish is done."""
     if uploaded is None and signer is None:
         yield None
         return
     path = tmp_dir / f"sig-{uuid.uuid4().hex}"
     try:
-        if uploaded is not None:
-            path.write_bytes(uploaded)
-        else:
-            assert signer is not None
-            signer.sign([(upload, path)])
+        try:
+            if uploaded is not None:
+                path.write_bytes(uploaded)
+            else:
+                assert signer is not None
+                signer.sign([(upload, path)])
+        except Exception as exc:
+            full = full_disk(exc, f"writing the signature of {what}")
+            if full is not None:
+                raise full from exc
+            raise
         yield path
     finally:
         path.unlink(missing_ok=True)

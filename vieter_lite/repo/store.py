@@ -181,7 +181,8 @@ class RepoStore:
         checked(repo)
         self.check_publisher(repo, build)
         pkg = read_package(upload, sha256, unpacked_limit(self.max_upload_size))
-        with signing.package_signature(self.signer, upload, signature, self.tmp_dir) as sig:
+        with signing.package_signature(self.signer, upload, signature, self.tmp_dir,
+                                       f"{pkg.info.name} {pkg.info.version}") as sig:
             return self._publish(repo, upload, pkg, force, build, sig, keep_owner)
 
     def _publish(self, repo: str, upload: Path, pkg: Package, force: bool,
