@@ -131,3 +131,16 @@ class ServerClient:
         """Announce `announced` bytes, send `body`, hang up: no answer is possible."""
         return self._send_raw(self._head(path, f"Content-Length: {announced}\r\n") + body,
                               wait_for_answer=False)
+
+
+def client_for(request: Any, services_fixture: str, server_fixture: str) -> Any:
+    """The client a fixture parametrised over ["inprocess", "server"] yields: webtest
+    around the app of `services_fixture`, or http.client against `server_fixture`."""
+    if request.param == "inprocess":
+        import webtest
+
+        from vieter_lite.web.app import make_app
+
+        services = request.getfixturevalue(services_fixture)
+        return InProcessClient(webtest.TestApp(make_app(services)), services, KEY)
+    return ServerClient(request.getfixturevalue(server_fixture), KEY)

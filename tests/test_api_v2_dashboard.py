@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from conftest import ServerProcess, make_config
-from http_clients import KEY, InProcessClient, ServerClient
+from http_clients import KEY, InProcessClient, client_for
 from test_api_v2 import (  # noqa: F401 (u is a fixture)
     QUIET_SCHEDULE,
     add_target,
@@ -48,15 +48,7 @@ def dashboard_services(tmp_path):
 
 @pytest.fixture(params=["inprocess", "server"])
 def client(request):
-    if request.param == "inprocess":
-        import webtest
-
-        from vieter_lite.web.app import make_app
-
-        services = request.getfixturevalue("dashboard_services")
-        yield InProcessClient(webtest.TestApp(make_app(services)), services, KEY)
-    else:
-        yield ServerClient(request.getfixturevalue("dashboard_server"), KEY)
+    return client_for(request, "dashboard_services", "dashboard_server")
 
 
 def anon(c, path: str, method: str = "GET", body: Any = None):

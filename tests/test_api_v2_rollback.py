@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from conftest import ServerProcess, make_config
-from http_clients import KEY, InProcessClient, Response, ServerClient
+from http_clients import KEY, Response, ServerClient, client_for
 from pkgfactory import make_synthetic_package
 from test_api_v2 import cf_error, ok, send, u  # noqa: F401 (u is a fixture)
 
@@ -45,14 +45,7 @@ def keeping_services(tmp_path, monkeypatch):
 
 @pytest.fixture(params=["inprocess", "server"])
 def client(request):
-    if request.param == "inprocess":
-        import webtest
-
-        from vieter_lite.web.app import make_app
-        services = request.getfixturevalue("keeping_services")
-        yield InProcessClient(webtest.TestApp(make_app(services)), services, KEY)
-    else:
-        yield ServerClient(request.getfixturevalue("shared_server"), KEY)
+    return client_for(request, "keeping_services", "shared_server")
 
 
 def package(tmp_path: Path, name: str, version: str) -> bytes:
